@@ -1,0 +1,496 @@
+"""The Braze HTTP client: `/users/track` attribute batches and `/users/delete`, with retries.
+
+What the sync engine gets back is per-object: which indexes Braze accepted and which it rejected
+(and why). Transient trouble (429, 5xx, timeouts, dropped connections) is retried here with capped,
+jittered exponential backoff that honours Braze's rate-limit headers; only when the retry budget
+of a request is spent does `BrazeUnavailable` escape. Resending is safe because plain attribute
+sets are idempotent (a dropped connection means "outcome unknown", not "failed").
+
+A 400/413 without a per-object `errors` array (body too large, "Max Input Length Exceeded",
+invalid JSON) is not retried as is: the batch is halved until the offending objects are isolated,
+so one bad row never blocks its 74 neighbours.
+
+Every fact about Braze used here is in braze-api-notes.md (from braze-inc/braze-docs,
+`_docs/_api/`). The API key never reaches a log line, message or exception: Braze echoes it in
+some 401 bodies, so auth-failure bodies are never read, and other text is scrubbed with `redact`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import requests
+
+from dbt_braze.errors import (
+    BrazeAuthError,
+    BrazeRequestError,
+    BrazeUnavailable,
+    ConfigError,
+    MissingSettingError,
+)
+from dbt_braze.ratelimit import RateLimiter, RetryPolicy, wait_from_headers
+
+__all__ = [
+    "MAX_BODY_BYTES", "MAX_DELETE_IDS", "MAX_TRACK_OBJECTS", "BrazeClient", "DeleteResult",
+    "RateLimiter", "RetryPolicy", "TrackResult", "redact"
+]  # fmt: skip
+
+log = logging.getLogger(__name__)
+
+# Objects per /users/track request: 75 on current contracts, 50 on some MAU contracts, so the
+# client takes a lower `max_objects` (braze-api-notes.md "POST /users/track"; Braze docs
+# `api_limits.md`).
+MAX_TRACK_OBJECTS = 75
+# Ids per /users/delete request, one identifier type per request (notes, "Rate limits").
+MAX_DELETE_IDS = 50
+# Request body cap; larger bodies get 413 or 400 (notes, "POST /users/track").
+MAX_BODY_BYTES = 4 * 1024 * 1024
+# Connect and read timeouts in seconds. Ours: Braze documents none.
+DEFAULT_TIMEOUT = (5.0, 60.0)
+DEFAULT_RETRY = RetryPolicy()  # 0.5 s doubling to 30 s, 300 s per request: see RetryPolicy
+# How much of a response body goes into an exception message, and of a payload into DEBUG logs.
+EXCERPT_CHARS = 200
+DEBUG_BODY_CHARS = 10_000
+
+TRACK_PATH = "/users/track"  # no trailing slash: `/users/track/` can fail (notes, "Endpoints")
+DELETE_PATH = "/users/delete"
+# The key permission each endpoint needs; a key without it gets 403 (notes, "Endpoints and auth").
+PERMISSIONS = {
+    TRACK_PATH: "users.track",
+    DELETE_PATH: "users.delete",
+    "/users/export/ids": "users.export.ids",
+}
+# REST endpoints per Braze instance (notes, from Braze docs `_includes/data_centers.md`).
+CLUSTER_EXAMPLES = (
+    "https://rest.iad-01.braze.com .. https://rest.iad-08.braze.com, "
+    "https://rest.us-10.braze.com, https://rest.fra-01.braze.eu, https://rest.fra-02.braze.eu, "
+    "https://rest.au-01.braze.com"
+)
+ENDPOINT_HINT = "BRAZE_REST_ENDPOINT should look like https://rest.iad-01.braze.com"
+
+_ID_FIELDS = {"external_id": "external_ids", "braze_id": "braze_ids"}
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    """Outcome of one `track_attributes` call; indexes point into the list that was passed."""
+
+    accepted: list[int]
+    rejected: dict[int, str]  # index -> Braze's reason, opaque text
+    requests: int  # HTTP requests made, retries and splits included
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    deleted: list[str]
+    requests: int
+
+
+def redact(text: str, secret: str) -> str:
+    """`text` with every occurrence of `secret` masked."""
+    return text.replace(secret, "***") if secret else text
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """A non-transient response, read once (bodies may be HTML or empty: never assume JSON)."""
+
+    status: int
+    reason: str
+    headers: Mapping[str, str]
+    text: str
+    data: dict[str, Any] | None
+    attempts: int
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+@dataclass
+class _Tally:
+    accepted: list[int] = field(default_factory=list)
+    rejected: dict[int, str] = field(default_factory=dict)
+    requests: int = 0
+
+
+class BrazeClient:
+    """Talks to one Braze REST endpoint with one API key; safe to share between threads.
+
+    Each thread gets its own `requests.Session` (sessions are not thread-safe). `sleep` and
+    `clock` (monotonic) time the retries; `wall_clock` (epoch) reads `X-RateLimit-Reset` and
+    HTTP-date `Retry-After` values.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        api_key: str,
+        *,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        limiter: RateLimiter | None = None,
+        max_objects: int = MAX_TRACK_OBJECTS,
+        session_factory: Callable[[], requests.Session] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._endpoint = _normalise_endpoint(endpoint)
+        self._api_key = _check_api_key(api_key)
+        if not 1 <= max_objects <= MAX_TRACK_OBJECTS:
+            raise ValueError(f"max_objects must be 1..{MAX_TRACK_OBJECTS}, got {max_objects}")
+        self._timeout = timeout
+        self._retry = retry
+        self._limiter = (
+            limiter if limiter is not None else RateLimiter(None, clock=clock, sleep=sleep)
+        )
+        self._max_objects = max_objects
+        self._session_factory = session_factory or requests.Session
+        self._sleep = sleep
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._headers = {
+            "Authorization": f"Bearer {self._api_key}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": f"dbt-braze/{_version()}",
+        }
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._sessions_lock = threading.Lock()
+        self._closed = False
+        self._warned_split = False
+
+    @property
+    def endpoint(self) -> str:
+        return self._endpoint
+
+    def __enter__(self) -> BrazeClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every thread's session. The client cannot be used afterwards."""
+        with self._sessions_lock:
+            self._closed = True
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+
+    # -- /users/track -------------------------------------------------------------------------
+
+    def track_attributes(self, objects: list[dict[str, Any]]) -> TrackResult:
+        """Send up to `max_objects` attribute objects in one request (more if Braze needs a split).
+
+        Raises ValueError for more than `max_objects` objects (the caller batches) or an object
+        that is not valid JSON (NaN, Infinity, unserialisable types): that is a payload bug, and
+        nothing is sent.
+        """
+        if len(objects) > self._max_objects:
+            raise ValueError(f"{len(objects)} objects > max_objects={self._max_objects}")
+        tally = _Tally()
+        if objects:
+            parts = [_encode_object(i, obj) for i, obj in enumerate(objects)]
+            self._track(list(range(len(objects))), parts, tally)
+        return TrackResult(
+            sorted(tally.accepted), dict(sorted(tally.rejected.items())), tally.requests
+        )
+
+    def _track(self, indexes: list[int], parts: list[bytes], tally: _Tally) -> None:
+        body = b'{"attributes":[' + b",".join(parts[i] for i in indexes) + b"]}"
+        if len(body) > MAX_BODY_BYTES:
+            if len(indexes) == 1:
+                tally.rejected[indexes[0]] = (
+                    f"object is {len(body)} bytes; Braze refuses request bodies over "
+                    f"{MAX_BODY_BYTES} bytes"
+                )
+                return
+            log.debug(
+                "%d objects make %d bytes, over %d: splitting",
+                len(indexes),
+                len(body),
+                MAX_BODY_BYTES,
+            )
+            self._split(indexes, parts, tally)
+            return
+
+        reply = self._send(TRACK_PATH, body, f"{len(indexes)} attribute objects")
+        tally.requests += reply.attempts
+        reasons = _attribute_errors(reply.data, len(indexes))
+        if reply.ok:
+            for local, index in enumerate(indexes):
+                if local in reasons:
+                    tally.rejected[index] = reasons[local]
+                else:
+                    tally.accepted.append(index)
+            return
+        if reply.status not in (400, 413):
+            raise self._request_error(TRACK_PATH, reply)
+
+        message = self._message(reply)
+        if reply.status == 400 and reasons:
+            # Braze answers 400 only when no object was valid: the unnamed ones are refused too.
+            for local, index in enumerate(indexes):
+                tally.rejected[index] = reasons.get(local, message)
+            return
+        if len(indexes) == 1:
+            tally.rejected[indexes[0]] = message
+            return
+        if not self._warned_split:
+            self._warned_split = True
+            log.warning(
+                "Braze refused a batch of %d objects with %d (%s); splitting it to isolate the "
+                "objects at fault. If this repeats for every batch, lower the batch size.",
+                len(indexes),
+                reply.status,
+                message,
+            )
+        self._split(indexes, parts, tally)
+
+    def _split(self, indexes: list[int], parts: list[bytes], tally: _Tally) -> None:
+        middle = len(indexes) // 2
+        self._track(indexes[:middle], parts, tally)
+        self._track(indexes[middle:], parts, tally)
+
+    # -- /users/delete ------------------------------------------------------------------------
+
+    def delete_users(
+        self, ids: list[str], id_field: Literal["external_id", "braze_id"]
+    ) -> DeleteResult:
+        """Delete users, at most MAX_DELETE_IDS per request. Irreversible.
+
+        A chunk Braze answers with 2xx counts as deleted whole (ids of users that did not exist
+        are gone all the same). An exception on a later chunk loses the earlier chunks' result;
+        deleting again is harmless, so a caller that needs exact bookkeeping passes <= 50 ids.
+        """
+        key = _ID_FIELDS.get(id_field)
+        if key is None:
+            raise ValueError(f"id_field must be one of {sorted(_ID_FIELDS)}, got {id_field!r}")
+        deleted: list[str] = []
+        requests_made = 0
+        for start in range(0, len(ids), MAX_DELETE_IDS):
+            chunk = list(ids[start : start + MAX_DELETE_IDS])
+            body = json.dumps({key: chunk}, separators=(",", ":"), ensure_ascii=False)
+            reply = self._send(DELETE_PATH, body.encode("utf-8"), f"{len(chunk)} {key}")
+            requests_made += reply.attempts
+            if not reply.ok:
+                raise self._request_error(DELETE_PATH, reply)
+            count = reply.data.get("deleted") if reply.data else None
+            log.debug("Braze deleted %s of %d users (the rest did not exist)", count, len(chunk))
+            deleted.extend(chunk)
+        return DeleteResult(deleted, requests_made)
+
+    # -- one request, with retries ------------------------------------------------------------
+
+    def _send(self, path: str, body: bytes, what: str) -> _Reply:
+        """POST until Braze gives a non-transient answer; 401/403 raise, other replies return."""
+        session = self._session()
+        started = self._clock()
+        attempts = 0
+        while True:
+            self._limiter.acquire()
+            attempts += 1
+            if log.isEnabledFor(logging.DEBUG):
+                payload = self._clip(body.decode("utf-8", "replace"), DEBUG_BODY_CHARS)
+                log.debug("POST %s (%s, attempt %d): %s", path, what, attempts, payload)
+            outcome = self._attempt(session, path, body, failures=attempts - 1)
+            if isinstance(outcome, _Reply):
+                return replace(outcome, attempts=attempts)
+            last, wait = outcome
+            elapsed = self._clock() - started
+            if elapsed + wait > self._retry.max_elapsed:
+                raise BrazeUnavailable(
+                    f"Braze unreachable after {attempts} attempts over {elapsed:.0f}s "
+                    f"(last: {last}) at {self._endpoint}{path}",
+                    hint="nothing undelivered is lost: it stays pending for the next sync. "
+                    "Run it again later; if Braze keeps answering 429, lower the sync's "
+                    "request rate (other apps share the workspace's limit).",
+                )
+            level = logging.INFO if last.startswith("429") else logging.WARNING
+            log.log(level, "POST %s: %s; retry %d in %.1fs", path, last, attempts, wait)
+            self._sleep(wait)
+
+    def _attempt(
+        self, session: requests.Session, path: str, body: bytes, failures: int
+    ) -> _Reply | tuple[str, float]:
+        """One HTTP request: the reply, or (what went wrong, seconds to wait) when transient."""
+        backoff = self._retry.backoff(failures)
+        try:
+            response = session.post(
+                self._endpoint + path, data=body, timeout=self._timeout, allow_redirects=False
+            )
+        except requests.Timeout as exc:
+            return f"timeout ({type(exc).__name__})", backoff
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            return f"{type(exc).__name__}: {self._clip(str(exc), EXCERPT_CHARS)}", backoff
+        status = response.status_code
+        if status in (401, 403):
+            raise self._auth_error(path, status)  # never look at the body: it may echo the key
+        reply = self._read(response)
+        if status != 429 and status < 500:
+            if reply.ok:
+                self._limiter.on_success()
+            return reply
+        hinted = wait_from_headers(
+            reply.headers, now=self._wall_clock(), rate_limited=status == 429
+        )
+        wait = min(self._retry.max_delay, hinted) if hinted else backoff
+        if status == 429:
+            self._limiter.on_rate_limited(wait)
+        return f"{status} {reply.reason}".strip(), wait
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = self._session_factory()
+            session.headers.update(self._headers)
+            with self._sessions_lock:
+                if self._closed:
+                    session.close()
+                    raise RuntimeError("BrazeClient is closed")
+                self._sessions.append(session)
+            self._local.session = session
+        elif self._closed:
+            raise RuntimeError("BrazeClient is closed")
+        return session
+
+    def _read(self, response: requests.Response) -> _Reply:
+        text = response.text or ""
+        data: dict[str, Any] | None = None
+        try:
+            parsed = json.loads(text) if text.strip() else None
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            data = parsed
+        log.debug("Braze answered %d: %s", response.status_code, self._clip(text, DEBUG_BODY_CHARS))
+        return _Reply(
+            response.status_code, response.reason or "", response.headers, text, data, attempts=1
+        )
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def _clip(self, text: str, limit: int) -> str:
+        """`text` scrubbed of the key, whitespace collapsed, cut to `limit` characters."""
+        flat = " ".join(redact(text, self._api_key).split())
+        return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+    def _message(self, reply: _Reply) -> str:
+        """Braze's `message` field, else a body excerpt, else the status line."""
+        message = reply.data.get("message") if reply.data else None
+        if isinstance(message, str) and message.strip():
+            return self._clip(message, EXCERPT_CHARS)
+        return self._clip(reply.text, EXCERPT_CHARS) or f"{reply.status} {reply.reason}".strip()
+
+    def _auth_error(self, path: str, status: int) -> BrazeAuthError:
+        if status == 401:
+            return BrazeAuthError(
+                f"Braze refused the API key (401) at {self._endpoint}",
+                status=401,
+                hint="check BRAZE_API_KEY, and that BRAZE_REST_ENDPOINT is your workspace's "
+                "cluster: a key from another cluster is refused with 401. REST endpoints: "
+                f"{CLUSTER_EXAMPLES}; yours is shown in the Braze dashboard under "
+                "Settings > APIs and Identifiers.",
+            )
+        permission = PERMISSIONS.get(path, "the permission for " + path)
+        return BrazeAuthError(
+            f"Braze refused POST {path} (403) at {self._endpoint}: the API key lacks the "
+            f"`{permission}` permission",
+            status=403,
+            hint=f"in the Braze dashboard (Settings > APIs and Identifiers), give the key the "
+            f"`{permission}` permission, or use a key that has it",
+        )
+
+    def _request_error(self, path: str, reply: _Reply) -> BrazeRequestError:
+        where = f"POST {path} at {self._endpoint}"
+        if 300 <= reply.status < 400:
+            location = self._clip(reply.headers.get("Location", "?"), EXCERPT_CHARS)
+            return BrazeRequestError(
+                f"Braze redirected {where} ({reply.status}) to {location}",
+                status=reply.status,
+                hint=f"{ENDPOINT_HINT}: use your cluster's REST endpoint ({CLUSTER_EXAMPLES})",
+            )
+        hint = (
+            f"{ENDPOINT_HINT}: the REST endpoint of your cluster, not the dashboard URL"
+            if reply.status == 404
+            else "dbt-braze built a request Braze does not accept: please report it with the "
+            "log at DEBUG level"
+        )
+        return BrazeRequestError(
+            f"Braze refused {where} with {reply.status} {reply.reason}: {self._message(reply)}",
+            status=reply.status,
+            hint=hint,
+        )
+
+
+def _attribute_errors(data: dict[str, Any] | None, count: int) -> dict[int, str]:
+    """Local index -> reason from Braze's `errors` array; tolerates null, absent or malformed."""
+    errors = data.get("errors") if data else None
+    if not isinstance(errors, list):
+        return {}
+    reasons: dict[int, str] = {}
+    for entry in errors:
+        if not isinstance(entry, dict) or entry.get("input_array", "attributes") != "attributes":
+            continue
+        index = entry.get("index")
+        if isinstance(index, str) and index.isdigit():
+            index = int(index)
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < count:
+            log.debug("ignoring Braze error entry without a usable index: %r", entry)
+            continue
+        reason = str(entry.get("type") or "rejected by Braze")
+        reasons[index] = f"{reasons[index]}; {reason}" if index in reasons else reason
+    return reasons
+
+
+def _encode_object(index: int, obj: dict[str, Any]) -> bytes:
+    # allow_nan=False: NaN and Infinity are not JSON, and Braze must never see them (notes,
+    # "Values"). UTF-8 rather than \u escapes keeps bodies small.
+    try:
+        return json.dumps(obj, allow_nan=False, separators=(",", ":"), ensure_ascii=False).encode(
+            "utf-8"
+        )
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"attributes[{index}] cannot be sent as JSON: {exc}") from exc
+
+
+def _normalise_endpoint(endpoint: str) -> str:
+    url = (endpoint or "").strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(
+            f"invalid Braze REST endpoint {endpoint!r}: it must be an https:// URL",
+            hint=f"{ENDPOINT_HINT} (one of {CLUSTER_EXAMPLES})",
+        )
+    return url
+
+
+def _check_api_key(api_key: str) -> str:
+    key = (api_key or "").strip()
+    if not key:
+        raise MissingSettingError("the Braze API key is empty", hint="set BRAZE_API_KEY")
+    if any(ch.isspace() or not ch.isprintable() for ch in key):
+        # requests would quote the whole header, key included, in its InvalidHeader message.
+        raise ConfigError(
+            "the Braze API key contains whitespace or control characters",
+            hint="copy BRAZE_API_KEY again from the Braze dashboard, without line breaks",
+        )
+    return key
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("dbt-braze")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"

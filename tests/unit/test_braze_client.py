@@ -1,0 +1,761 @@
+"""The Braze HTTP client against a scripted transport.
+
+`FakeBraze` is a requests transport adapter mounted on the sessions the client creates: it answers
+from a script (status, headers, body; or raises a requests exception) and records every request,
+so the tests assert call counts and request bodies. Sleep and both clocks are fakes: no test
+waits on wall time.
+"""
+
+from __future__ import annotations
+
+import http
+import io
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from typing import Any
+
+import pytest
+import requests
+from requests.adapters import BaseAdapter, HTTPAdapter
+from urllib3 import HTTPResponse
+
+from dbt_braze import braze
+from dbt_braze.braze import (
+    MAX_DELETE_IDS,
+    BrazeClient,
+    DeleteResult,
+    RateLimiter,
+    RetryPolicy,
+    TrackResult,
+    redact,
+)
+from dbt_braze.errors import (
+    EXIT_SYNC_FAILED,
+    EXIT_USAGE,
+    BrazeAuthError,
+    BrazeRequestError,
+    BrazeUnavailable,
+    ConfigError,
+    MissingSettingError,
+    SyncError,
+)
+from dbt_braze.ratelimit import wait_from_headers
+
+ENDPOINT = "https://rest.iad-01.braze.com"
+KEY = "a1b2c3d4-e5f6-7890-abcd-ef0123456789"
+NO_JITTER = RetryPolicy(jitter=0.0)
+WALL_START = 1_700_000_000.0
+
+
+@dataclass
+class Reply:
+    status: int = 201
+    body: Any = field(default_factory=lambda: {"message": "success"})  # dict/list: JSON
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Step = Reply | Exception
+Script = list[Step] | Callable[[requests.PreparedRequest], Step]
+
+
+class FakeTime:
+    """Monotonic clock, wall clock and sleep that move together, without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def wall_clock(self) -> float:
+        return WALL_START + (self.now - 1000.0)
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+class FakeBraze(BaseAdapter):
+    """Transport double: answers from `script`, records each request and its timeout."""
+
+    def __init__(self, script: Script, time: FakeTime | None = None, latency: float = 0.0):
+        super().__init__()
+        self.script = list(script) if isinstance(script, list) else script
+        self.time = time
+        self.latency = latency
+        self.sent: list[requests.PreparedRequest] = []
+        self.timeouts: list[object] = []
+        self.closed = 0
+        self._lock = threading.Lock()
+        self._builder = HTTPAdapter()
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: object = None,
+        verify: object = True,
+        cert: object = None,
+        proxies: object = None,
+    ) -> requests.Response:
+        with self._lock:
+            self.sent.append(request)
+            self.timeouts.append(timeout)
+            if callable(self.script):
+                step = self.script(request)
+            else:
+                assert self.script, f"unexpected request #{len(self.sent)}"
+                step = self.script.pop(0)
+        if self.time is not None:
+            self.time.now += self.latency
+        if isinstance(step, Exception):
+            raise step
+        return self._respond(request, step)
+
+    def _respond(self, request: requests.PreparedRequest, reply: Reply) -> requests.Response:
+        headers = dict(reply.headers)
+        if isinstance(reply.body, (dict, list)) or reply.body is None:
+            raw = json.dumps(reply.body).encode()
+            headers.setdefault("Content-Type", "application/json")
+        else:
+            raw = reply.body.encode() if isinstance(reply.body, str) else reply.body
+        response = HTTPResponse(
+            body=io.BytesIO(raw),
+            headers=headers,
+            status=reply.status,
+            reason=http.HTTPStatus(reply.status).phrase,
+            preload_content=False,
+        )
+        return self._builder.build_response(request, response)
+
+    def close(self) -> None:
+        self.closed += 1
+
+    def bodies(self) -> list[Any]:
+        return [json.loads(r.body or b"null") for r in self.sent]
+
+
+def make_client(fake: FakeBraze, time: FakeTime, **kwargs: Any) -> BrazeClient:
+    def session() -> requests.Session:
+        s = requests.Session()
+        s.mount("https://", fake)
+        s.mount("http://", fake)
+        return s
+
+    kwargs.setdefault("retry", NO_JITTER)
+    return BrazeClient(
+        ENDPOINT + "/",
+        KEY,
+        session_factory=session,
+        sleep=time.sleep,
+        clock=time.clock,
+        wall_clock=time.wall_clock,
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def t() -> FakeTime:
+    return FakeTime()
+
+
+def users(n: int) -> list[dict[str, Any]]:
+    return [{"external_id": f"u{i}", "plan": "pro"} for i in range(n)]
+
+
+def sent_ids(fake: FakeBraze) -> list[list[str]]:
+    return [[o["external_id"] for o in body["attributes"]] for body in fake.bodies()]
+
+
+# -- success and per-object errors ------------------------------------------------------------
+
+
+def test_success_posts_compact_json_with_auth_and_user_agent(t: FakeTime) -> None:
+    fake = FakeBraze([Reply(201, {"message": "success", "attributes_processed": 2})])
+    client = make_client(fake, t)
+    objects: list[dict[str, Any]] = [
+        {"external_id": "u1", "plan": "pro"},
+        {"external_id": "u2", "score": 1.5},
+    ]
+
+    assert client.track_attributes(objects) == TrackResult([0, 1], {}, 1)
+
+    [request] = fake.sent
+    assert request.method == "POST"
+    assert request.url == "https://rest.iad-01.braze.com/users/track"
+    assert request.body == (
+        b'{"attributes":[{"external_id":"u1","plan":"pro"},{"external_id":"u2","score":1.5}]}'
+    )
+    assert request.headers["Authorization"] == f"Bearer {KEY}"
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["User-Agent"].startswith("dbt-braze/")
+    assert len(request.headers["User-Agent"]) > len("dbt-braze/")
+    assert fake.timeouts == [(5.0, 60.0)]
+    assert t.sleeps == []
+
+
+def test_non_ascii_is_sent_as_utf8(t: FakeTime) -> None:
+    fake = FakeBraze([Reply(201)])
+    make_client(fake, t).track_attributes([{"external_id": "u1", "city": "Zürich"}])
+    assert fake.sent[0].body == '{"attributes":[{"external_id":"u1","city":"Zürich"}]}'.encode()
+
+
+def test_partial_success_rejects_the_named_indexes(t: FakeTime) -> None:
+    errors = [
+        {"type": "The value provided for the 'email' field is not a valid email.",
+         "input_array": "attributes", "index": 1},
+    ]  # fmt: skip
+    fake = FakeBraze([Reply(201, {"message": "success", "attributes_processed": 2,
+                                  "errors": errors})])  # fmt: skip
+
+    result = make_client(fake, t).track_attributes(users(3))
+
+    assert result.accepted == [0, 2]
+    assert result.rejected == {1: "The value provided for the 'email' field is not a valid email."}
+    assert result.requests == 1
+
+
+@pytest.mark.parametrize(
+    "errors",
+    [
+        None,
+        "oops",
+        {"index": 0},
+        ["not an object"],
+        [{"type": "x", "input_array": "events", "index": 0}],
+        [{"type": "x", "input_array": "attributes", "index": 99}],
+        [{"type": "x", "input_array": "attributes", "index": True}],
+    ],
+)
+def test_unusable_errors_on_2xx_accept_everything(t: FakeTime, errors: object) -> None:
+    fake = FakeBraze([Reply(201, {"message": "success", "errors": errors})])
+    assert make_client(fake, t).track_attributes(users(2)) == TrackResult([0, 1], {}, 1)
+
+
+def test_missing_errors_key_accepts_everything(t: FakeTime) -> None:
+    fake = FakeBraze([Reply(201, {"message": "success", "attributes_processed": 2})])
+    assert make_client(fake, t).track_attributes(users(2)).accepted == [0, 1]
+
+
+@pytest.mark.parametrize(
+    "reply", [Reply(202, {"message": "queued"}), Reply(200, {"message": "success"}), Reply(201, "")]
+)
+def test_any_2xx_is_accepted(t: FakeTime, reply: Reply) -> None:
+    fake = FakeBraze([reply])
+    assert make_client(fake, t).track_attributes(users(2)) == TrackResult([0, 1], {}, 1)
+
+
+def test_400_every_object_invalid_rejects_all_without_splitting(t: FakeTime) -> None:
+    message = "Valid data must be provided in the 'attributes', 'events', or 'purchases' fields."
+    errors = [
+        {"type": "bad email", "input_array": "attributes", "index": 0},
+        {"type": "bad country", "input_array": "attributes", "index": 2},
+    ]
+    fake = FakeBraze([Reply(400, {"message": message, "errors": errors})])
+
+    result = make_client(fake, t).track_attributes(users(3))
+
+    assert result == TrackResult([], {0: "bad email", 1: message, 2: "bad country"}, 1)
+
+
+def test_empty_batch_sends_nothing(t: FakeTime) -> None:
+    fake = FakeBraze([])
+    assert make_client(fake, t).track_attributes([]) == TrackResult([], {}, 0)
+
+
+# -- splitting a batch Braze refuses as a whole --------------------------------------------------
+
+
+def fail_batches_with(marker: str, failure: Reply) -> Callable[[requests.PreparedRequest], Reply]:
+    def answer(request: requests.PreparedRequest) -> Reply:
+        ids = [o["external_id"] for o in json.loads(request.body or b"")["attributes"]]
+        return failure if marker in ids else Reply(201)
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("failure", "reason"),
+    [
+        (Reply(400, {"message": "Max Input Length Exceeded"}), "Max Input Length Exceeded"),
+        (Reply(400, "Invalid JSON", {"Content-Type": "text/plain"}), "Invalid JSON"),
+        (Reply(413, "<html>\n<h1>Request Entity Too Large</h1>\n</html>"),
+         "<html> <h1>Request Entity Too Large</h1> </html>"),
+        (Reply(413, ""), "413 Request Entity Too Large"),
+    ],
+)  # fmt: skip
+def test_split_isolates_exactly_the_bad_object(t: FakeTime, failure: Reply, reason: str) -> None:
+    objects = users(10)
+    objects[7]["external_id"] = "bad"
+    fake = FakeBraze(fail_batches_with("bad", failure))
+
+    result = make_client(fake, t).track_attributes(objects)
+
+    assert result.rejected == {7: reason}
+    assert result.accepted == [0, 1, 2, 3, 4, 5, 6, 8, 9]
+    assert result.requests == len(fake.sent)
+    delivered = [ids for ids in sent_ids(fake) if "bad" not in ids]
+    assert sorted(sum(delivered, [])) == sorted(o["external_id"] for o in objects if o is not
+                                                objects[7])  # fmt: skip
+    assert t.sleeps == []  # a refusal is not retried as is
+
+
+def test_split_maps_errors_of_a_half_back_to_the_callers_indexes(t: FakeTime) -> None:
+    def answer(request: requests.PreparedRequest) -> Reply:
+        ids = [o["external_id"] for o in json.loads(request.body or b"")["attributes"]]
+        if "bad" in ids:
+            return Reply(400, {"message": "Max Input Length Exceeded"})
+        errors = [{"type": "bad email", "input_array": "attributes", "index": ids.index(x)}
+                  for x in ids if x == "u3"]  # fmt: skip
+        return Reply(201, {"message": "success", "errors": errors})
+
+    objects = users(4)
+    objects[0]["external_id"] = "bad"
+    fake = FakeBraze(answer)
+
+    result = make_client(fake, t).track_attributes(objects)
+
+    assert result.accepted == [1, 2]
+    assert result.rejected == {0: "Max Input Length Exceeded", 3: "bad email"}
+    assert sent_ids(fake) == [["bad", "u1", "u2", "u3"], ["bad", "u1"], ["bad"], ["u1"],
+                              ["u2", "u3"]]  # fmt: skip
+    assert result.requests == 5
+
+
+def test_body_over_the_size_limit_is_split_before_sending(
+    t: FakeTime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(braze, "MAX_BODY_BYTES", 200)
+    objects = [{"external_id": f"u{i}", "bio": "x" * 40} for i in range(6)]
+    objects.append({"external_id": "huge", "bio": "x" * 300})
+    fake = FakeBraze(lambda request: Reply(201))
+
+    result = make_client(fake, t).track_attributes(objects)
+
+    assert result.accepted == [0, 1, 2, 3, 4, 5]
+    assert list(result.rejected) == [6]
+    assert "bytes" in result.rejected[6]
+    assert all(len(r.body or b"") <= 200 for r in fake.sent)
+    assert "huge" not in sum(sent_ids(fake), [])
+
+
+# -- transient failures: retried ------------------------------------------------------------------
+
+WAIT_HEADERS = [
+    ({"X-RateLimit-Reset": "2"}, 2.0),  # delta seconds (MAU contracts)
+    ({"X-RateLimit-Reset": str(int(WALL_START) + 3)}, 3.0),  # epoch seconds
+    ({"x-ratelimit-retry-after": "4"}, 4.0),  # read case-insensitively
+    ({"X-Ratelimit-Retry-After": "4.5"}, 4.5),
+    ({"Retry-After": "5"}, 5.0),
+    ({"Retry-After": formatdate(WALL_START + 6, usegmt=True)}, 6.0),  # HTTP-date
+    ({"Retry-After": "3600"}, 30.0),  # capped at max_delay
+    ({}, 0.5),  # no header: exponential backoff, first step
+    ({"Retry-After": "soon"}, 0.5),
+]
+
+
+@pytest.mark.parametrize(("headers", "first_wait"), WAIT_HEADERS)
+def test_429_then_503_then_201_honours_rate_limit_headers(
+    t: FakeTime, headers: dict[str, str], first_wait: float
+) -> None:
+    fake = FakeBraze([Reply(429, {"message": "rate limited"}, headers), Reply(503, ""),
+                      Reply(201)])  # fmt: skip
+
+    result = make_client(fake, t).track_attributes(users(2))
+
+    assert result == TrackResult([0, 1], {}, 3)
+    assert t.sleeps == [pytest.approx(first_wait), 1.0]
+    assert len({r.body for r in fake.sent}) == 1  # the same body each time
+
+
+def test_5xx_honours_retry_after_but_not_the_window_reset(t: FakeTime) -> None:
+    fake = FakeBraze([Reply(503, "", {"Retry-After": "7"}),
+                      Reply(503, "", {"X-RateLimit-Reset": "20"}), Reply(201)])  # fmt: skip
+    make_client(fake, t).track_attributes(users(1))
+    assert t.sleeps == [7.0, 1.0]
+
+
+def test_429_slows_the_limiter_and_pauses_it(t: FakeTime) -> None:
+    limiter = RateLimiter(10, clock=t.clock, sleep=t.sleep)
+    fake = FakeBraze([Reply(429, {}, {"Retry-After": "2"}), Reply(201)])
+
+    result = make_client(fake, t, limiter=limiter).track_attributes(users(1))
+
+    assert result.requests == 2
+    assert t.sleeps == [2.0]  # the pause ends when the client's own wait does
+    assert limiter.rate == pytest.approx(5.0 + 10 * 0.02)  # halved, then one success back
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        requests.ConnectionError("('Connection aborted.', RemoteDisconnected())"),
+        requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead"),
+        requests.ReadTimeout("read timed out"),
+        requests.ConnectTimeout("connect timed out"),
+    ],
+)
+def test_connection_trouble_then_success(t: FakeTime, error: Exception) -> None:
+    fake = FakeBraze([error, Reply(201)])
+    assert make_client(fake, t).track_attributes(users(2)) == TrackResult([0, 1], {}, 2)
+    assert t.sleeps == [0.5]
+
+
+def test_timeouts_back_off_exponentially(t: FakeTime) -> None:
+    fake = FakeBraze([requests.ReadTimeout(), requests.ReadTimeout(), requests.ReadTimeout(),
+                      Reply(201)])  # fmt: skip
+    assert make_client(fake, t).track_attributes(users(1)).requests == 4
+    assert t.sleeps == [0.5, 1.0, 2.0]
+
+
+def test_html_502_is_retried(t: FakeTime) -> None:
+    html = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+    fake = FakeBraze([Reply(502, html, {"Content-Type": "text/html"}), Reply(201)])
+    assert make_client(fake, t).track_attributes(users(1)) == TrackResult([0], {}, 2)
+
+
+def test_jitter_stays_within_its_fraction(t: FakeTime) -> None:
+    fake = FakeBraze([Reply(503, ""), Reply(201)])
+    make_client(fake, t, retry=RetryPolicy()).track_attributes(users(1))
+    assert 0.375 <= t.sleeps[0] <= 0.625
+
+
+def test_spent_budget_raises_braze_unavailable(t: FakeTime) -> None:
+    policy = RetryPolicy(base_delay=1.0, max_delay=8.0, max_elapsed=20.0, jitter=0.0)
+    fake = FakeBraze(lambda request: Reply(503, "<html>down</html>"))
+
+    with pytest.raises(BrazeUnavailable) as caught:
+        make_client(fake, t, retry=policy).track_attributes(users(1))
+
+    assert t.sleeps == [1.0, 2.0, 4.0, 8.0]  # a fifth wait (8 s) would pass 20 s
+    assert len(fake.sent) == 5
+    assert caught.value.exit_code == EXIT_SYNC_FAILED
+    assert isinstance(caught.value, SyncError)
+    assert "after 5 attempts over 15s (last: 503 Service Unavailable)" in str(caught.value)
+    assert caught.value.hint
+
+
+def test_budget_counts_time_spent_in_requests(t: FakeTime) -> None:
+    policy = RetryPolicy(base_delay=1.0, max_elapsed=20.0, jitter=0.0)
+    fake = FakeBraze(lambda request: requests.ReadTimeout(), time=t, latency=10.0)
+
+    with pytest.raises(BrazeUnavailable, match=r"after 2 attempts over 21s \(last: timeout"):
+        make_client(fake, t, retry=policy).track_attributes(users(1))
+
+
+# -- terminal answers --------------------------------------------------------------------------
+
+
+def test_401_never_leaks_the_key(t: FakeTime, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    fake = FakeBraze([Reply(401, {"message": f"Invalid API key: {KEY}"})])
+
+    with pytest.raises(BrazeAuthError) as caught:
+        make_client(fake, t).track_attributes(users(1))
+
+    error = caught.value
+    assert error.status == 401
+    assert error.exit_code == EXIT_SYNC_FAILED
+    assert KEY not in str(error) and KEY not in repr(error.args)
+    assert KEY not in caplog.text
+    assert "u0" in caplog.text  # the payload is logged at DEBUG, the key is not
+    assert "BRAZE_API_KEY" in str(error)
+    assert "rest.fra-01.braze.eu" in str(error)
+    assert ENDPOINT in error.message
+    assert len(fake.sent) == 1 and t.sleeps == []
+
+
+@pytest.mark.parametrize(("call", "permission"), [
+    (lambda c: c.track_attributes(users(1)), "users.track"),
+    (lambda c: c.delete_users(["u1"], "external_id"), "users.delete"),
+])  # fmt: skip
+def test_403_names_the_missing_permission(
+    t: FakeTime, call: Callable[[BrazeClient], object], permission: str
+) -> None:
+    fake = FakeBraze([Reply(403, {"message": f"forbidden for {KEY}"})])
+    with pytest.raises(BrazeAuthError) as caught:
+        call(make_client(fake, t))
+    assert caught.value.status == 403
+    assert caught.value.hint is not None and permission in caught.value.hint
+    assert KEY not in str(caught.value)
+
+
+def test_other_4xx_raise_with_a_scrubbed_excerpt(
+    t: FakeTime, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    fake = FakeBraze([Reply(404, f"<html>no route for key {KEY}" + "x" * 500 + "</html>")])
+
+    with pytest.raises(BrazeRequestError) as caught:
+        make_client(fake, t).track_attributes(users(1))
+
+    assert caught.value.status == 404
+    assert "no route for key ***" in str(caught.value)
+    assert len(caught.value.message) < 400
+    assert "BRAZE_REST_ENDPOINT" in str(caught.value)
+    assert KEY not in str(caught.value) and KEY not in caplog.text
+
+
+def test_415_is_a_request_error(t: FakeTime) -> None:
+    fake = FakeBraze([Reply(415, {"message": "Unsupported Media Type"})])
+    with pytest.raises(BrazeRequestError, match="Unsupported Media Type") as caught:
+        make_client(fake, t).track_attributes(users(1))
+    assert caught.value.status == 415
+
+
+def test_redirect_is_not_followed(t: FakeTime) -> None:
+    fake = FakeBraze([Reply(301, "", {"Location": "https://rest.fra-01.braze.eu/users/track"})])
+    with pytest.raises(BrazeRequestError, match="rest.fra-01.braze.eu") as caught:
+        make_client(fake, t).track_attributes(users(1))
+    assert caught.value.status == 301
+    assert len(fake.sent) == 1
+
+
+def test_connection_error_text_is_scrubbed(t: FakeTime, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    policy = RetryPolicy(max_elapsed=0.0, jitter=0.0)
+    fake = FakeBraze([requests.ConnectionError(f"proxy said {KEY}")])
+    with pytest.raises(BrazeUnavailable) as caught:
+        make_client(fake, t, retry=policy).track_attributes(users(1))
+    assert KEY not in str(caught.value) and KEY not in caplog.text
+
+
+def test_retries_log_no_payload_above_debug(t: FakeTime, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    fake = FakeBraze([Reply(503, ""), Reply(201)])
+    make_client(fake, t).track_attributes([{"external_id": "secret-user", "email": "a@b.c"}])
+    assert "503" in caplog.text
+    assert "secret-user" not in caplog.text and "a@b.c" not in caplog.text
+
+
+# -- invalid input: refused before anything is sent ----------------------------------------------
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), object()])
+def test_values_that_are_not_json_raise_before_sending(t: FakeTime, value: object) -> None:
+    fake = FakeBraze([])
+    objects: list[dict[str, Any]] = [{"external_id": "u0"}, {"external_id": "u1", "score": value}]
+    with pytest.raises(ValueError, match=r"attributes\[1\]"):
+        make_client(fake, t).track_attributes(objects)
+    assert fake.sent == []
+
+
+def test_more_than_max_objects_is_the_callers_bug(t: FakeTime) -> None:
+    fake = FakeBraze([])
+    with pytest.raises(ValueError, match="max_objects=75"):
+        make_client(fake, t).track_attributes(users(76))
+    with pytest.raises(ValueError, match="max_objects=50"):
+        make_client(fake, t, max_objects=50).track_attributes(users(51))
+    assert fake.sent == []
+
+
+@pytest.mark.parametrize("max_objects", [0, 76])
+def test_max_objects_must_fit_braze(t: FakeTime, max_objects: int) -> None:
+    with pytest.raises(ValueError):
+        make_client(FakeBraze([]), t, max_objects=max_objects)
+
+
+def test_endpoint_is_normalised() -> None:
+    client = BrazeClient(" https://rest.fra-01.braze.eu/// ", KEY)
+    assert client.endpoint == "https://rest.fra-01.braze.eu"
+    client.close()
+
+
+@pytest.mark.parametrize("endpoint", ["rest.iad-01.braze.com", "ftp://x", "https://", ""])
+def test_endpoint_without_scheme_is_a_config_error(endpoint: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        BrazeClient(endpoint, KEY)
+    assert caught.value.exit_code == EXIT_USAGE
+    assert "https://rest.iad-01.braze.com" in str(caught.value)
+
+
+def test_bad_keys_are_refused_without_echoing_them() -> None:
+    with pytest.raises(MissingSettingError, match="BRAZE_API_KEY"):
+        BrazeClient(ENDPOINT, "  ")
+    with pytest.raises(ConfigError) as caught:
+        BrazeClient(ENDPOINT, "abc123\ndef456")
+    assert "abc123" not in str(caught.value)
+
+
+# -- /users/delete ---------------------------------------------------------------------------
+
+
+def test_delete_chunks_120_ids_into_3_requests(t: FakeTime) -> None:
+    fake = FakeBraze(lambda request: Reply(201, {"deleted": 50, "message": "success"}))
+    ids = [f"u{i}" for i in range(120)]
+
+    result = make_client(fake, t).delete_users(ids, "external_id")
+
+    assert result == DeleteResult(ids, 3)
+    assert [r.url for r in fake.sent] == [f"{ENDPOINT}/users/delete"] * 3
+    assert fake.bodies() == [{"external_ids": ids[:50]}, {"external_ids": ids[50:100]},
+                             {"external_ids": ids[100:]}]  # fmt: skip
+    assert MAX_DELETE_IDS == 50
+
+
+def test_delete_by_braze_id_retries_transient_failures(t: FakeTime) -> None:
+    fake = FakeBraze([Reply(503, ""), Reply(201, {"deleted": 1, "message": "success"})])
+    assert make_client(fake, t).delete_users(["b1"], "braze_id") == DeleteResult(["b1"], 2)
+    assert fake.bodies() == [{"braze_ids": ["b1"]}] * 2
+
+
+def test_delete_refused_is_a_request_error(t: FakeTime) -> None:
+    fake = FakeBraze([Reply(400, {"message": "bad ids"})])
+    with pytest.raises(BrazeRequestError, match="bad ids"):
+        make_client(fake, t).delete_users(["u1"], "external_id")
+
+
+def test_delete_validates_its_input(t: FakeTime) -> None:
+    fake = FakeBraze([])
+    client = make_client(fake, t)
+    assert client.delete_users([], "external_id") == DeleteResult([], 0)
+    with pytest.raises(ValueError, match="id_field"):
+        client.delete_users(["u1"], "email")  # type: ignore[arg-type]
+    assert fake.sent == []
+
+
+# -- sessions -----------------------------------------------------------------------------------
+
+
+def test_one_session_per_thread_and_close_closes_them_all(t: FakeTime) -> None:
+    fake = FakeBraze(lambda request: Reply(201))
+    created: list[requests.Session] = []
+
+    def factory() -> requests.Session:
+        session = requests.Session()
+        session.mount("https://", fake)
+        created.append(session)
+        return session
+
+    client = BrazeClient(ENDPOINT, KEY, session_factory=factory, sleep=t.sleep, clock=t.clock)
+    client.track_attributes(users(1))
+    client.track_attributes(users(1))
+    worker = threading.Thread(target=client.track_attributes, args=(users(1),))
+    worker.start()
+    worker.join()
+
+    assert len(created) == 2 and len(fake.sent) == 3
+    client.close()
+    assert fake.closed == 2
+    with pytest.raises(RuntimeError, match="closed"):
+        client.track_attributes(users(1))
+
+
+# -- RateLimiter -------------------------------------------------------------------------------
+
+
+def test_limiter_spaces_requests(t: FakeTime) -> None:
+    limiter = RateLimiter(10, clock=t.clock, sleep=t.sleep)
+    starts = []
+    for _ in range(3):
+        limiter.acquire()
+        starts.append(t.now)
+    assert starts == [1000.0, pytest.approx(1000.1), pytest.approx(1000.2)]
+
+
+def test_limiter_reserves_distinct_slots_across_threads() -> None:
+    sleeps: list[float] = []
+    lock = threading.Lock()
+
+    def sleep(seconds: float) -> None:
+        with lock:
+            sleeps.append(seconds)
+
+    limiter = RateLimiter(100, clock=lambda: 50.0, sleep=sleep)  # a clock that stands still
+    threads = [threading.Thread(target=limiter.acquire) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(sleeps) == pytest.approx([k / 100 for k in range(1, 20)])
+
+
+def test_limiter_without_cap_never_waits_unless_paused(t: FakeTime) -> None:
+    limiter = RateLimiter(None, clock=t.clock, sleep=t.sleep)
+    for _ in range(100):
+        limiter.acquire()
+    assert t.sleeps == [] and limiter.rate is None
+    limiter.on_rate_limited(3.0)
+    limiter.acquire()
+    assert t.sleeps == [3.0]
+
+
+def test_limiter_halves_once_per_burst_then_recovers(t: FakeTime) -> None:
+    limiter = RateLimiter(10, clock=t.clock, sleep=t.sleep)
+    limiter.on_rate_limited()
+    limiter.on_rate_limited()  # same burst of 429s: one cut
+    assert limiter.rate == 5.0
+    t.now += 1.0
+    limiter.on_rate_limited()
+    assert limiter.rate == 2.5
+    for _ in range(5):
+        t.now += 1.0
+        limiter.on_rate_limited()
+    assert limiter.rate == 1.0  # floor
+    for _ in range(20):
+        limiter.on_success()
+    assert limiter.rate == pytest.approx(1.0 + 20 * 0.2)  # additive: 2% of 10 rps per success
+    for _ in range(30):
+        limiter.on_success()
+    assert limiter.rate == 10.0  # never above the configured rate
+
+
+def test_limiter_below_the_floor_keeps_its_rate(t: FakeTime) -> None:
+    limiter = RateLimiter(0.5, clock=t.clock, sleep=t.sleep)
+    limiter.on_rate_limited()
+    assert limiter.rate == 0.5
+
+
+@pytest.mark.parametrize("rps", [0, -1.0])
+def test_limiter_rejects_non_positive_rates(rps: float) -> None:
+    with pytest.raises(ValueError):
+        RateLimiter(rps)
+
+
+# -- RetryPolicy and header parsing --------------------------------------------------------------
+
+
+def test_backoff_doubles_and_caps() -> None:
+    policy = RetryPolicy(base_delay=0.5, max_delay=30.0, jitter=0.0)
+    assert [policy.backoff(n) for n in range(8)] == [0.5, 1, 2, 4, 8, 16, 30, 30]
+    assert policy.backoff(10_000) == 30.0
+
+
+def test_backoff_jitter_uses_the_given_draw() -> None:
+    policy = RetryPolicy(base_delay=1.0, jitter=0.25)
+    assert policy.backoff(2, uniform=lambda low, high: high) == 5.0
+    assert policy.backoff(2, uniform=lambda low, high: low) == 3.0
+
+
+@pytest.mark.parametrize("kwargs", [{"jitter": 1.0}, {"base_delay": -1.0}, {"max_elapsed": -1}])
+def test_retry_policy_validates(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        RetryPolicy(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("headers", "rate_limited", "expected"),
+    [
+        ({"retry-after": "nan"}, True, None),
+        ({"Retry-After": "-3"}, True, None),
+        ({"X-RateLimit-Reset": str(int(WALL_START) - 5)}, True, None),  # already past
+        ({"X-RATELIMIT-RESET": "2"}, True, 2.0),
+        ({"X-RateLimit-Reset": "2"}, False, None),
+        ({"Retry-After": "Wed, 21 Oct 2015 07:28:00"}, True, None),  # no zone: unusable
+        ({"X-Ratelimit-Retry-After": "1", "Retry-After": "9"}, True, 1.0),
+    ],
+)
+def test_wait_from_headers(
+    headers: Mapping[str, str], rate_limited: bool, expected: float | None
+) -> None:
+    assert wait_from_headers(headers, now=WALL_START, rate_limited=rate_limited) == expected
+
+
+def test_redact() -> None:
+    assert redact(f"Invalid API key: {KEY} ({KEY})", KEY) == "Invalid API key: *** (***)"
+    assert redact("nothing to hide", "") == "nothing to hide"
