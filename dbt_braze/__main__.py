@@ -1,0 +1,5 @@
+import sys
+
+from dbt_braze.cli import main
+
+sys.exit(main())

@@ -1,0 +1,285 @@
+"""The warehouse, through dbt's own adapter: the only module that imports dbt.
+
+Set-up follows dbt's pytest `adapter` fixture (RuntimeConfig, register_adapter,
+macros loaded from the project and its packages). These are dbt v1 internals,
+not public API, which is why they are kept in this one module. All SQL comes
+from the package's macros (macros/sync.sql), so adapters override it by
+dispatch; this module only executes it.
+
+Reads stream on a connection of their own (dbt keys connections by thread,
+so the reader lives on its own thread) while acknowledgements are written on
+the main thread's connection: a DuckDB cursor loses its result when another
+statement runs on it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dbt_braze.config import AttributeMapping
+from dbt_braze.errors import ConfigError, NotBuiltError, WarehouseError
+
+logger = logging.getLogger(__name__)
+
+PACKAGE = "dbt_braze"
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class RelationRef:
+    database: str | None
+    schema: str
+    identifier: str
+
+
+@dataclass(frozen=True)
+class Target:
+    project_dir: Path
+    profiles_dir: Path | None
+    target: str | None
+
+
+def sql_literal(value: object) -> str:
+    """A SQL literal for a text value or NULL (keys, attribute names, hashes, reasons)."""
+    if value is None:
+        return "NULL"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def values_sql(rows: Sequence[Sequence[object]]) -> str:
+    return ", ".join("(" + ", ".join(sql_literal(v) for v in row) + ")" for row in rows)
+
+
+class Warehouse:
+    """Runs the package's SQL on the project's target."""
+
+    def __init__(self, target: Target) -> None:
+        self._target = target
+        self._adapter: Any = None
+        self._open()
+
+    # -- set-up -----------------------------------------------------------
+    def _open(self) -> None:
+        os.environ.setdefault("DO_NOT_TRACK", "1")
+        from argparse import Namespace
+
+        from dbt.adapters.factory import get_adapter, register_adapter, reset_adapters
+        from dbt.config.runtime import RuntimeConfig
+        from dbt.context.providers import generate_runtime_macro_context
+        from dbt.flags import set_from_args
+        from dbt.mp_context import get_mp_context
+        from dbt.parser.manifest import ManifestLoader
+        from dbt_common.context import set_invocation_context
+        from dbt_common.exceptions import DbtBaseException
+
+        self._dbt_error = DbtBaseException
+        self._reset_adapters = reset_adapters
+        args = Namespace(
+            project_dir=str(self._target.project_dir),
+            profiles_dir=str(self._target.profiles_dir) if self._target.profiles_dir else None,
+            target=self._target.target,
+            profile=None,
+            threads=None,
+            vars={},
+        )
+        set_invocation_context(os.environ)
+        set_from_args(args, {})
+        _quiet_dbt_events()
+        try:
+            config = RuntimeConfig.from_args(args)
+            register_adapter(config, get_mp_context())
+            adapter = get_adapter(config)
+            macros = ManifestLoader.load_macros(config, adapter.connections.set_query_header)
+        except DbtBaseException as exc:
+            raise ConfigError(
+                f"dbt could not load the project at {self._target.project_dir}: {_first_line(exc)}",
+                hint="check --project-dir, --profiles-dir and --target, and run `dbt deps`",
+            ) from exc
+        if not any(m.package_name == PACKAGE for m in macros.macros.values()):
+            raise NotBuiltError(
+                "the dbt_braze package is not installed in this project",
+                hint="add it to packages.yml and run `dbt deps`, then `dbt run`",
+            )
+        adapter.set_macro_resolver(macros)
+        adapter.set_macro_context_generator(generate_runtime_macro_context)
+        self._adapter = adapter
+        self._context = contextvars.copy_context()
+        self._adapter.acquire_connection("dbt_braze")
+
+    def close(self) -> None:
+        if self._adapter is not None:
+            self._adapter.cleanup_connections()
+            self._reset_adapters()
+            self._adapter = None
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def adapter_type(self) -> str:
+        return str(self._adapter.type())
+
+    # -- primitives ---------------------------------------------------------
+    def macro(self, name: str, **kwargs: Any) -> Any:
+        try:
+            return self._adapter.execute_macro(name, project=PACKAGE, kwargs=kwargs)
+        except self._dbt_error as exc:
+            raise WarehouseError(f"dbt_braze.{name} failed: {_first_line(exc)}") from exc
+
+    def execute(self, sql: str) -> None:
+        """Run one statement in its own transaction (one statement per call: Spark and Snowflake)."""
+        connections = self._adapter.connections
+        try:
+            connections.begin()
+            connections.add_query(sql, auto_begin=False)
+            connections.commit()
+        except self._dbt_error as exc:
+            self._rollback()
+            raise WarehouseError(f"the warehouse refused a write: {_first_line(exc)}") from exc
+        except Exception as exc:  # driver errors that dbt did not wrap
+            self._rollback()
+            raise WarehouseError(f"the warehouse refused a write: {_first_line(exc)}") from exc
+
+    def _rollback(self) -> None:
+        try:
+            self._adapter.connections.rollback_if_open()
+        except Exception:  # the connection may already be gone; the error above is what matters
+            logger.debug("rollback failed", exc_info=True)
+
+    def fetch_all(self, sql: str) -> list[Row]:
+        try:
+            _, table = self._adapter.execute(sql, fetch=True)
+        except self._dbt_error as exc:
+            raise WarehouseError(f"the warehouse refused a read: {_first_line(exc)}") from exc
+        return [tuple(row.values()) for row in table.rows]
+
+    def stream(self, sql: str, batch_rows: int = 10_000) -> Iterator[list[Row]]:
+        """Batches of rows, read on a connection of their own; memory stays bounded
+        by a small queue of batches whatever the result's size."""
+        batches: queue.Queue[list[Row] | BaseException | None] = queue.Queue(maxsize=4)
+        stop = threading.Event()
+
+        def read() -> None:
+            try:
+                with self._adapter.connection_named("dbt_braze_reader"):
+                    _, cursor = self._adapter.connections.add_query(sql, auto_begin=False)
+                    while not stop.is_set():
+                        rows = cursor.fetchmany(batch_rows)
+                        if not rows:
+                            break
+                        batches.put([tuple(r) for r in rows])
+                batches.put(None)
+            except BaseException as exc:  # handed to the consumer, raised there
+                batches.put(exc)
+
+        reader = threading.Thread(target=self._context.copy().run, args=(read,), daemon=True)
+        reader.start()
+        try:
+            while True:
+                item = batches.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise WarehouseError(f"reading pending changes failed: {_first_line(item)}") from item
+                yield item
+        finally:
+            stop.set()
+            while reader.is_alive():  # unblock a reader waiting on a full queue
+                try:
+                    batches.get_nowait()
+                except queue.Empty:
+                    reader.join(0.05)
+
+    # -- the package's tables ---------------------------------------------
+    def ensure_tables(self) -> None:
+        for statement in self.macro("braze_create_tables_sql"):
+            self.execute(statement)
+
+    def columns(self, relation: RelationRef) -> list[str] | None:
+        """The relation's column names, or None when it does not exist."""
+        found = self._adapter.get_relation(relation.database, relation.schema, relation.identifier)
+        if found is None:
+            return None
+        return [c.name for c in self._adapter.get_columns_in_relation(found)]
+
+    def _relation(self, relation: RelationRef) -> Any:
+        found = self._adapter.get_relation(relation.database, relation.schema, relation.identifier)
+        if found is None:
+            raise NotBuiltError(
+                f"relation {relation.schema}.{relation.identifier} does not exist",
+                hint="run `dbt run` first",
+            )
+        return found
+
+    def require_pending(self, model_name: str) -> None:
+        pending = self.macro("braze_pending_relation", model_name=model_name)
+        if self._adapter.get_relation(pending.database, pending.schema, pending.identifier) is None:
+            raise NotBuiltError(
+                f"{model_name}: no pending-changes relation ({pending})",
+                hint="run `dbt run` first: its on-run-end hook computes the pending changes",
+            )
+
+    def withheld(self, model_name: str) -> list[Row]:
+        return self.fetch_all(self.macro("braze_withheld_sql", model_name=model_name))
+
+    def read_upserts_sql(self, model_name: str) -> str:
+        return str(self.macro("braze_read_upserts_sql", model_name=model_name))
+
+    def read_removed_sql(self, model_name: str, *, mapped_only: bool) -> str:
+        return str(self.macro("braze_read_removed_sql", model_name=model_name, mapped_only=mapped_only))
+
+    def read_full_refresh_sql(
+        self, relation: RelationRef, id_column: str, mappings: Sequence[AttributeMapping]
+    ) -> str:
+        found = self._relation(relation)
+        sql = self.macro(
+            "braze_read_full_refresh_sql",
+            relation=found,
+            id_column=id_column,
+            mappings=[{"column": m.column, "attribute": m.attribute} for m in mappings],
+        )
+        if not sql:
+            raise NotBuiltError(f"a mapped column is missing from {found}", hint="run `dbt-braze validate`")
+        return str(sql)
+
+    def acknowledge(self, model_name: str, rows: Sequence[tuple[str, str, str | None]]) -> None:
+        """Append what Braze accepted: (key, attribute, value hash or None for removed)."""
+        if rows:
+            self.execute(self.macro("braze_acknowledge_sql", model_name=model_name, values_sql=values_sql(rows)))
+
+    def record_rejected(
+        self, model_name: str, rows: Sequence[tuple[str, str, str | None, str]]
+    ) -> None:
+        """Append what Braze refused: (key, attribute, value hash, reason)."""
+        if rows:
+            self.execute(self.macro("braze_record_rejected_sql", model_name=model_name, values_sql=values_sql(rows)))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # dbt prefixes messages with a kind ("Runtime Error"); keep what follows
+    if len(lines) > 1 and lines[0].lower().endswith("error"):
+        return " ".join(lines[1:3])
+    return lines[0] if lines else type(exc).__name__
+
+
+def _quiet_dbt_events() -> None:
+    """Keep dbt's own event log (adapter registration, SQL) out of our output."""
+    try:
+        from dbt_common.events.event_manager_client import cleanup_event_logger
+
+        cleanup_event_logger()
+    except Exception:  # older dbt-common: its default logger only prints a line or two
+        logger.debug("could not silence dbt's event logger", exc_info=True)
