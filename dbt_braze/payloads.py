@@ -81,7 +81,7 @@ def to_braze_value(value_text: str | None, value_type: str | None) -> JsonValue:
         raise LocalRejection(f"not a boolean: {value_text!r}")
     if value_type == "json":
         try:
-            return json.loads(value_text, parse_constant=_refuse_constant)
+            return json.loads(value_text, parse_constant=_refuse_constant, parse_float=_number)
         except ValueError as exc:
             raise LocalRejection(f"not valid JSON: {exc}") from exc
     return value_text
