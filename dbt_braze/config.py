@@ -123,14 +123,18 @@ def validate_model(
     problems = _schema_problems(model_name, model_block, "model")
     for source in column_blocks.values():
         problems += _schema_problems(model_name, source, "column")
-    if problems or not isinstance(model_block.block, dict):
+    if not isinstance(model_block.block, dict):
         return None, problems or [f"{model_name}: {model_block.path}: expected a mapping"]
+    # Keep going after schema problems so that every rule's problems are reported
+    # at once; values of the wrong shape are simply left out of the rule checks.
 
     block: dict[str, Any] = model_block.block
     here = model_block.path
     columns = None if warehouse_columns is None else {c.lower(): c for c in warehouse_columns}
 
     identifiers = [k for k in ("external_id", "braze_id") if k in block]
+    if not all(isinstance(block[k], str) for k in identifiers):
+        return None, problems
     id_field: IdField = "external_id"
     if len(identifiers) != 1:
         problems.append(
@@ -143,6 +147,8 @@ def validate_model(
 
     mode: Mode = block.get("mode", "update" if id_field == "braze_id" else "upsert")
     on_removed: OnRemoved = block.get("on_removed", "ignore")
+    if mode not in ("upsert", "update") or on_removed not in ("ignore", "unset", "delete"):
+        return None, problems  # already reported by the schema
     if id_field == "braze_id" and mode == "upsert" and len(identifiers) == 1:
         problems.append(
             f"{model_name}: {here}.mode: `upsert` is not possible with `braze_id` "
@@ -163,10 +169,17 @@ def validate_model(
                 f"columns are: {', '.join(sorted(columns or {}))}"
             )
 
+    attributes = block.get("attributes")
     entries: list[tuple[str, str, str]] = [
-        (f"{here}.attributes.{col}", col, attr) for col, attr in (block.get("attributes") or {}).items()
+        (f"{here}.attributes.{col}", col, attr)
+        for col, attr in (attributes.items() if isinstance(attributes, dict) else [])
+        if isinstance(attr, str)
     ]
-    entries += [(f"{src.path}.attribute", col, src.block["attribute"]) for col, src in column_blocks.items()]
+    entries += [
+        (f"{src.path}.attribute", col, src.block["attribute"])
+        for col, src in column_blocks.items()
+        if isinstance(src.block, dict) and isinstance(src.block.get("attribute"), str)
+    ]
 
     mappings: list[AttributeMapping] = []
     seen_columns: dict[str, str] = {}
@@ -203,7 +216,7 @@ def validate_model(
         seen_attributes.setdefault(attr, path)
         mappings.append(AttributeMapping(column=real, attribute=attr))
 
-    if not entries:
+    if not entries and not problems:
         problems.append(
             f"{model_name}: {here}: no attribute is mapped; add `attributes:` "
             "(column: braze_attribute) or a column-level `attribute:`"

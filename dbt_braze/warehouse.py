@@ -141,6 +141,8 @@ class Warehouse:
         """Run one statement in its own transaction (one statement per call: Spark and Snowflake)."""
         connections = self._adapter.connections
         try:
+            if connections.get_thread_connection().transaction_open:
+                connections.commit()  # introspection (get_relation) may have left one open
             connections.begin()
             connections.add_query(sql, auto_begin=False)
             connections.commit()
