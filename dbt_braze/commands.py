@@ -7,6 +7,7 @@ of manifests, profiles or printing.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
 
 
 def _target_path(project_dir: Path) -> str:
+    """Where dbt wrote manifest.json: $DBT_TARGET_PATH, else dbt_project.yml's target-path."""
+    if os.environ.get("DBT_TARGET_PATH"):
+        return os.environ["DBT_TARGET_PATH"]
     project_file = project_dir / "dbt_project.yml"
     try:
         project = yaml.safe_load(project_file.read_text()) or {}
