@@ -1,0 +1,441 @@
+"""The emulated workspace: user profiles, counters and in-flight users.
+
+Profiles are indexed by external_id, braze_id and user alias. Every profile
+has a braze_id (generated, deterministic, 24 hex digits like Braze's). A
+request's objects are validated outside the lock (see validation.py) and
+applied under it, so a request is applied atomically with respect to the
+inspection methods.
+
+Counters (`BrazeEmulator.stats()`), since start or the last reset:
+
+    requests / track_requests   API requests (any path but /_emulator/) / to /users/track
+    status_counts               {status: n}; a dropped connection has no status
+    objects_received            objects of track requests that reached validation (not
+                                those refused whole by auth, limits or injected faults),
+                                = objects_accepted + objects_rejected
+    attributes|events|purchases_accepted   accepted objects per array
+    data_points                 keys of accepted attributes objects, identifiers and
+                                `_` keys excluded, counted even when update-only mode
+                                ignored the object: Braze bills what was sent
+    attributes_unset            nulls applied (an unmappable `country` included)
+    values_not_applied          strings over 255 characters silently dropped
+    users_created / users_deleted / users_ignored_update_only
+    dropped_connections, rate_limited (every 429, scripted ones included)
+    max_concurrent_requests     API requests in progress at once, at most
+    same_user_overlaps          track requests that arrived while another in-flight
+                                track request touched one of their users
+    scripted_statuses_remaining
+
+An object ignored because its user does not exist in update-only mode is
+*accepted*: Braze queues it and counts it in `attributes_processed`.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .validation import (
+    ARRAY,
+    INC,
+    MERGE,
+    UNSET,
+    Change,
+    Identity,
+    Op,
+    prepare_attributes,
+    prepare_event,
+    prepare_purchase,
+)
+
+# Fields that /users/export/ids returns at the top level of a user, not
+# under "custom_attributes".
+STANDARD_FIELDS = frozenset(
+    {
+        "first_name", "last_name", "email", "phone", "country", "home_city", "language",
+        "gender", "dob", "time_zone", "email_subscribe", "push_subscribe", "bio",
+        "image_url", "current_location", "email_open_tracking_disabled",
+        "email_click_tracking_disabled", "marked_email_as_spam_at", "date_of_first_session",
+        "date_of_last_session", "facebook", "twitter",
+    }
+)  # fmt: skip
+
+COUNTER_NAMES = (
+    "requests",
+    "track_requests",
+    "objects_received",
+    "objects_accepted",
+    "objects_rejected",
+    "attributes_accepted",
+    "events_accepted",
+    "purchases_accepted",
+    "data_points",
+    "attributes_unset",
+    "values_not_applied",
+    "users_created",
+    "users_ignored_update_only",
+    "users_deleted",
+    "dropped_connections",
+    "rate_limited",
+    "same_user_overlaps",
+)
+
+
+@dataclass
+class Profile:
+    braze_id: str
+    external_id: str | None = None
+    alias: str | None = None  # "<alias_label>\x1f<alias_name>"
+    attributes: dict[str, Any] = field(default_factory=dict)
+    events: int = 0
+    purchases: int = 0
+
+    @property
+    def key(self) -> str:
+        return self.external_id if self.external_id is not None else f"braze_id:{self.braze_id}"
+
+
+@dataclass
+class TrackResult:
+    processed: dict[str, int]  # array name -> accepted objects
+    errors: list[dict[str, Any]]
+
+
+class Stats:
+    """Thread-safe counters; `bump` takes all of a request's deltas at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        self._statuses: dict[int, int] = {}
+        self._concurrent = 0
+        self._max_concurrent = 0
+        self.clear()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._counts = dict.fromkeys(COUNTER_NAMES, 0)
+            self._statuses = {}
+            self._max_concurrent = self._concurrent
+
+    def bump(self, deltas: dict[str, int]) -> None:
+        with self._lock:
+            counts = self._counts
+            for name, delta in deltas.items():
+                counts[name] += delta
+
+    def request_started(self, *, track: bool) -> None:
+        with self._lock:
+            self._counts["requests"] += 1
+            if track:
+                self._counts["track_requests"] += 1
+            self._concurrent += 1
+            if self._concurrent > self._max_concurrent:
+                self._max_concurrent = self._concurrent
+
+    def request_finished(self, status: int | None) -> None:
+        """`status` None means the connection was dropped without an answer."""
+        with self._lock:
+            self._concurrent -= 1
+            if status is None:
+                self._counts["dropped_connections"] += 1
+            else:
+                self._statuses[status] = self._statuses.get(status, 0) + 1
+                if status == 429:
+                    self._counts["rate_limited"] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            result: dict[str, Any] = dict(self._counts)
+            result["status_counts"] = dict(sorted(self._statuses.items()))
+            result["max_concurrent_requests"] = self._max_concurrent
+        return result
+
+
+class InFlight:
+    """Which users in-flight track requests touch, to catch same-user overlaps.
+
+    Users are compared by the identifier the request used: an external_id in
+    one request and the same user's braze_id in another are not matched.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users: dict[Identity, int] = {}
+
+    def enter(self, users: set[Identity]) -> bool:
+        """Register a request's users; True if another request holds one of them."""
+        with self._lock:
+            held = self._users
+            overlap = not held.keys().isdisjoint(users)
+            for user in users:
+                held[user] = held.get(user, 0) + 1
+        return overlap
+
+    def leave(self, users: set[Identity]) -> None:
+        with self._lock:
+            held = self._users
+            for user in users:
+                if held[user] <= 1:
+                    del held[user]
+                else:
+                    held[user] -= 1
+
+
+def users_of(arrays: Iterable[Sequence[Any]]) -> set[Identity]:
+    """The primary identifiers of a track request (cheap; malformed objects skipped)."""
+    users: set[Identity] = set()
+    for array in arrays:
+        for obj in array:
+            if not isinstance(obj, dict):
+                continue
+            ext = obj.get("external_id")
+            if isinstance(ext, str):
+                users.add(("external_id", ext))
+                continue
+            bid = obj.get("braze_id")
+            if isinstance(bid, str):
+                users.add(("braze_id", bid))
+                continue
+            alias = obj.get("user_alias")
+            if isinstance(alias, dict):
+                label, name = alias.get("alias_label"), alias.get("alias_name")
+                users.add(("user_alias", f"{label}\x1f{name}"))
+    return users
+
+
+def count_data_points(attributes: Sequence[Any]) -> int:
+    """Sink mode: the billable keys of the attributes objects, without validation.
+
+    Only the documented `_` flags are discounted, which is exact for any
+    request a client should send.
+    """
+    total = 0
+    for obj in attributes:
+        if type(obj) is dict:
+            total += len(obj) - len(obj.keys() & _NOT_BILLED)
+    return total
+
+
+_NOT_BILLED = frozenset(
+    {"external_id", "braze_id", "user_alias", "_update_existing_only", "_merge_objects"}
+)
+_PREPARE = {
+    "attributes": prepare_attributes,
+    "events": prepare_event,
+    "purchases": prepare_purchase,
+}
+
+
+class Workspace:
+    """The profiles of one Braze workspace."""
+
+    def __init__(self, stats: Stats) -> None:
+        self._stats = stats
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._by_external: dict[str, Profile] = {}
+        self._by_braze: dict[str, Profile] = {}
+        self._by_alias: dict[str, Profile] = {}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._by_external.clear()
+            self._by_braze.clear()
+            self._by_alias.clear()
+
+    # -- /users/track ----------------------------------------------------
+
+    def track(self, arrays: dict[str, list[Any]]) -> TrackResult:
+        errors: list[dict[str, Any]] = []
+        accepted: list[tuple[str, Change]] = []
+        processed: dict[str, int] = {}
+        for name, objects in arrays.items():
+            prepare = _PREPARE[name]
+            count = 0
+            for index, obj in enumerate(objects):
+                change = prepare(obj)
+                if isinstance(change, str):
+                    errors.append({"type": change, "input_array": name, "index": index})
+                else:
+                    accepted.append((name, change))
+                    count += 1
+            processed[name] = count
+        deltas = {
+            "objects_received": len(errors) + len(accepted),
+            "objects_accepted": len(accepted),
+            "objects_rejected": len(errors),
+            "attributes_accepted": processed.get("attributes", 0),
+            "events_accepted": processed.get("events", 0),
+            "purchases_accepted": processed.get("purchases", 0),
+            "data_points": sum(change.data_points for _, change in accepted),
+            "values_not_applied": sum(change.not_applied for _, change in accepted),
+            "attributes_unset": 0,
+            "users_created": 0,
+            "users_ignored_update_only": 0,
+        }
+        with self._lock:
+            by_external = self._by_external
+            for name, change in accepted:
+                kind, value = change.identity
+                profile = by_external.get(value) if kind == "external_id" else None
+                if profile is None:
+                    profile = self._resolve(change.identity, change.update_only, deltas)
+                    if profile is None:
+                        deltas["users_ignored_update_only"] += 1
+                        continue
+                if name == "events":
+                    profile.events += 1
+                elif name == "purchases":
+                    profile.purchases += change.quantity
+                profile.attributes.update(change.sets)
+                if change.ops:
+                    _apply_ops(profile.attributes, change.ops, deltas)
+        self._stats.bump(deltas)
+        return TrackResult(processed, errors)
+
+    def _resolve(
+        self, identity: Identity, update_only: bool, deltas: dict[str, int]
+    ) -> Profile | None:
+        kind, value = identity
+        if kind == "braze_id":
+            return self._by_braze.get(value)
+        index = self._by_external if kind == "external_id" else self._by_alias
+        profile = index.get(value)
+        if profile is None and not update_only:
+            profile = self._create(
+                external_id=value if kind == "external_id" else None,
+                alias=value if kind == "user_alias" else None,
+            )
+            deltas["users_created"] += 1
+        return profile
+
+    def _create(
+        self,
+        *,
+        external_id: str | None = None,
+        braze_id: str | None = None,
+        alias: str | None = None,
+    ) -> Profile:
+        if braze_id is None:
+            braze_id = f"{0x5E0000000000000000000000 + next(self._ids):024x}"
+        profile = Profile(braze_id=braze_id, external_id=external_id, alias=alias)
+        self._by_braze[braze_id] = profile
+        if external_id is not None:
+            self._by_external[external_id] = profile
+        if alias is not None:
+            self._by_alias[alias] = profile
+        return profile
+
+    # -- /users/delete and /users/export/ids --------------------------------
+
+    def delete(self, kind: str, ids: Sequence[str]) -> int:
+        """Delete the profiles found; returns how many were found."""
+        deleted = 0
+        with self._lock:
+            index = self._by_external if kind == "external_ids" else self._by_braze
+            for user_id in ids:
+                profile = index.get(user_id)
+                if profile is None:
+                    continue
+                del self._by_braze[profile.braze_id]
+                if profile.external_id is not None:
+                    del self._by_external[profile.external_id]
+                if profile.alias is not None:
+                    del self._by_alias[profile.alias]
+                deleted += 1
+        self._stats.bump({"users_deleted": deleted})
+        return deleted
+
+    def export(
+        self, ids: Sequence[str], fields: Sequence[str] | None
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        users: list[dict[str, Any]] = []
+        invalid: list[str] = []
+        wanted = None if fields is None else set(fields)
+        with self._lock:
+            for user_id in ids:
+                profile = self._by_external.get(user_id)
+                if profile is None:
+                    invalid.append(user_id)
+                else:
+                    users.append(_export_user(profile, wanted))
+        return users, invalid
+
+    # -- seeding and inspection ---------------------------------------------
+
+    def add_user(
+        self,
+        external_id: str | None,
+        braze_id: str | None,
+        attributes: dict[str, Any] | None,
+        alias: tuple[str, str] | None,
+    ) -> str:
+        alias_key = None if alias is None else f"{alias[0]}\x1f{alias[1]}"
+        with self._lock:
+            if external_id is not None and external_id in self._by_external:
+                raise ValueError(f"a user with external_id {external_id!r} already exists")
+            if braze_id is not None and braze_id in self._by_braze:
+                raise ValueError(f"a user with braze_id {braze_id!r} already exists")
+            if alias_key is not None and alias_key in self._by_alias:
+                raise ValueError(f"a user with alias {alias!r} already exists")
+            profile = self._create(external_id=external_id, braze_id=braze_id, alias=alias_key)
+            profile.attributes.update(copy.deepcopy(attributes or {}))
+            return profile.braze_id
+
+    def profiles(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return {p.key: copy.deepcopy(p.attributes) for p in self._by_braze.values()}
+
+    def profile(self, external_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            found = self._by_external.get(external_id)
+            return None if found is None else copy.deepcopy(found.attributes)
+
+    def braze_id_of(self, external_id: str) -> str | None:
+        with self._lock:
+            found = self._by_external.get(external_id)
+            return None if found is None else found.braze_id
+
+
+def _apply_ops(attrs: dict[str, Any], ops: list[Op], deltas: dict[str, int]) -> None:
+    for op, key, value in ops:
+        if op == UNSET:
+            attrs.pop(key, None)
+            deltas["attributes_unset"] += 1
+        elif op == MERGE:
+            current = attrs.get(key)
+            attrs[key] = {**current, **value} if isinstance(current, dict) else value
+        elif op == INC:
+            current = attrs.get(key)
+            numeric = isinstance(current, (int, float)) and not isinstance(current, bool)
+            attrs[key] = (current if numeric else 0) + value
+        elif op == ARRAY:
+            add, remove = value
+            current = attrs.get(key)
+            items = list(current) if isinstance(current, list) else []
+            items += [item for item in add if item not in items]
+            attrs[key] = [item for item in items if item not in remove]
+
+
+def _export_user(profile: Profile, wanted: set[str] | None) -> dict[str, Any]:
+    user: dict[str, Any] = {"braze_id": profile.braze_id}
+    if profile.external_id is not None:
+        user["external_id"] = profile.external_id
+    if profile.alias is not None:
+        label, name = profile.alias.split("\x1f", 1)
+        user["user_aliases"] = [{"alias_name": name, "alias_label": label}]
+    custom: dict[str, Any] = {}
+    for key, value in profile.attributes.items():
+        if key in STANDARD_FIELDS:
+            if wanted is None or key in wanted:
+                user[key] = copy.deepcopy(value)
+        else:
+            custom[key] = copy.deepcopy(value)
+    if wanted is None or "custom_attributes" in wanted:
+        user["custom_attributes"] = custom
+    return user
