@@ -8,10 +8,11 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from dbt_braze.errors import EXIT_OK, DbtBrazeError, MissingSettingError
+from dbt_braze.settings import SyncSettings, resolve_settings
 
 logger = logging.getLogger("dbt_braze")
 
@@ -68,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--dry-run", action="store_true", help="show what would be sent; send and change nothing")
     sync.add_argument("--full-refresh", action="store_true",
                       help="resend every current row with all its mapped attributes, ignoring the stored state")
+    tuning = sync.add_argument_group(
+        "tuning", "each also reads DBT_BRAZE_<NAME> from the environment, then "
+        "vars.dbt_braze_<name> from dbt_project.yml")
+    for setting in fields(SyncSettings):
+        tuning.add_argument(f"--{setting.name.replace('_', '-')}", dest=f"setting_{setting.name}",
+                            type=int if setting.type == "int" else float, default=None,
+                            metavar="N", help=f"{setting.metadata['help']} (default {setting.default})")
 
     commands.add_parser("validate", parents=[project], help="check every braze block; send nothing")
 
@@ -109,10 +117,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "validate":
             return run.validate(project_dir, profiles_dir, args.target, out=sys.stdout)
+        braze = None if args.dry_run else BrazeSettings.from_env()
+        cli_settings = {f.name: getattr(args, f"setting_{f.name}") for f in fields(SyncSettings)}
         return run.sync(
             project_dir, profiles_dir, args.target,
             select=args.select, dry_run=args.dry_run, full_refresh=args.full_refresh,
-            braze=None if args.dry_run else BrazeSettings.from_env(), out=sys.stdout,
+            braze=braze, settings=resolve_settings(project_dir, cli_settings), out=sys.stdout,
         )
     except DbtBrazeError as exc:
         text = str(exc).replace(secret, "***") if secret else str(exc)

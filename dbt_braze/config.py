@@ -28,6 +28,8 @@ OnRemoved = Literal["ignore", "unset", "delete"]
 # Braze takes these as the object's identifier, never as attribute names
 # (braze-api-notes.md, "Each attributes object has exactly one primary identifier").
 RESERVED_ATTRIBUTE_NAMES = frozenset({"external_id", "braze_id", "user_alias"})
+# A model with more duplicated identifiers than this share of its rows is paused.
+DEFAULT_MAX_DUPLICATE_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class ModelSync:
     mode: Mode
     on_removed: OnRemoved
     attributes: tuple[AttributeMapping, ...]
+    max_duplicate_share: float = DEFAULT_MAX_DUPLICATE_SHARE
 
     @property
     def update_only(self) -> bool:
@@ -232,6 +235,7 @@ def validate_model(
             mode=mode,
             on_removed=on_removed,
             attributes=tuple(sorted(mappings, key=lambda m: m.attribute)),
+            max_duplicate_share=float(block.get("max_duplicate_share", DEFAULT_MAX_DUPLICATE_SHARE)),
         ),
         [],
     )

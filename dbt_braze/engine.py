@@ -1,21 +1,29 @@
 """The sync loop: pending rows → Braze objects → requests → acknowledged state.
 
 For each model: read the pending changes in key order, one object per user,
-send them in batches, and checkpoint what Braze accepted (and what it
+send batches concurrently (a bounded window of requests in flight), settle
+their answers in order, and checkpoint what Braze accepted (and what it
 rejected, with its reason) into the warehouse every few thousand objects or
 seconds. The state only ever advances for accepted objects, so a sync that
-fails or is killed loses nothing: the next one finds the rest still pending.
+fails or is killed loses nothing: the next one finds the rest still pending,
+and at most one checkpoint window plus the requests in flight are sent again.
+
+Each user appears in exactly one object of one batch per sync (the pending
+rows are grouped by key), so two requests in flight never touch one user.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from dbt_braze.config import ModelSync
+from dbt_braze.errors import SyncError
 from dbt_braze.payloads import (
     MAX_OBJECTS_PER_REQUEST,
     AttributeChange,
@@ -33,6 +41,7 @@ logger = logging.getLogger(__name__)
 # braze-api-notes.md: /users/delete takes at most 50 ids per request.
 MAX_DELETE_IDS = 50
 SAMPLE_SIZE = 3
+HEARTBEAT_SECONDS = 30.0
 
 
 class WarehouseAccess(Protocol):
@@ -44,8 +53,7 @@ class WarehouseAccess(Protocol):
     def read_upserts_sql(self, model_name: str) -> str: ...
     def read_removed_sql(self, model_name: str, *, mapped_only: bool) -> str: ...
     def read_full_refresh_sql(self, relation: RelationRef, id_column: str, mappings: Any) -> str: ...
-    def acknowledge(self, model_name: str, rows: Any) -> None: ...
-    def record_rejected(self, model_name: str, rows: Any) -> None: ...
+    def checkpoint(self, model_name: str, run_id: str, acked: Any, rejected: Any) -> None: ...
 
 
 class BrazeAccess(Protocol):
@@ -65,6 +73,10 @@ class SyncOptions:
     checkpoint_seconds: float = 10.0
     batch_size: int = MAX_OBJECTS_PER_REQUEST
     read_batch_rows: int = 10_000
+    concurrency: int = 1
+    max_rejection_rate: float = 1.0
+    rejection_check_objects: int = 500
+    run_id: str = "dry-run"
 
 
 @dataclass
@@ -80,18 +92,25 @@ class ModelReport:
     requests: int = 0
     data_points: int = 0
     attributes_sent: int = 0
+    model_rows: int = 0
     withheld_null_rows: int = 0
     withheld_duplicate_keys: int = 0
     withheld_duplicate_rows: int = 0
     duplicate_samples: list[str] = field(default_factory=list)
     removed_ignored: bool = False
     sample_payloads: list[dict[str, Any]] = field(default_factory=list)
+    objects_settled: int = 0
     seconds: float = 0.0
 
     def reject(self, key: str, reason: str) -> None:
         self.rows_rejected += 1
         if len(self.rejection_samples) < 5:
             self.rejection_samples.append((key, reason))
+
+    def counts(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in (
+            "users_created", "users_updated", "attributes_unset", "users_deleted",
+            "rows_rejected", "requests", "data_points")}
 
 
 def group_users(batches: Iterable[list[Row]]) -> Iterator[UserChange]:
@@ -114,8 +133,9 @@ class _Checkpoint:
     """Buffers acknowledgements and rejections; flushes by count or by time."""
 
     def __init__(self, warehouse: WarehouseAccess, model: str, options: SyncOptions,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], heartbeat: Callable[[], None]) -> None:
         self._warehouse, self._model, self._options, self._clock = warehouse, model, options, clock
+        self._heartbeat = heartbeat
         self._acked: list[tuple[str, str, str | None]] = []
         self._rejected: list[tuple[str, str, str | None, str]] = []
         self._objects = 0
@@ -139,46 +159,119 @@ class _Checkpoint:
             self.flush()
 
     def flush(self) -> None:
-        if self._rejected:
-            self._warehouse.record_rejected(self._model, self._rejected)
-        if self._acked:
-            self._warehouse.acknowledge(self._model, self._acked)
-        logger.debug("%s: checkpoint of %d objects", self._model, self._objects)
+        if self._acked or self._rejected:
+            self._warehouse.checkpoint(self._model, self._options.run_id, self._acked, self._rejected)
+            logger.debug("%s: checkpoint of %d objects", self._model, self._objects)
         self._acked, self._rejected, self._objects, self._since = [], [], 0, self._clock()
+        self._heartbeat()
+
+
+@dataclass
+class _InFlight:
+    future: Future[Any]
+    prepared: list[tuple[UserChange, dict[str, Any]]]
+    unset: bool
 
 
 class SyncEngine:
     def __init__(self, warehouse: WarehouseAccess, braze: BrazeAccess | None, options: SyncOptions,
                  *, clock: Callable[[], float] = time.monotonic,
-                 on_progress: Callable[[str, int], None] | None = None) -> None:
+                 on_progress: Callable[[str, int], None] | None = None,
+                 heartbeat: Callable[[], None] | None = None) -> None:
         if braze is None and not options.dry_run:
             raise ValueError("a Braze client is required unless dry_run")
         self._warehouse, self._braze, self._options, self._clock = warehouse, braze, options, clock
         self._on_progress = on_progress or (lambda model, objects: None)
+        self._heartbeat = heartbeat or (lambda: None)
 
-    def sync_model(self, model: ModelSync, relation: RelationRef) -> ModelReport:
+    def sync_model(self, model: ModelSync, relation: RelationRef,
+                   report: ModelReport | None = None) -> ModelReport:
         started = self._clock()
-        report = ModelReport(model.model_name)
+        report = report or ModelReport(model.model_name)
+        self._rate_checked = False
         self._warehouse.require_pending(model.model_name)
-        self._count_withheld(model, report)
-        checkpoint = _Checkpoint(self._warehouse, model.model_name, self._options, self._clock)
+        self.count_withheld(model, report)
+        self._check_duplicate_share(model, report)
+        checkpoint = _Checkpoint(self._warehouse, model.model_name, self._options, self._clock,
+                                 self._heartbeat)
+        pool = ThreadPoolExecutor(max_workers=self._options.concurrency, thread_name_prefix="braze")
+        in_flight: deque[_InFlight] = deque()
         try:
             if self._options.full_refresh:
                 sql = self._warehouse.read_full_refresh_sql(relation, model.id_column, model.attributes)
             else:
                 sql = self._warehouse.read_upserts_sql(model.model_name)
-            self._send_upserts(model, sql, report, checkpoint)
+            self._send_upserts(model, sql, report, checkpoint, pool, in_flight)
             if not self._options.full_refresh:
-                self._send_removals(model, report, checkpoint)
+                self._send_removals(model, report, checkpoint, pool, in_flight)
+            while in_flight:
+                self._settle(in_flight.popleft(), model, report, checkpoint)
         finally:
+            # What Braze already accepted is kept even when the sync stops early.
+            self._drain_after_failure(in_flight, model, report, checkpoint)
+            pool.shutdown(wait=True, cancel_futures=True)
             if not self._options.dry_run:
                 checkpoint.flush()
             report.seconds = self._clock() - started
         return report
 
-    # -- upserts -------------------------------------------------------------
-    def _send_upserts(self, model: ModelSync, sql: str, report: ModelReport,
-                      checkpoint: _Checkpoint) -> None:
+    # -- sending -------------------------------------------------------------------
+    def _submit(self, pool: ThreadPoolExecutor, in_flight: deque[_InFlight],
+                prepared: list[tuple[UserChange, dict[str, Any]]], unset: bool,
+                model: ModelSync, report: ModelReport, checkpoint: _Checkpoint) -> None:
+        assert self._braze is not None
+        objects = [obj for _, obj in prepared]
+        in_flight.append(_InFlight(pool.submit(self._braze.track_attributes, objects), prepared, unset))
+        # Settle in order once the window is full: twice the workers keeps them busy.
+        while len(in_flight) >= 2 * self._options.concurrency:
+            self._settle(in_flight.popleft(), model, report, checkpoint)
+
+    def _settle(self, item: _InFlight, model: ModelSync, report: ModelReport,
+                checkpoint: _Checkpoint) -> None:
+        result = item.future.result()
+        report.requests += result.requests
+        for index in result.accepted:
+            change, obj = item.prepared[index]
+            self._count_accepted(report, change, obj, unset=item.unset)
+            checkpoint.accepted(change, removed=item.unset)
+        for index, reason in sorted(result.rejected.items()):
+            change, _ = item.prepared[index]
+            report.reject(change.key, reason)
+            checkpoint.rejected(change, reason)
+        report.objects_settled += len(item.prepared)
+        self._on_progress(model.model_name, len(item.prepared))
+        self._check_rejection_rate(report)
+
+    def _drain_after_failure(self, in_flight: deque[_InFlight], model: ModelSync,
+                             report: ModelReport, checkpoint: _Checkpoint) -> None:
+        while in_flight:
+            item = in_flight.popleft()
+            if item.future.cancel():
+                continue
+            try:
+                self._settle(item, model, report, checkpoint)
+            except Exception:  # the first failure is the one being raised
+                logger.debug("request failed while stopping", exc_info=True)
+
+    def _check_rejection_rate(self, report: ModelReport) -> None:
+        """Judge the first objects once: when Braze refuses most of them, stop
+        rather than burn data points on the rest."""
+        if self._rate_checked or report.objects_settled < self._options.rejection_check_objects:
+            return
+        self._rate_checked = True
+        rate = report.rows_rejected / report.objects_settled
+        if rate > self._options.max_rejection_rate:
+            top = report.rejection_samples[0][1] if report.rejection_samples else "unknown"
+            raise SyncError(
+                f"{report.model}: stopped early: {report.rows_rejected:,} of the first "
+                f"{report.objects_settled:,} objects were rejected "
+                f"({rate:.0%} > {self._options.max_rejection_rate:.0%}); first reason: {top}",
+                hint="fix the model's values (see the braze_rejected table), or raise "
+                "--max-rejection-rate if this is expected",
+            )
+
+    def _send_upserts(self, model: ModelSync, sql: str, report: ModelReport, checkpoint: _Checkpoint,
+                      pool: ThreadPoolExecutor, in_flight: deque[_InFlight]) -> None:
         users = group_users(self._warehouse.stream(sql, self._options.read_batch_rows))
         for batch in batched(users, self._options.batch_size):
             prepared: list[tuple[UserChange, dict[str, Any]]] = []
@@ -190,33 +283,21 @@ class SyncEngine:
                     if not self._options.dry_run:
                         checkpoint.rejected(change, f"rejected before sending: {exc}")
             if prepared:
-                self._track(model, prepared, report, checkpoint)
+                self._send(model, prepared, report, checkpoint, pool, in_flight, unset=False)
 
-    def _track(self, model: ModelSync, prepared: list[tuple[UserChange, dict[str, Any]]],
-               report: ModelReport, checkpoint: _Checkpoint, *, unset: bool = False) -> None:
+    def _send(self, model: ModelSync, prepared: list[tuple[UserChange, dict[str, Any]]],
+              report: ModelReport, checkpoint: _Checkpoint, pool: ThreadPoolExecutor,
+              in_flight: deque[_InFlight], *, unset: bool) -> None:
         objects = [obj for _, obj in prepared]
-        points = sum(data_points(obj) for obj in objects)
+        report.data_points += sum(data_points(obj) for obj in objects)
         if len(report.sample_payloads) < SAMPLE_SIZE:
             report.sample_payloads.extend(objects[: SAMPLE_SIZE - len(report.sample_payloads)])
         if self._options.dry_run:
             report.requests += 1
-            report.data_points += points
             for change, obj in prepared:
                 self._count_accepted(report, change, obj, unset=unset)
             return
-        assert self._braze is not None
-        result = self._braze.track_attributes(objects)
-        report.requests += result.requests
-        report.data_points += points
-        for index in result.accepted:
-            change, obj = prepared[index]
-            self._count_accepted(report, change, obj, unset=unset)
-            checkpoint.accepted(change, removed=unset)
-        for index, reason in sorted(result.rejected.items()):
-            change, _ = prepared[index]
-            report.reject(change.key, reason)
-            checkpoint.rejected(change, reason)
-        self._on_progress(model.model_name, len(objects))
+        self._submit(pool, in_flight, prepared, unset, model, report, checkpoint)
 
     @staticmethod
     def _count_accepted(report: ModelReport, change: UserChange, obj: dict[str, Any], *, unset: bool) -> None:
@@ -229,8 +310,9 @@ class SyncEngine:
         else:
             report.users_updated += 1
 
-    # -- removed rows ----------------------------------------------------------
-    def _send_removals(self, model: ModelSync, report: ModelReport, checkpoint: _Checkpoint) -> None:
+    # -- removed rows ----------------------------------------------------------------
+    def _send_removals(self, model: ModelSync, report: ModelReport, checkpoint: _Checkpoint,
+                       pool: ThreadPoolExecutor, in_flight: deque[_InFlight]) -> None:
         if model.on_removed == "ignore":
             report.removed_ignored = True
             return
@@ -241,8 +323,12 @@ class SyncEngine:
             for batch in batched(users, self._options.batch_size):
                 prepared = [(c, unset_object(model.id_field, c.key, [a.attribute for a in c.changes]))
                             for c in batch]
-                self._track(model, prepared, report, checkpoint, unset=True)
+                self._send(model, prepared, report, checkpoint, pool, in_flight, unset=True)
             return
+        # Deletions go after every upsert has settled, one request at a time:
+        # they are irreversible and rare.
+        while in_flight:
+            self._settle(in_flight.popleft(), model, report, checkpoint)
         for batch in batched(users, MAX_DELETE_IDS):
             if self._options.dry_run:
                 report.requests += 1
@@ -258,9 +344,30 @@ class SyncEngine:
                     checkpoint.accepted(change, removed=True)
             self._on_progress(model.model_name, len(batch))
 
-    def _count_withheld(self, model: ModelSync, report: ModelReport) -> None:
+    @staticmethod
+    def _check_duplicate_share(model: ModelSync, report: ModelReport) -> None:
+        """A model whose identifiers are badly duplicated is probably broken (a bad
+        join): pause it rather than send half of it."""
+        if report.model_rows <= 0:
+            return
+        share = report.withheld_duplicate_rows / report.model_rows
+        if share > model.max_duplicate_share:
+            raise SyncError(
+                f"{model.model_name}: not synced: {report.withheld_duplicate_rows:,} of "
+                f"{report.model_rows:,} rows ({share:.1%}) share an identifier, above "
+                f"max_duplicate_share {model.max_duplicate_share:.1%}; "
+                f"e.g. {', '.join(report.duplicate_samples[:3])}",
+                hint="fix the model so that each identifier appears once, or raise "
+                "`max_duplicate_share` in its braze meta block",
+            )
+
+    def count_withheld(self, model: ModelSync, report: ModelReport) -> None:
+        report.withheld_null_rows = report.withheld_duplicate_keys = report.withheld_duplicate_rows = 0
+        report.duplicate_samples = []
         for kind, key, rows in self._warehouse.withheld(model.model_name):
-            if kind == "withheld_null":
+            if kind == "model_rows":
+                report.model_rows = int(rows)
+            elif kind == "withheld_null":
                 report.withheld_null_rows += int(rows)
             else:
                 report.withheld_duplicate_keys += 1

@@ -137,21 +137,23 @@ class Warehouse:
         except self._dbt_error as exc:
             raise WarehouseError(f"dbt_braze.{name} failed: {_first_line(exc)}") from exc
 
-    def execute(self, sql: str) -> None:
-        """Run one statement in its own transaction (one statement per call: Spark and Snowflake)."""
+    def execute(self, *statements: str) -> None:
+        """Run statements in one transaction (one statement per call to the driver:
+        Spark and Snowflake reject multi-statement strings). Adapters without
+        transactions (Spark) run them one by one; callers order them so that a
+        partial write is harmless."""
         connections = self._adapter.connections
         try:
             if connections.get_thread_connection().transaction_open:
                 connections.commit()  # introspection (get_relation) may have left one open
             connections.begin()
-            connections.add_query(sql, auto_begin=False)
+            for sql in statements:
+                connections.add_query(sql, auto_begin=False)
             connections.commit()
-        except self._dbt_error as exc:
+        except Exception as exc:  # dbt's errors and driver errors dbt did not wrap
             self._rollback()
-            raise WarehouseError(f"the warehouse refused a write: {_first_line(exc)}") from exc
-        except Exception as exc:  # driver errors that dbt did not wrap
-            self._rollback()
-            raise WarehouseError(f"the warehouse refused a write: {_first_line(exc)}") from exc
+            raise WarehouseError(f"the warehouse refused a write: {_first_line(exc)}",
+                                 hint="nothing of this checkpoint was recorded; rerun the sync") from exc
 
     def _rollback(self) -> None:
         try:
@@ -205,8 +207,7 @@ class Warehouse:
 
     # -- the package's tables ---------------------------------------------
     def ensure_tables(self) -> None:
-        for statement in self.macro("braze_create_tables_sql"):
-            self.execute(statement)
+        self.macro("braze_ensure_tables")
 
     def columns(self, relation: RelationRef) -> list[str] | None:
         """The relation's column names, or None when it does not exist."""
@@ -255,17 +256,56 @@ class Warehouse:
             raise NotBuiltError(f"a mapped column is missing from {found}", hint="run `dbt-braze validate`")
         return str(sql)
 
-    def acknowledge(self, model_name: str, rows: Sequence[tuple[str, str, str | None]]) -> None:
-        """Append what Braze accepted: (key, attribute, value hash or None for removed)."""
-        if rows:
-            self.execute(self.macro("braze_acknowledge_sql", model_name=model_name, values_sql=values_sql(rows)))
+    def checkpoint(self, model_name: str, run_id: str,
+                   acked: Sequence[tuple[str, str, str | None]],
+                   rejected: Sequence[tuple[str, str, str | None, str]]) -> None:
+        """Record, in one transaction, what Braze rejected (with reasons) and what it
+        accepted: (key, attribute, value hash; None when the value was removed).
+        Rejections go first: were a non-transactional adapter to stop between the
+        two, the accepted objects would only be sent again, never lost."""
+        statements = [
+            self.macro("braze_record_rejected_sql", model_name=model_name, values_sql=values_sql(chunk))
+            for chunk in _chunks(rejected)
+        ] + [
+            self.macro("braze_acknowledge_sql", model_name=model_name, values_sql=values_sql(chunk),
+                       run_id=run_id)
+            for chunk in _chunks(acked)
+        ]
+        if statements:
+            self.execute(*statements)
 
-    def record_rejected(
-        self, model_name: str, rows: Sequence[tuple[str, str, str | None, str]]
-    ) -> None:
-        """Append what Braze refused: (key, attribute, value hash, reason)."""
-        if rows:
-            self.execute(self.macro("braze_record_rejected_sql", model_name=model_name, values_sql=values_sql(rows)))
+    def pending_built_at(self, model_name: str) -> Any:
+        rows = self.fetch_all(self.macro("braze_pending_built_at_sql", model_name=model_name))
+        return rows[0][0] if rows else None
+
+    def pending_is_stale(self, model_name: str) -> bool:
+        rows = self.fetch_all(self.macro("braze_pending_is_stale_sql", model_name=model_name))
+        return bool(rows and rows[0][0])
+
+    def rebuild_pending(self, model_name: str, relation: RelationRef, id_column: str,
+                        mappings: Sequence[AttributeMapping]) -> None:
+        self.macro("braze_rebuild_pending", model_name=model_name, relation=self._relation(relation),
+                   id_column=id_column,
+                   mappings=[{"column": m.column, "attribute": m.attribute} for m in mappings])
+
+    def record_run(self, run_id: str, model_name: str, status: str, *, ended: bool = False,
+                   counts: dict[str, int] | None = None, error: str | None = None) -> None:
+        """Append one row to the run history; the run's first row dates its start."""
+        now = str(self.macro("braze_utc_now"))
+        started_at = f"coalesce({self.macro('braze_run_started_at_sql', run_id=run_id)}, {now})"
+        self.execute(self.macro(
+            "braze_record_run_sql", run_id=run_id, model_name=model_name, status=status,
+            started_at_sql=started_at, ended=ended, counts=counts or {}, error=error,
+        ))
+
+    def live_runs(self, model_name: str, lease_seconds: float) -> list[Row]:
+        return self.fetch_all(self.macro("braze_live_runs_sql", model_name=model_name,
+                                         lease_seconds=int(lease_seconds)))
+
+
+def _chunks(rows: Sequence[Any], size: int = 5_000) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(rows), size):
+        yield rows[start:start + size]
 
 
 def _first_line(exc: BaseException) -> str:

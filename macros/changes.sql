@@ -13,6 +13,8 @@
                           on_removed (ignore | unset | delete) to them
     withheld_duplicate    an identifier shared by several rows (value_text = rows)
     withheld_null         rows whose identifier is null (value_text = rows)
+    model_rows            one summary row: the model's row count (value_text);
+                          it also dates an empty pending relation (built_at)
 -#}
 
 {#- The normalized long form of a model: one row per (braze_key, attribute). -#}
@@ -97,6 +99,9 @@ union all
 select 'withheld_null', null, null, cast(row_count as {{ dbt.type_string() }}), null, null, false, false, {{ built_at }}
 from key_counts
 where braze_key is null
+union all
+select 'model_rows', null, null, cast(coalesce(sum(row_count), 0) as {{ dbt.type_string() }}), null, null, false, false, {{ built_at }}
+from key_counts
 {% endmacro %}
 
 {#- Adds each mapping's value_type from the relation's real column types. -#}

@@ -22,7 +22,6 @@
     {%- for spec in specs -%}
       {%- do dbt_braze.braze_build_pending(spec) -%}
     {%- endfor -%}
-    {%- do adapter.commit() -%}
   {%- endif -%}
   {{ return('') }}
 {% endmacro %}
@@ -96,6 +95,7 @@
   {%- do adapter.drop_relation(staging_relation) -%}
   {%- do run_query(get_create_table_as_sql(False, staging_relation, sql)) -%}
   {%- do dbt_braze.braze_swap_relation(staging_relation, target_relation) -%}
+  {%- do adapter.commit() -%}
   {%- do dbt_braze._braze_log_pending(spec.model_name, target_relation) -%}
 {% endmacro %}
 

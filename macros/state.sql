@@ -8,6 +8,9 @@
                             INSERT on every adapter, Spark's parquet included.
     braze_rejected          objects Braze refused, per attribute, with the reason
     braze_pending__<model>  the changes computed by the last `dbt run`
+    braze_sync_runs         append-only run history: a `running` row at the start
+                            of each sync (the lock claim), heartbeats, and a final
+                            row with the status and counts
 -#}
 
 {% macro braze_schema() %}
@@ -47,7 +50,23 @@
   {{ return([
     ('model_name', dbt.type_string()), ('braze_key', dbt.type_string()),
     ('attribute', dbt.type_string()), ('value_hash', dbt.type_string()),
-    ('acked_at', dbt.type_timestamp()),
+    ('acked_at', dbt.type_timestamp()), ('run_id', dbt.type_string()),
+  ]) }}
+{% endmacro %}
+
+{% macro braze_runs_relation() %}
+  {{ return(dbt_braze.braze_relation('braze_sync_runs')) }}
+{% endmacro %}
+
+{% macro braze_runs_columns() %}
+  {{ return([
+    ('run_id', dbt.type_string()), ('model_name', dbt.type_string()),
+    ('status', dbt.type_string()), ('started_at', dbt.type_timestamp()),
+    ('recorded_at', dbt.type_timestamp()), ('ended_at', dbt.type_timestamp()),
+    ('users_created', dbt.type_bigint()), ('users_updated', dbt.type_bigint()),
+    ('attributes_unset', dbt.type_bigint()), ('users_deleted', dbt.type_bigint()),
+    ('rows_rejected', dbt.type_bigint()), ('requests', dbt.type_bigint()),
+    ('data_points', dbt.type_bigint()), ('error', dbt.type_string()),
   ]) }}
 {% endmacro %}
 
@@ -59,25 +78,40 @@
   ]) }}
 {% endmacro %}
 
-{#- SQL that creates the package's tables when missing; run once per hook and per sync. -#}
-{% macro braze_create_tables_sql() %}
-  {{ return(adapter.dispatch('braze_create_tables_sql', 'dbt_braze')()) }}
+{#- The package's tables and their columns. -#}
+{% macro braze_tables() %}
+  {{ return([
+    (dbt_braze.braze_state_relation(), dbt_braze.braze_state_columns()),
+    (dbt_braze.braze_rejected_relation(), dbt_braze.braze_rejected_columns()),
+    (dbt_braze.braze_runs_relation(), dbt_braze.braze_runs_columns()),
+  ]) }}
 {% endmacro %}
 
-{% macro default__braze_create_tables_sql() %}
-  {%- set statements = ['create schema if not exists ' ~ adapter.quote(dbt_braze.braze_schema())] -%}
-  {%- for relation, columns in [
-        (dbt_braze.braze_state_relation(), dbt_braze.braze_state_columns()),
-        (dbt_braze.braze_rejected_relation(), dbt_braze.braze_rejected_columns())] -%}
+{#-
+  Create the package's tables when missing, and add columns a newer version
+  of the package introduced (never drops or retypes anything).
+-#}
+{% macro braze_ensure_tables() %}
+  {%- do run_query('create schema if not exists ' ~ adapter.quote(dbt_braze.braze_schema())) -%}
+  {%- for relation, columns in dbt_braze.braze_tables() -%}
     {%- set cols = [] -%}
     {%- for name, dtype in columns -%}{%- do cols.append(name ~ ' ' ~ dtype) -%}{%- endfor -%}
-    {%- do statements.append('create table if not exists ' ~ relation ~ ' (' ~ cols | join(', ') ~ ')') -%}
+    {%- do run_query(dbt_braze.braze_create_table_sql(relation, cols | join(', '))) -%}
+    {%- set existing = [] -%}
+    {%- for c in adapter.get_columns_in_relation(relation) -%}{%- do existing.append(c.name | lower) -%}{%- endfor -%}
+    {%- set missing = [] -%}
+    {%- for name, dtype in columns -%}
+      {%- if name not in existing -%}{%- do missing.append(api.Column(name, dtype)) -%}{%- endif -%}
+    {%- endfor -%}
+    {%- if missing -%}{%- do alter_relation_add_remove_columns(relation, missing, none) -%}{%- endif -%}
   {%- endfor -%}
-  {{ return(statements) }}
+  {%- do adapter.commit() -%}
 {% endmacro %}
 
-{% macro braze_ensure_tables() %}
-  {%- for sql in dbt_braze.braze_create_tables_sql() -%}
-    {%- do run_query(sql) -%}
-  {%- endfor -%}
+{% macro braze_create_table_sql(relation, columns_sql) %}
+  {{ return(adapter.dispatch('braze_create_table_sql', 'dbt_braze')(relation, columns_sql)) }}
+{% endmacro %}
+
+{% macro default__braze_create_table_sql(relation, columns_sql) %}
+  create table if not exists {{ relation }} ({{ columns_sql }})
 {% endmacro %}

@@ -68,14 +68,14 @@ order by cv.braze_key, cv.attribute
 {% macro braze_withheld_sql(model_name) %}
 select change_kind, braze_key, cast(value_text as {{ dbt.type_int() }}) as row_count
 from {{ dbt_braze.braze_pending_relation(model_name) }}
-where change_kind in ('withheld_null', 'withheld_duplicate')
+where change_kind in ('withheld_null', 'withheld_duplicate', 'model_rows')
 order by row_count desc, braze_key
 {% endmacro %}
 
 {#- One INSERT appending acknowledged (key, attribute, hash) rows. -#}
-{% macro braze_acknowledge_sql(model_name, values_sql) %}
-insert into {{ dbt_braze.braze_state_relation() }} (model_name, braze_key, attribute, value_hash, acked_at)
-select '{{ model_name }}', braze_key, attribute, value_hash, {{ dbt_braze.braze_utc_now() }}
+{% macro braze_acknowledge_sql(model_name, values_sql, run_id) %}
+insert into {{ dbt_braze.braze_state_relation() }} (model_name, braze_key, attribute, value_hash, acked_at, run_id)
+select '{{ model_name }}', braze_key, attribute, value_hash, {{ dbt_braze.braze_utc_now() }}, '{{ run_id }}'
 from (values {{ values_sql }}) as acked (braze_key, attribute, value_hash)
 {% endmacro %}
 
@@ -83,4 +83,72 @@ from (values {{ values_sql }}) as acked (braze_key, attribute, value_hash)
 insert into {{ dbt_braze.braze_rejected_relation() }} (model_name, braze_key, attribute, value_hash, reason, rejected_at)
 select '{{ model_name }}', braze_key, attribute, value_hash, reason, {{ dbt_braze.braze_utc_now() }}
 from (values {{ values_sql }}) as rejected (braze_key, attribute, value_hash, reason)
+{% endmacro %}
+
+{#- When the pending relation was computed (its summary row is always present). -#}
+{% macro braze_pending_built_at_sql(model_name) %}
+select max(built_at) from {{ dbt_braze.braze_pending_relation(model_name) }}
+{% endmacro %}
+
+{#-
+  True when a sync that started before the pending relation was built
+  acknowledged anything after it: that relation was diffed against a state
+  that has since moved, and must be rebuilt before it is trusted.
+-#}
+{% macro braze_pending_is_stale_sql(model_name) %}
+select count(*)
+from {{ dbt_braze.braze_state_relation() }} s
+inner join (
+    select run_id, min(started_at) as started_at
+    from {{ dbt_braze.braze_runs_relation() }}
+    where model_name = '{{ model_name }}'
+    group by run_id
+) r on r.run_id = s.run_id
+where s.model_name = '{{ model_name }}'
+  and s.acked_at >= (select max(built_at) from {{ dbt_braze.braze_pending_relation(model_name) }})
+  and r.started_at < (select max(built_at) from {{ dbt_braze.braze_pending_relation(model_name) }})
+{% endmacro %}
+
+{#- Recompute a model's pending relation from Python (same macro as the hook). -#}
+{% macro braze_rebuild_pending(model_name, relation, id_column, mappings) %}
+  {%- set typed = dbt_braze.braze_typed_mappings(relation, mappings) -%}
+  {%- if typed is none -%}{{ return(false) }}{%- endif -%}
+  {%- do dbt_braze.braze_build_pending({'model_name': model_name, 'relation': relation,
+                                        'id_column': id_column, 'mappings': typed}) -%}
+  {{ return(true) }}
+{% endmacro %}
+
+{#- Run history: one row per event of a run (start, heartbeat, end). -#}
+{% macro braze_record_run_sql(run_id, model_name, status, started_at_sql, ended, counts, error) %}
+insert into {{ dbt_braze.braze_runs_relation() }}
+  (run_id, model_name, status, started_at, recorded_at, ended_at, users_created, users_updated,
+   attributes_unset, users_deleted, rows_rejected, requests, data_points, error)
+select '{{ run_id }}', '{{ model_name }}', '{{ status }}', {{ started_at_sql }}, {{ dbt_braze.braze_utc_now() }},
+       {% if ended %}{{ dbt_braze.braze_utc_now() }}{% else %}cast(null as {{ dbt.type_timestamp() }}){% endif %},
+       {{ counts.get('users_created', 0) }}, {{ counts.get('users_updated', 0) }},
+       {{ counts.get('attributes_unset', 0) }}, {{ counts.get('users_deleted', 0) }},
+       {{ counts.get('rows_rejected', 0) }}, {{ counts.get('requests', 0) }},
+       {{ counts.get('data_points', 0) }},
+       {% if error %}'{{ error | replace("'", "''") }}'{% else %}cast(null as {{ dbt.type_string() }}){% endif %}
+{% endmacro %}
+
+{#-
+  Runs of a model that still hold the lock: their latest row says `running`
+  and was recorded within the lease. Oldest first: the oldest claim wins.
+-#}
+{% macro braze_live_runs_sql(model_name, lease_seconds) %}
+select run_id, started_at, recorded_at
+from (
+    select run_id, status, started_at, recorded_at,
+           row_number() over (partition by run_id order by recorded_at desc, status) as recency
+    from {{ dbt_braze.braze_runs_relation() }}
+    where model_name = '{{ model_name }}'
+) latest
+where recency = 1 and status = 'running'
+  and recorded_at >= {{ dbt.dateadd('second', -1 * lease_seconds, dbt_braze.braze_utc_now()) }}
+order by started_at, run_id
+{% endmacro %}
+
+{% macro braze_run_started_at_sql(run_id) %}
+(select min(started_at) from {{ dbt_braze.braze_runs_relation() }} where run_id = '{{ run_id }}')
 {% endmacro %}

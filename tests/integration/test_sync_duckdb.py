@@ -192,7 +192,7 @@ def test_on_removed(project: DbtProject, emulator: BrazeEmulator, on_removed: st
 def test_null_and_duplicate_identifiers_are_withheld_and_reported(project: DbtProject, emulator: BrazeEmulator) -> None:
     project.write_model(users_sql(6).replace("select i as user_id",
                                              "select case when i = 6 then null when i = 5 then 4 else i end as user_id"))
-    project.write_schema([braze_model()])
+    project.write_schema([braze_model(max_duplicate_share=0.5)])
     run = project.dbt("run")
     assert "1 rows with a null identifier" in run.output
     assert "1 duplicated identifiers (2 rows)" in run.output
@@ -270,3 +270,17 @@ def test_no_pending_relation_exits_2(project: DbtProject, emulator: BrazeEmulato
     result = project.braze("sync")
     assert result.exit_code == 2
     assert "run `dbt run` first" in result.output
+
+
+def test_a_model_with_too_many_duplicated_identifiers_is_paused(project: DbtProject, emulator: BrazeEmulator) -> None:
+    # 10 of 100 rows share an identifier: above the default 5%
+    project.write_model(users_sql(100).replace("select i as user_id",
+                                               "select case when i > 90 then 1 else i end as user_id"))
+    project.write_schema([braze_model()])
+    project.dbt("run")
+    result = project.braze("sync")
+    assert result.exit_code == 1
+    assert "braze_users: not synced" in result.output and "max_duplicate_share" in result.output
+    assert emulator.stats()["requests"] == 0
+    runs = project.query("select status, error from braze_sync_runs where status <> 'running'")
+    assert runs and runs[-1][0] == "failed" and "not synced" in runs[-1][1]

@@ -134,6 +134,13 @@ class FakeWarehouse:
         self.rejected.append(list(rows))
         self.events.append("record_rejected")
 
+    def checkpoint(self, model_name: str, run_id: str, acked: Any, rejected: Any) -> None:
+        """One transaction in the real warehouse: rejections first, then acknowledgements."""
+        if rejected:
+            self.record_rejected(model_name, rejected)
+        if acked:
+            self.acknowledge(model_name, acked)
+
     @property
     def all_acknowledged(self) -> list[tuple[str, str, str | None]]:
         return [row for call in self.acknowledged for row in call]

@@ -1,0 +1,93 @@
+"""Sync settings, resolved once: command line, then environment, then project vars.
+
+Each setting can be given as a CLI flag (`--concurrency 8`), an environment
+variable (`DBT_BRAZE_CONCURRENCY=8`) or a var in the user's dbt_project.yml
+(`vars: {dbt_braze_concurrency: 8}`); the first one found wins.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dbt_braze.errors import ConfigError
+
+# Braze's default /users/track limit is 3,000 requests per 3 s per workspace
+# (braze-api-notes.md, "Rate limits"), shared with the customer's apps and other
+# integrations. By default a sync takes half of it.
+DEFAULT_REQUESTS_PER_SECOND = 500.0
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    concurrency: int = field(default=8, metadata={"help": "requests in flight at once"})
+    requests_per_second: float = field(default=DEFAULT_REQUESTS_PER_SECOND, metadata={
+        "help": "client-side cap on /users/track requests per second (0: none); the default "
+                "leaves half of Braze's default limit to your other API traffic"})
+    batch_size: int = field(default=75, metadata={
+        "help": "objects per /users/track request (Braze allows 75; some contracts 50)"})
+    checkpoint_objects: int = field(default=5_000, metadata={
+        "help": "record acknowledged objects in the warehouse at least every N objects; "
+                "bounds what a crash makes a rerun send again"})
+    checkpoint_seconds: float = field(default=10.0, metadata={
+        "help": "...or every S seconds, whichever comes first"})
+    max_retry_seconds: float = field(default=300.0, metadata={
+        "help": "give up on a request that keeps failing after this long (then exit 1)"})
+    lock_lease_seconds: float = field(default=600.0, metadata={
+        "help": "a sync with no heartbeat for this long is taken as dead and loses its lock"})
+    max_rejection_rate: float = field(default=0.5, metadata={
+        "help": "stop early (exit 1) when Braze rejects more than this share of the first objects"})
+    rejection_check_objects: int = field(default=500, metadata={
+        "help": "how many first objects the rejection rate is judged on"})
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not 1 <= self.concurrency <= 256:
+            problems.append("concurrency must be between 1 and 256")
+        if not 1 <= self.batch_size <= 75:
+            problems.append("batch_size must be between 1 and 75 (Braze's limit)")
+        if self.requests_per_second < 0:
+            problems.append("requests_per_second must be 0 (no cap) or more")
+        if self.checkpoint_objects < 1 or self.checkpoint_seconds <= 0:
+            problems.append("checkpoint_objects and checkpoint_seconds must be positive")
+        if not 0 < self.max_rejection_rate <= 1:
+            problems.append("max_rejection_rate must be in (0, 1]")
+        if problems:
+            raise ConfigError("invalid sync settings: " + "; ".join(problems),
+                              hint="see `dbt-braze sync --help` and docs/configuration.md")
+
+
+def _project_vars(project_dir: Path) -> dict[str, Any]:
+    try:
+        project = yaml.safe_load((project_dir / "dbt_project.yml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    found = project.get("vars") or {}
+    return found if isinstance(found, dict) else {}
+
+
+def resolve_settings(project_dir: Path, cli: dict[str, Any]) -> SyncSettings:
+    """`cli` maps field names to values given on the command line (None = not given)."""
+    project_vars = _project_vars(project_dir)
+    values: dict[str, Any] = {}
+    for setting in fields(SyncSettings):
+        raw: Any = cli.get(setting.name)
+        source = f"--{setting.name.replace('_', '-')}"
+        if raw is None:
+            env = f"DBT_BRAZE_{setting.name.upper()}"
+            raw, source = os.environ.get(env), env
+        if raw is None:
+            var = f"dbt_braze_{setting.name}"
+            raw, source = project_vars.get(var), f"vars.{var} in dbt_project.yml"
+        if raw is None:
+            continue
+        kind = int if setting.type == "int" else float
+        try:
+            values[setting.name] = kind(raw)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{source}: {raw!r} is not a valid {kind.__name__}") from exc
+    return SyncSettings(**values)
