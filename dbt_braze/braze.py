@@ -150,9 +150,7 @@ class BrazeClient:
             raise ValueError(f"max_objects must be 1..{MAX_TRACK_OBJECTS}, got {max_objects}")
         self._timeout = timeout
         self._retry = retry
-        self._limiter = (
-            limiter if limiter is not None else RateLimiter(None, clock=clock, sleep=sleep)
-        )
+        self._limiter = limiter if limiter is not None else RateLimiter(None, clock=clock, sleep=sleep)
         self._max_objects = max_objects
         self._session_factory = session_factory or requests.Session
         self._sleep = sleep
@@ -203,17 +201,14 @@ class BrazeClient:
         if objects:
             parts = [_encode_object(i, obj) for i, obj in enumerate(objects)]
             self._track(list(range(len(objects))), parts, tally)
-        return TrackResult(
-            sorted(tally.accepted), dict(sorted(tally.rejected.items())), tally.requests
-        )
+        return TrackResult(sorted(tally.accepted), dict(sorted(tally.rejected.items())), tally.requests)
 
     def _track(self, indexes: list[int], parts: list[bytes], tally: _Tally) -> None:
         body = b'{"attributes":[' + b",".join(parts[i] for i in indexes) + b"]}"
         if len(body) > MAX_BODY_BYTES:
             if len(indexes) == 1:
                 tally.rejected[indexes[0]] = (
-                    f"object is {len(body)} bytes; Braze refuses request bodies over "
-                    f"{MAX_BODY_BYTES} bytes"
+                    f"object is {len(body)} bytes; Braze refuses request bodies over {MAX_BODY_BYTES} bytes"
                 )
                 return
             log.debug(
@@ -265,9 +260,7 @@ class BrazeClient:
 
     # -- /users/delete ------------------------------------------------------------------------
 
-    def delete_users(
-        self, ids: list[str], id_field: Literal["external_id", "braze_id"]
-    ) -> DeleteResult:
+    def delete_users(self, ids: list[str], id_field: Literal["external_id", "braze_id"]) -> DeleteResult:
         """Delete users, at most MAX_DELETE_IDS per request. Irreversible.
 
         A chunk Braze answers with 2xx counts as deleted whole (ids of users that did not exist
@@ -342,9 +335,7 @@ class BrazeClient:
             if reply.ok:
                 self._limiter.on_success()
             return reply
-        hinted = wait_from_headers(
-            reply.headers, now=self._wall_clock(), rate_limited=status == 429
-        )
+        hinted = wait_from_headers(reply.headers, now=self._wall_clock(), rate_limited=status == 429)
         wait = min(self._retry.max_delay, hinted) if hinted else backoff
         if status == 429:
             self._limiter.on_rate_limited(wait)
@@ -375,9 +366,7 @@ class BrazeClient:
         if isinstance(parsed, dict):
             data = parsed
         log.debug("Braze answered %d: %s", response.status_code, self._clip(text, DEBUG_BODY_CHARS))
-        return _Reply(
-            response.status_code, response.reason or "", response.headers, text, data, attempts=1
-        )
+        return _Reply(response.status_code, response.reason or "", response.headers, text, data, attempts=1)
 
     # -- messages -----------------------------------------------------------------------------
 
@@ -458,9 +447,7 @@ def _encode_object(index: int, obj: dict[str, Any]) -> bytes:
     # allow_nan=False: NaN and Infinity are not JSON, and Braze must never see them (notes,
     # "Values"). UTF-8 rather than \u escapes keeps bodies small.
     try:
-        return json.dumps(obj, allow_nan=False, separators=(",", ":"), ensure_ascii=False).encode(
-            "utf-8"
-        )
+        return json.dumps(obj, allow_nan=False, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise ValueError(f"attributes[{index}] cannot be sent as JSON: {exc}") from exc
 

@@ -50,10 +50,15 @@ class _RedactingFilter(logging.Filter):
 
 def _project_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--project-dir", type=Path, default=None,
-                        help="dbt project directory (default: current directory)")
-    parent.add_argument("--profiles-dir", type=Path, default=None,
-                        help="profiles.yml directory (default: $DBT_PROFILES_DIR, the project dir, ~/.dbt)")
+    parent.add_argument(
+        "--project-dir", type=Path, default=None, help="dbt project directory (default: current directory)"
+    )
+    parent.add_argument(
+        "--profiles-dir",
+        type=Path,
+        default=None,
+        help="profiles.yml directory (default: $DBT_PROFILES_DIR, the project dir, ~/.dbt)",
+    )
     parent.add_argument("--target", default=None, help="dbt target name (default: the profile's)")
     parent.add_argument("--debug", action="store_true", help="log details and show tracebacks")
     return parent
@@ -66,16 +71,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     sync = commands.add_parser("sync", parents=[project], help="send the pending changes to Braze")
     sync.add_argument("--select", nargs="+", metavar="MODEL", default=None, help="models to sync")
-    sync.add_argument("--dry-run", action="store_true", help="show what would be sent; send and change nothing")
-    sync.add_argument("--full-refresh", action="store_true",
-                      help="resend every current row with all its mapped attributes, ignoring the stored state")
+    sync.add_argument(
+        "--dry-run", action="store_true", help="show what would be sent; send and change nothing"
+    )
+    sync.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="resend every current row with all its mapped attributes, ignoring the stored state",
+    )
     tuning = sync.add_argument_group(
-        "tuning", "each also reads DBT_BRAZE_<NAME> from the environment, then "
-        "vars.dbt_braze_<name> from dbt_project.yml")
+        "tuning",
+        "each also reads DBT_BRAZE_<NAME> from the environment, then "
+        "vars.dbt_braze_<name> from dbt_project.yml",
+    )
     for setting in fields(SyncSettings):
-        tuning.add_argument(f"--{setting.name.replace('_', '-')}", dest=f"setting_{setting.name}",
-                            type=int if setting.type == "int" else float, default=None,
-                            metavar="N", help=f"{setting.metadata['help']} (default {setting.default})")
+        tuning.add_argument(
+            f"--{setting.name.replace('_', '-')}",
+            dest=f"setting_{setting.name}",
+            type=int if setting.type == "int" else float,
+            default=None,
+            metavar="N",
+            help=f"{setting.metadata['help']} (default {setting.default})",
+        )
 
     commands.add_parser("validate", parents=[project], help="check every braze block; send nothing")
 
@@ -120,9 +137,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         braze = None if args.dry_run else BrazeSettings.from_env()
         cli_settings = {f.name: getattr(args, f"setting_{f.name}") for f in fields(SyncSettings)}
         return run.sync(
-            project_dir, profiles_dir, args.target,
-            select=args.select, dry_run=args.dry_run, full_refresh=args.full_refresh,
-            braze=braze, settings=resolve_settings(project_dir, cli_settings), out=sys.stdout,
+            project_dir,
+            profiles_dir,
+            args.target,
+            select=args.select,
+            dry_run=args.dry_run,
+            full_refresh=args.full_refresh,
+            braze=braze,
+            settings=resolve_settings(project_dir, cli_settings),
+            out=sys.stdout,
         )
     except DbtBrazeError as exc:
         text = str(exc).replace(secret, "***") if secret else str(exc)

@@ -60,14 +60,20 @@ def _relation(node: BrazeModelNode) -> RelationRef:
     return RelationRef(node.database, node.schema, node.alias)
 
 
-def _validated(warehouse: Warehouse, nodes: list[BrazeModelNode]) -> tuple[list[tuple[ModelSync, BrazeModelNode]], list[str], list[str]]:
+def _validated(
+    warehouse: Warehouse, nodes: list[BrazeModelNode]
+) -> tuple[list[tuple[ModelSync, BrazeModelNode]], list[str], list[str]]:
     """Every block checked against the warehouse's real columns; all problems at once."""
     valid, problems, notes = [], [], []
     for node in nodes:
         columns = warehouse.columns(_relation(node))
         if columns is None:
-            notes.append(f"{node.name}: relation {node.schema}.{node.alias} not built yet; columns not checked")
-        config, found = validate_model(node.name, node.unique_id, node.model_block, node.column_blocks, columns)
+            notes.append(
+                f"{node.name}: relation {node.schema}.{node.alias} not built yet; columns not checked"
+            )
+        config, found = validate_model(
+            node.name, node.unique_id, node.model_block, node.column_blocks, columns
+        )
         problems += found
         if config is not None:
             valid.append((config, node))
@@ -89,13 +95,24 @@ def validate(project_dir: Path, profiles_dir: Path, target: str | None, *, out: 
     if problems:
         print(str(MetaValidationError(problems)), file=out)
         return EXIT_USAGE
-    print(f"{len(valid)} braze model(s) valid: {', '.join(c.model_name for c, _ in valid) or 'none'}", file=out)
+    print(
+        f"{len(valid)} braze model(s) valid: {', '.join(c.model_name for c, _ in valid) or 'none'}", file=out
+    )
     return EXIT_OK
 
 
-def sync(project_dir: Path, profiles_dir: Path, target: str | None, *, select: list[str] | None,
-         dry_run: bool, full_refresh: bool, braze: BrazeSettings | None, settings: SyncSettings,
-         out: TextIO) -> int:
+def sync(
+    project_dir: Path,
+    profiles_dir: Path,
+    target: str | None,
+    *,
+    select: list[str] | None,
+    dry_run: bool,
+    full_refresh: bool,
+    braze: BrazeSettings | None,
+    settings: SyncSettings,
+    out: TextIO,
+) -> int:
 
     nodes = _load_nodes(project_dir, select)
     if not nodes:
@@ -114,19 +131,25 @@ def sync(project_dir: Path, profiles_dir: Path, target: str | None, *, select: l
             else:
                 warehouse.ensure_tables()
             for config, node in valid:
-                failure = _sync_one(warehouse, client, config, node, settings, out,
-                                    dry_run=dry_run, full_refresh=full_refresh)
+                failure = _sync_one(
+                    warehouse, client, config, node, settings, out, dry_run=dry_run, full_refresh=full_refresh
+                )
                 if failure:
                     failures.append(failure)
             if not dry_run:
-                print(f"run history: {warehouse.macro('braze_runs_relation')}; "
-                      f"rejected rows: {warehouse.macro('braze_rejected_relation')}", file=out)
+                print(
+                    f"run history: {warehouse.macro('braze_runs_relation')}; "
+                    f"rejected rows: {warehouse.macro('braze_rejected_relation')}",
+                    file=out,
+                )
     finally:
         if client is not None:
             client.close()
     if failures:
-        raise SyncError(f"{len(failures)} model(s) did not finish: " + "; ".join(failures),
-                        hint="what was not delivered stays pending; the next sync sends it")
+        raise SyncError(
+            f"{len(failures)} model(s) did not finish: " + "; ".join(failures),
+            hint="what was not delivered stays pending; the next sync sends it",
+        )
     return EXIT_OK
 
 
@@ -134,16 +157,25 @@ def _client(braze: BrazeSettings, settings: SyncSettings) -> BrazeClient:
     from dbt_braze.braze import BrazeClient, RateLimiter, RetryPolicy
 
     return BrazeClient(
-        braze.endpoint, braze.api_key,
+        braze.endpoint,
+        braze.api_key,
         retry=RetryPolicy(max_elapsed=settings.max_retry_seconds),
         limiter=RateLimiter(settings.requests_per_second or None),
         max_objects=settings.batch_size,
     )
 
 
-def _sync_one(warehouse: Warehouse, client: BrazeClient | None, config: ModelSync,
-              node: BrazeModelNode, settings: SyncSettings, out: TextIO, *,
-              dry_run: bool, full_refresh: bool) -> str | None:
+def _sync_one(
+    warehouse: Warehouse,
+    client: BrazeClient | None,
+    config: ModelSync,
+    node: BrazeModelNode,
+    settings: SyncSettings,
+    out: TextIO,
+    *,
+    dry_run: bool,
+    full_refresh: bool,
+) -> str | None:
     """Sync one model under its lock; returns why it failed, or None."""
     from dbt_braze.engine import ModelReport, SyncEngine, SyncOptions
     from dbt_braze.report import model_summary
@@ -152,9 +184,13 @@ def _sync_one(warehouse: Warehouse, client: BrazeClient | None, config: ModelSyn
     relation = _relation(node)
     run = RunLog(warehouse, config.model_name, lease_seconds=settings.lock_lease_seconds)
     options = SyncOptions(
-        dry_run=dry_run, full_refresh=full_refresh, run_id=run.run_id,
-        checkpoint_objects=settings.checkpoint_objects, checkpoint_seconds=settings.checkpoint_seconds,
-        batch_size=settings.batch_size, concurrency=settings.concurrency,
+        dry_run=dry_run,
+        full_refresh=full_refresh,
+        run_id=run.run_id,
+        checkpoint_objects=settings.checkpoint_objects,
+        checkpoint_seconds=settings.checkpoint_seconds,
+        batch_size=settings.batch_size,
+        concurrency=settings.concurrency,
         max_rejection_rate=settings.max_rejection_rate,
         rejection_check_objects=settings.rejection_check_objects,
     )

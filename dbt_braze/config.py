@@ -77,7 +77,11 @@ def _validator(definition: str) -> jsonschema.Draft202012Validator:
 
 
 def _describe(value: Any) -> str:
-    return json.dumps(value) if isinstance(value, (str, int, float, bool)) or value is None else type(value).__name__
+    return (
+        json.dumps(value)
+        if isinstance(value, (str, int, float, bool)) or value is None
+        else type(value).__name__
+    )
 
 
 def _schema_problems(model: str, source: BlockSource, definition: str) -> list[str]:
@@ -92,7 +96,9 @@ def _schema_problems(model: str, source: BlockSource, definition: str) -> list[s
                 problems.append(f"{model}: {path}.{key}: unknown key; {fix}")
         elif error.validator == "enum":
             choices = ", ".join(str(c) for c in error.validator_value)
-            problems.append(f"{model}: {path}: {_describe(error.instance)} is not valid; choose one of: {choices}")
+            problems.append(
+                f"{model}: {path}: {_describe(error.instance)} is not valid; choose one of: {choices}"
+            )
         elif error.validator == "type":
             problems.append(
                 f"{model}: {path}: expected {error.validator_value}, got {_describe(error.instance)}"

@@ -108,9 +108,18 @@ class ModelReport:
             self.rejection_samples.append((key, reason))
 
     def counts(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in (
-            "users_created", "users_updated", "attributes_unset", "users_deleted",
-            "rows_rejected", "requests", "data_points")}
+        return {
+            name: getattr(self, name)
+            for name in (
+                "users_created",
+                "users_updated",
+                "attributes_unset",
+                "users_deleted",
+                "rows_rejected",
+                "requests",
+                "data_points",
+            )
+        }
 
 
 def group_users(batches: Iterable[list[Row]]) -> Iterator[UserChange]:
@@ -132,8 +141,14 @@ def group_users(batches: Iterable[list[Row]]) -> Iterator[UserChange]:
 class _Checkpoint:
     """Buffers acknowledgements and rejections; flushes by count or by time."""
 
-    def __init__(self, warehouse: WarehouseAccess, model: str, options: SyncOptions,
-                 clock: Callable[[], float], heartbeat: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        warehouse: WarehouseAccess,
+        model: str,
+        options: SyncOptions,
+        clock: Callable[[], float],
+        heartbeat: Callable[[], None],
+    ) -> None:
         self._warehouse, self._model, self._options, self._clock = warehouse, model, options, clock
         self._heartbeat = heartbeat
         self._acked: list[tuple[str, str, str | None]] = []
@@ -154,8 +169,10 @@ class _Checkpoint:
         self._maybe_flush()
 
     def _maybe_flush(self) -> None:
-        if (self._objects >= self._options.checkpoint_objects
-                or self._clock() - self._since >= self._options.checkpoint_seconds):
+        if (
+            self._objects >= self._options.checkpoint_objects
+            or self._clock() - self._since >= self._options.checkpoint_seconds
+        ):
             self.flush()
 
     def flush(self) -> None:
@@ -174,26 +191,34 @@ class _InFlight:
 
 
 class SyncEngine:
-    def __init__(self, warehouse: WarehouseAccess, braze: BrazeAccess | None, options: SyncOptions,
-                 *, clock: Callable[[], float] = time.monotonic,
-                 on_progress: Callable[[str, int], None] | None = None,
-                 heartbeat: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        warehouse: WarehouseAccess,
+        braze: BrazeAccess | None,
+        options: SyncOptions,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        on_progress: Callable[[str, int], None] | None = None,
+        heartbeat: Callable[[], None] | None = None,
+    ) -> None:
         if braze is None and not options.dry_run:
             raise ValueError("a Braze client is required unless dry_run")
         self._warehouse, self._braze, self._options, self._clock = warehouse, braze, options, clock
         self._on_progress = on_progress or (lambda model, objects: None)
         self._heartbeat = heartbeat or (lambda: None)
 
-    def sync_model(self, model: ModelSync, relation: RelationRef,
-                   report: ModelReport | None = None) -> ModelReport:
+    def sync_model(
+        self, model: ModelSync, relation: RelationRef, report: ModelReport | None = None
+    ) -> ModelReport:
         started = self._clock()
         report = report or ModelReport(model.model_name)
         self._rate_checked = False
         self._warehouse.require_pending(model.model_name)
         self.count_withheld(model, report)
         self._check_duplicate_share(model, report)
-        checkpoint = _Checkpoint(self._warehouse, model.model_name, self._options, self._clock,
-                                 self._heartbeat)
+        checkpoint = _Checkpoint(
+            self._warehouse, model.model_name, self._options, self._clock, self._heartbeat
+        )
         pool = ThreadPoolExecutor(max_workers=self._options.concurrency, thread_name_prefix="braze")
         in_flight: deque[_InFlight] = deque()
         try:
@@ -216,9 +241,16 @@ class SyncEngine:
         return report
 
     # -- sending -------------------------------------------------------------------
-    def _submit(self, pool: ThreadPoolExecutor, in_flight: deque[_InFlight],
-                prepared: list[tuple[UserChange, dict[str, Any]]], unset: bool,
-                model: ModelSync, report: ModelReport, checkpoint: _Checkpoint) -> None:
+    def _submit(
+        self,
+        pool: ThreadPoolExecutor,
+        in_flight: deque[_InFlight],
+        prepared: list[tuple[UserChange, dict[str, Any]]],
+        unset: bool,
+        model: ModelSync,
+        report: ModelReport,
+        checkpoint: _Checkpoint,
+    ) -> None:
         assert self._braze is not None
         objects = [obj for _, obj in prepared]
         in_flight.append(_InFlight(pool.submit(self._braze.track_attributes, objects), prepared, unset))
@@ -226,8 +258,9 @@ class SyncEngine:
         while len(in_flight) >= 2 * self._options.concurrency:
             self._settle(in_flight.popleft(), model, report, checkpoint)
 
-    def _settle(self, item: _InFlight, model: ModelSync, report: ModelReport,
-                checkpoint: _Checkpoint) -> None:
+    def _settle(
+        self, item: _InFlight, model: ModelSync, report: ModelReport, checkpoint: _Checkpoint
+    ) -> None:
         result = item.future.result()
         report.requests += result.requests
         for index in result.accepted:
@@ -242,8 +275,9 @@ class SyncEngine:
         self._on_progress(model.model_name, len(item.prepared))
         self._check_rejection_rate(report)
 
-    def _drain_after_failure(self, in_flight: deque[_InFlight], model: ModelSync,
-                             report: ModelReport, checkpoint: _Checkpoint) -> None:
+    def _drain_after_failure(
+        self, in_flight: deque[_InFlight], model: ModelSync, report: ModelReport, checkpoint: _Checkpoint
+    ) -> None:
         while in_flight:
             item = in_flight.popleft()
             if item.future.cancel():
@@ -270,14 +304,23 @@ class SyncEngine:
                 "--max-rejection-rate if this is expected",
             )
 
-    def _send_upserts(self, model: ModelSync, sql: str, report: ModelReport, checkpoint: _Checkpoint,
-                      pool: ThreadPoolExecutor, in_flight: deque[_InFlight]) -> None:
+    def _send_upserts(
+        self,
+        model: ModelSync,
+        sql: str,
+        report: ModelReport,
+        checkpoint: _Checkpoint,
+        pool: ThreadPoolExecutor,
+        in_flight: deque[_InFlight],
+    ) -> None:
         users = group_users(self._warehouse.stream(sql, self._options.read_batch_rows))
         for batch in batched(users, self._options.batch_size):
             prepared: list[tuple[UserChange, dict[str, Any]]] = []
             for change in batch:
                 try:
-                    prepared.append((change, build_object(model.id_field, change, update_only=model.update_only)))
+                    prepared.append(
+                        (change, build_object(model.id_field, change, update_only=model.update_only))
+                    )
                 except LocalRejection as exc:
                     report.reject(change.key, f"rejected before sending: {exc}")
                     if not self._options.dry_run:
@@ -285,9 +328,17 @@ class SyncEngine:
             if prepared:
                 self._send(model, prepared, report, checkpoint, pool, in_flight, unset=False)
 
-    def _send(self, model: ModelSync, prepared: list[tuple[UserChange, dict[str, Any]]],
-              report: ModelReport, checkpoint: _Checkpoint, pool: ThreadPoolExecutor,
-              in_flight: deque[_InFlight], *, unset: bool) -> None:
+    def _send(
+        self,
+        model: ModelSync,
+        prepared: list[tuple[UserChange, dict[str, Any]]],
+        report: ModelReport,
+        checkpoint: _Checkpoint,
+        pool: ThreadPoolExecutor,
+        in_flight: deque[_InFlight],
+        *,
+        unset: bool,
+    ) -> None:
         objects = [obj for _, obj in prepared]
         report.data_points += sum(data_points(obj) for obj in objects)
         if len(report.sample_payloads) < SAMPLE_SIZE:
@@ -311,8 +362,14 @@ class SyncEngine:
             report.users_updated += 1
 
     # -- removed rows ----------------------------------------------------------------
-    def _send_removals(self, model: ModelSync, report: ModelReport, checkpoint: _Checkpoint,
-                       pool: ThreadPoolExecutor, in_flight: deque[_InFlight]) -> None:
+    def _send_removals(
+        self,
+        model: ModelSync,
+        report: ModelReport,
+        checkpoint: _Checkpoint,
+        pool: ThreadPoolExecutor,
+        in_flight: deque[_InFlight],
+    ) -> None:
         if model.on_removed == "ignore":
             report.removed_ignored = True
             return
@@ -321,8 +378,9 @@ class SyncEngine:
         users = group_users(self._warehouse.stream(sql, self._options.read_batch_rows))
         if model.on_removed == "unset":
             for batch in batched(users, self._options.batch_size):
-                prepared = [(c, unset_object(model.id_field, c.key, [a.attribute for a in c.changes]))
-                            for c in batch]
+                prepared = [
+                    (c, unset_object(model.id_field, c.key, [a.attribute for a in c.changes])) for c in batch
+                ]
                 self._send(model, prepared, report, checkpoint, pool, in_flight, unset=True)
             return
         # Deletions go after every upsert has settled, one request at a time:

@@ -51,8 +51,9 @@ def load_manifest(path: Path) -> dict[str, Any]:
     try:
         manifest: dict[str, Any] = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read the dbt manifest at {path}: {exc}",
-                          hint="run `dbt parse` to write it again") from exc
+        raise ConfigError(
+            f"cannot read the dbt manifest at {path}: {exc}", hint="run `dbt parse` to write it again"
+        ) from exc
     return manifest
 
 

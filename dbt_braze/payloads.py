@@ -91,9 +91,7 @@ def _refuse_constant(name: str) -> None:
     raise LocalRejection(f"{name} is not valid JSON; Braze accepts no NaN or infinity")
 
 
-def build_object(
-    id_field: str, change: UserChange, *, update_only: bool
-) -> dict[str, JsonValue]:
+def build_object(id_field: str, change: UserChange, *, update_only: bool) -> dict[str, JsonValue]:
     """One attributes object: identifier first, then every changed attribute."""
     obj: dict[str, JsonValue] = {id_field: str(change.key)}
     if update_only:

@@ -59,9 +59,7 @@ class RetryPolicy:
         if not 0 <= self.jitter < 1:
             raise ValueError(f"RetryPolicy.jitter must be in [0, 1), got {self.jitter!r}")
 
-    def backoff(
-        self, attempt: int, uniform: Callable[[float, float], float] = random.uniform
-    ) -> float:
+    def backoff(self, attempt: int, uniform: Callable[[float, float], float] = random.uniform) -> float:
         """Seconds to wait after the `attempt`-th consecutive failure (0-based)."""
         delay = self.base_delay * 2.0 ** min(max(attempt, 0), _MAX_EXPONENT)
         if self.jitter:
@@ -69,9 +67,7 @@ class RetryPolicy:
         return min(self.max_delay, max(0.0, delay))
 
 
-def wait_from_headers(
-    headers: Mapping[str, str], *, now: float, rate_limited: bool
-) -> float | None:
+def wait_from_headers(headers: Mapping[str, str], *, now: float, rate_limited: bool) -> float | None:
     """Seconds Braze asks us to wait before retrying, or None when the headers say nothing usable.
 
     Looked at, first usable wins: `X-Ratelimit-Retry-After` (seconds, MAU contracts), `Retry-After`
@@ -136,9 +132,7 @@ class RateLimiter:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if requests_per_second is not None and not requests_per_second > 0:
-            raise ValueError(
-                f"requests_per_second must be > 0 or None, got {requests_per_second!r}"
-            )
+            raise ValueError(f"requests_per_second must be > 0 or None, got {requests_per_second!r}")
         self._configured = requests_per_second
         self._rate = requests_per_second
         self._clock = clock

@@ -16,7 +16,10 @@ def model_summary(model: ModelSync, report: ModelReport, *, dry_run: bool) -> st
         lines.append(f"  {label:<34}{value:>10,}")
 
     if model.update_only:
-        add(f"users {verb} updated (update-only)".replace("  ", " "), report.users_created + report.users_updated)
+        add(
+            f"users {verb} updated (update-only)".replace("  ", " "),
+            report.users_created + report.users_updated,
+        )
     else:
         add(f"users {verb} created".replace("  ", " "), report.users_created)
         add(f"users {verb} updated".replace("  ", " "), report.users_updated)
@@ -41,5 +44,7 @@ def model_summary(model: ModelSync, report: ModelReport, *, dry_run: bool) -> st
         lines.append("  sample payloads:")
         lines += [f"    {json.dumps(p, sort_keys=False)}" for p in report.sample_payloads]
     if model.update_only and not dry_run:
-        lines.append("  note: update mode cannot tell which users Braze did not know (it ignores them silently)")
+        lines.append(
+            "  note: update mode cannot tell which users Braze did not know (it ignores them silently)"
+        )
     return "\n".join(lines)

@@ -25,24 +25,41 @@ DEFAULT_REQUESTS_PER_SECOND = 500.0
 @dataclass(frozen=True)
 class SyncSettings:
     concurrency: int = field(default=8, metadata={"help": "requests in flight at once"})
-    requests_per_second: float = field(default=DEFAULT_REQUESTS_PER_SECOND, metadata={
-        "help": "client-side cap on /users/track requests per second (0: none); the default "
-                "leaves half of Braze's default limit to your other API traffic"})
-    batch_size: int = field(default=75, metadata={
-        "help": "objects per /users/track request (Braze allows 75; some contracts 50)"})
-    checkpoint_objects: int = field(default=5_000, metadata={
-        "help": "record acknowledged objects in the warehouse at least every N objects; "
-                "bounds what a crash makes a rerun send again"})
-    checkpoint_seconds: float = field(default=10.0, metadata={
-        "help": "...or every S seconds, whichever comes first"})
-    max_retry_seconds: float = field(default=300.0, metadata={
-        "help": "give up on a request that keeps failing after this long (then exit 1)"})
-    lock_lease_seconds: float = field(default=600.0, metadata={
-        "help": "a sync with no heartbeat for this long is taken as dead and loses its lock"})
-    max_rejection_rate: float = field(default=0.5, metadata={
-        "help": "stop early (exit 1) when Braze rejects more than this share of the first objects"})
-    rejection_check_objects: int = field(default=500, metadata={
-        "help": "how many first objects the rejection rate is judged on"})
+    requests_per_second: float = field(
+        default=DEFAULT_REQUESTS_PER_SECOND,
+        metadata={
+            "help": "client-side cap on /users/track requests per second (0: none); the default "
+            "leaves half of Braze's default limit to your other API traffic"
+        },
+    )
+    batch_size: int = field(
+        default=75, metadata={"help": "objects per /users/track request (Braze allows 75; some contracts 50)"}
+    )
+    checkpoint_objects: int = field(
+        default=5_000,
+        metadata={
+            "help": "record acknowledged objects in the warehouse at least every N objects; "
+            "bounds what a crash makes a rerun send again"
+        },
+    )
+    checkpoint_seconds: float = field(
+        default=10.0, metadata={"help": "...or every S seconds, whichever comes first"}
+    )
+    max_retry_seconds: float = field(
+        default=300.0,
+        metadata={"help": "give up on a request that keeps failing after this long (then exit 1)"},
+    )
+    lock_lease_seconds: float = field(
+        default=600.0,
+        metadata={"help": "a sync with no heartbeat for this long is taken as dead and loses its lock"},
+    )
+    max_rejection_rate: float = field(
+        default=0.5,
+        metadata={"help": "stop early (exit 1) when Braze rejects more than this share of the first objects"},
+    )
+    rejection_check_objects: int = field(
+        default=500, metadata={"help": "how many first objects the rejection rate is judged on"}
+    )
 
     def __post_init__(self) -> None:
         problems = []
@@ -57,8 +74,10 @@ class SyncSettings:
         if not 0 < self.max_rejection_rate <= 1:
             problems.append("max_rejection_rate must be in (0, 1]")
         if problems:
-            raise ConfigError("invalid sync settings: " + "; ".join(problems),
-                              hint="see `dbt-braze sync --help` and docs/configuration.md")
+            raise ConfigError(
+                "invalid sync settings: " + "; ".join(problems),
+                hint="see `dbt-braze sync --help` and docs/configuration.md",
+            )
 
 
 def _project_vars(project_dir: Path) -> dict[str, Any]:

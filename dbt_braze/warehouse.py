@@ -81,7 +81,7 @@ class Warehouse:
         from dbt_common.exceptions import DbtBaseException
 
         self._dbt_error = DbtBaseException
-        self._reset_adapters = reset_adapters
+        self._reset_adapters: Any = reset_adapters
         args = Namespace(
             project_dir=str(self._target.project_dir),
             profiles_dir=str(self._target.profiles_dir) if self._target.profiles_dir else None,
@@ -152,8 +152,10 @@ class Warehouse:
             connections.commit()
         except Exception as exc:  # dbt's errors and driver errors dbt did not wrap
             self._rollback()
-            raise WarehouseError(f"the warehouse refused a write: {_first_line(exc)}",
-                                 hint="nothing of this checkpoint was recorded; rerun the sync") from exc
+            raise WarehouseError(
+                f"the warehouse refused a write: {_first_line(exc)}",
+                hint="nothing of this checkpoint was recorded; rerun the sync",
+            ) from exc
 
     def _rollback(self) -> None:
         try:
@@ -256,9 +258,13 @@ class Warehouse:
             raise NotBuiltError(f"a mapped column is missing from {found}", hint="run `dbt-braze validate`")
         return str(sql)
 
-    def checkpoint(self, model_name: str, run_id: str,
-                   acked: Sequence[tuple[str, str, str | None]],
-                   rejected: Sequence[tuple[str, str, str | None, str]]) -> None:
+    def checkpoint(
+        self,
+        model_name: str,
+        run_id: str,
+        acked: Sequence[tuple[str, str, str | None]],
+        rejected: Sequence[tuple[str, str, str | None, str]],
+    ) -> None:
         """Record, in one transaction, what Braze rejected (with reasons) and what it
         accepted: (key, attribute, value hash; None when the value was removed).
         Rejections go first: were a non-transactional adapter to stop between the
@@ -267,8 +273,9 @@ class Warehouse:
             self.macro("braze_record_rejected_sql", model_name=model_name, values_sql=values_sql(chunk))
             for chunk in _chunks(rejected)
         ] + [
-            self.macro("braze_acknowledge_sql", model_name=model_name, values_sql=values_sql(chunk),
-                       run_id=run_id)
+            self.macro(
+                "braze_acknowledge_sql", model_name=model_name, values_sql=values_sql(chunk), run_id=run_id
+            )
             for chunk in _chunks(acked)
         ]
         if statements:
@@ -282,30 +289,54 @@ class Warehouse:
         rows = self.fetch_all(self.macro("braze_pending_is_stale_sql", model_name=model_name))
         return bool(rows and rows[0][0])
 
-    def rebuild_pending(self, model_name: str, relation: RelationRef, id_column: str,
-                        mappings: Sequence[AttributeMapping]) -> None:
-        self.macro("braze_rebuild_pending", model_name=model_name, relation=self._relation(relation),
-                   id_column=id_column,
-                   mappings=[{"column": m.column, "attribute": m.attribute} for m in mappings])
+    def rebuild_pending(
+        self, model_name: str, relation: RelationRef, id_column: str, mappings: Sequence[AttributeMapping]
+    ) -> None:
+        self.macro(
+            "braze_rebuild_pending",
+            model_name=model_name,
+            relation=self._relation(relation),
+            id_column=id_column,
+            mappings=[{"column": m.column, "attribute": m.attribute} for m in mappings],
+        )
 
-    def record_run(self, run_id: str, model_name: str, status: str, *, ended: bool = False,
-                   counts: dict[str, int] | None = None, error: str | None = None) -> None:
+    def record_run(
+        self,
+        run_id: str,
+        model_name: str,
+        status: str,
+        *,
+        holder: str,
+        ended: bool = False,
+        counts: dict[str, int] | None = None,
+        error: str | None = None,
+    ) -> None:
         """Append one row to the run history; the run's first row dates its start."""
         now = str(self.macro("braze_utc_now"))
         started_at = f"coalesce({self.macro('braze_run_started_at_sql', run_id=run_id)}, {now})"
-        self.execute(self.macro(
-            "braze_record_run_sql", run_id=run_id, model_name=model_name, status=status,
-            started_at_sql=started_at, ended=ended, counts=counts or {}, error=error,
-        ))
+        self.execute(
+            self.macro(
+                "braze_record_run_sql",
+                run_id=run_id,
+                model_name=model_name,
+                status=status,
+                started_at_sql=started_at,
+                ended=ended,
+                counts=counts or {},
+                error=error,
+                holder=holder,
+            )
+        )
 
     def live_runs(self, model_name: str, lease_seconds: float) -> list[Row]:
-        return self.fetch_all(self.macro("braze_live_runs_sql", model_name=model_name,
-                                         lease_seconds=int(lease_seconds)))
+        return self.fetch_all(
+            self.macro("braze_live_runs_sql", model_name=model_name, lease_seconds=int(lease_seconds))
+        )
 
 
 def _chunks(rows: Sequence[Any], size: int = 5_000) -> Iterator[Sequence[Any]]:
     for start in range(0, len(rows), size):
-        yield rows[start:start + size]
+        yield rows[start : start + size]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -67,6 +67,7 @@
     ('attributes_unset', dbt.type_bigint()), ('users_deleted', dbt.type_bigint()),
     ('rows_rejected', dbt.type_bigint()), ('requests', dbt.type_bigint()),
     ('data_points', dbt.type_bigint()), ('error', dbt.type_string()),
+    ('holder', dbt.type_string()),
   ]) }}
 {% endmacro %}
 

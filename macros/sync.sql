@@ -119,17 +119,18 @@ where s.model_name = '{{ model_name }}'
 {% endmacro %}
 
 {#- Run history: one row per event of a run (start, heartbeat, end). -#}
-{% macro braze_record_run_sql(run_id, model_name, status, started_at_sql, ended, counts, error) %}
+{% macro braze_record_run_sql(run_id, model_name, status, started_at_sql, ended, counts, error, holder) %}
 insert into {{ dbt_braze.braze_runs_relation() }}
   (run_id, model_name, status, started_at, recorded_at, ended_at, users_created, users_updated,
-   attributes_unset, users_deleted, rows_rejected, requests, data_points, error)
+   attributes_unset, users_deleted, rows_rejected, requests, data_points, error, holder)
 select '{{ run_id }}', '{{ model_name }}', '{{ status }}', {{ started_at_sql }}, {{ dbt_braze.braze_utc_now() }},
        {% if ended %}{{ dbt_braze.braze_utc_now() }}{% else %}cast(null as {{ dbt.type_timestamp() }}){% endif %},
        {{ counts.get('users_created', 0) }}, {{ counts.get('users_updated', 0) }},
        {{ counts.get('attributes_unset', 0) }}, {{ counts.get('users_deleted', 0) }},
        {{ counts.get('rows_rejected', 0) }}, {{ counts.get('requests', 0) }},
        {{ counts.get('data_points', 0) }},
-       {% if error %}'{{ error | replace("'", "''") }}'{% else %}cast(null as {{ dbt.type_string() }}){% endif %}
+       {% if error %}'{{ error | replace("'", "''") }}'{% else %}cast(null as {{ dbt.type_string() }}){% endif %},
+       '{{ holder | replace("'", "''") }}'
 {% endmacro %}
 
 {#-
@@ -137,9 +138,9 @@ select '{{ run_id }}', '{{ model_name }}', '{{ status }}', {{ started_at_sql }},
   and was recorded within the lease. Oldest first: the oldest claim wins.
 -#}
 {% macro braze_live_runs_sql(model_name, lease_seconds) %}
-select run_id, started_at, recorded_at
+select run_id, started_at, recorded_at, holder
 from (
-    select run_id, status, started_at, recorded_at,
+    select run_id, status, started_at, recorded_at, holder,
            row_number() over (partition by run_id order by recorded_at desc, status) as recency
     from {{ dbt_braze.braze_runs_relation() }}
     where model_name = '{{ model_name }}'

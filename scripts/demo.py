@@ -27,9 +27,15 @@ def run(*command: str, env: dict[str, str]) -> None:
     result = subprocess.run(command, cwd=PROJECT, env=env, text=True, capture_output=True)
     output = result.stdout + result.stderr
     # dbt's own log is long; keep the lines that tell the story
-    keep = [line for line in output.splitlines()
-            if command[0].endswith("dbt-braze") or "dbt_braze" in line or "ERROR" in line
-            or "Completed" in line or "Done." in line]
+    keep = [
+        line
+        for line in output.splitlines()
+        if command[0].endswith("dbt-braze")
+        or "dbt_braze" in line
+        or "ERROR" in line
+        or "Completed" in line
+        or "Done." in line
+    ]
     print("\n".join(keep), flush=True)
     if result.returncode != 0:
         print(output)
@@ -37,12 +43,19 @@ def run(*command: str, env: dict[str, str]) -> None:
 
 
 def main() -> int:
-    with tempfile.TemporaryDirectory() as workdir, BrazeEmulator(
-        api_keys={KEY: {"users.track", "users.delete", "users.export.ids"}}
-    ) as emulator:
-        env = dict(os.environ, DO_NOT_TRACK="1", BRAZE_API_KEY=KEY, BRAZE_REST_ENDPOINT=emulator.url,
-                   DBT_BRAZE_DUCKDB_PATH=str(Path(workdir) / "demo.duckdb"),
-                   DBT_TARGET_PATH=str(Path(workdir) / "target"), DBT_PROFILES_DIR=str(PROJECT))
+    with (
+        tempfile.TemporaryDirectory() as workdir,
+        BrazeEmulator(api_keys={KEY: {"users.track", "users.delete", "users.export.ids"}}) as emulator,
+    ):
+        env = dict(
+            os.environ,
+            DO_NOT_TRACK="1",
+            BRAZE_API_KEY=KEY,
+            BRAZE_REST_ENDPOINT=emulator.url,
+            DBT_BRAZE_DUCKDB_PATH=str(Path(workdir) / "demo.duckdb"),
+            DBT_TARGET_PATH=str(Path(workdir) / "target"),
+            DBT_PROFILES_DIR=str(PROJECT),
+        )
         print(f"Braze emulator at {emulator.url}; warehouse {env['DBT_BRAZE_DUCKDB_PATH']}")
         dbt, braze = str(BIN / "dbt"), str(BIN / "dbt-braze")
         run(dbt, "deps", env=env)
@@ -54,8 +67,10 @@ def main() -> int:
         run(braze, "sync", env=env)
         stats = emulator.stats()
         print(f"\nBraze now holds {len(emulator.profiles)} profiles; user 2: {emulator.profile('2')}")
-        print(f"data points: first sync {first}, incremental sync {stats['data_points'] - first} "
-              f"(a full resend would have cost {first} again)")
+        print(
+            f"data points: first sync {first}, incremental sync {stats['data_points'] - first} "
+            f"(a full resend would have cost {first} again)"
+        )
     return 0
 
 

@@ -143,9 +143,7 @@ class App:
         self._keys = {key: frozenset(perms) for key, perms in api_keys.items()}
         unknown = {p for perms in self._keys.values() for p in perms} - ALL_PERMISSIONS
         if unknown:
-            raise ValueError(
-                f"unknown permission(s) {sorted(unknown)}; valid: {sorted(ALL_PERMISSIONS)}"
-            )
+            raise ValueError(f"unknown permission(s) {sorted(unknown)}; valid: {sorted(ALL_PERMISSIONS)}")
         self.config = config
         self._config_lock = threading.Lock()
         self.stats = Stats()
@@ -159,8 +157,7 @@ class App:
         unknown = set(knobs) - EmulatorConfig.knob_names()
         if unknown:
             raise ValueError(
-                f"unknown emulator knob(s) {sorted(unknown)}; "
-                f"valid: {sorted(EmulatorConfig.knob_names())}"
+                f"unknown emulator knob(s) {sorted(unknown)}; valid: {sorted(EmulatorConfig.knob_names())}"
             )
         with self._config_lock:
             new = dataclasses.replace(self.config, **knobs)
@@ -248,9 +245,7 @@ class App:
         message = f"Invalid API key: {key}" if cfg.echo_key_in_401 else "Invalid API key"
         return json_reply(401, {"message": message})
 
-    def _fault(
-        self, status: int, cfg: EmulatorConfig, key: str, rate: RateDecision | None
-    ) -> Reply:
+    def _fault(self, status: int, cfg: EmulatorConfig, key: str, rate: RateDecision | None) -> Reply:
         """The answer to a scripted or rate-limit status; nothing is applied."""
         if status == 429:
             if rate is None and cfg.rate_limit is not None:
@@ -274,6 +269,7 @@ class App:
             if not isinstance(value, list):
                 return json_reply(400, {"message": f"'{name}' must be an array."})
             arrays[name] = value
+        self.stats.bump({"objects_sent": sum(len(objects) for objects in arrays.values())})
         users = users_of(arrays.values())
         if self.inflight.enter(users):
             self.stats.bump({"same_user_overlaps": 1})
@@ -283,9 +279,7 @@ class App:
         finally:
             self.inflight.leave(users)
 
-    def _track_in_flight(
-        self, arrays: dict[str, list[Any]], cfg: EmulatorConfig, key: str
-    ) -> Reply:
+    def _track_in_flight(self, arrays: dict[str, list[Any]], cfg: EmulatorConfig, key: str) -> Reply:
         scripted = self.faults.next_scripted()
         if scripted is not None and not 200 <= scripted < 300:
             return self._fault(scripted, cfg, key, None)
@@ -344,9 +338,7 @@ class App:
             message = f"The emulator supports only 'external_ids' or 'braze_ids', not {others}."
             return json_reply(400, {"message": message})
         if len(kinds) != 1:
-            return json_reply(
-                400, {"message": "Provide exactly one of 'external_ids' or 'braze_ids'."}
-            )
+            return json_reply(400, {"message": "Provide exactly one of 'external_ids' or 'braze_ids'."})
         ids = body[kinds[0]]
         problem = _id_list_problem(kinds[0], ids)
         if problem:

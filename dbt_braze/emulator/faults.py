@@ -110,9 +110,7 @@ def _problems(cfg: EmulatorConfig) -> list[str]:
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             problems.append(f"{name}={value!r} must be an integer >= 0")
     if cfg.rate_limit is not None and (
-        not isinstance(cfg.rate_limit, int)
-        or isinstance(cfg.rate_limit, bool)
-        or cfg.rate_limit < 0
+        not isinstance(cfg.rate_limit, int) or isinstance(cfg.rate_limit, bool) or cfg.rate_limit < 0
     ):
         problems.append(f"rate_limit={cfg.rate_limit!r} must be an integer >= 0 or None")
     if not isinstance(cfg.rate_window_seconds, (int, float)) or cfg.rate_window_seconds <= 0:
@@ -146,9 +144,7 @@ class RateDecision:
     def headers(self, cfg: EmulatorConfig) -> list[tuple[str, str]]:
         """The headers Braze sends; on a 429 also the retry hints if configured."""
         seconds_left = max(0, math.ceil(self.window_end - self.now))
-        reset = (
-            math.ceil(self.window_end) if cfg.rate_limit_reset_style == "epoch" else seconds_left
-        )
+        reset = math.ceil(self.window_end) if cfg.rate_limit_reset_style == "epoch" else seconds_left
         headers = [
             ("X-RateLimit-Limit", str(self.limit)),
             ("X-RateLimit-Remaining", str(self.remaining)),

@@ -326,9 +326,7 @@ class BrazeEmulator:
         `user_alias` is `(alias_label, alias_name)`. Raises ValueError if one of
         the identifiers is already taken.
         """
-        return self._app.workspace.add_user(
-            external_id, braze_id, dict(attributes or {}), user_alias
-        )
+        return self._app.workspace.add_user(external_id, braze_id, dict(attributes or {}), user_alias)
 
     def stats(self) -> dict[str, Any]:
         """Counters since start or the last reset(); see state.py for their meaning."""

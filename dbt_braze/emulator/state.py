@@ -10,6 +10,9 @@ Counters (`BrazeEmulator.stats()`), since start or the last reset:
 
     requests / track_requests   API requests (any path but /_emulator/) / to /users/track
     status_counts               {status: n}; a dropped connection has no status
+    objects_sent                objects in every well-formed track request, whatever
+                                became of it (faults, 429s and retries included): what
+                                the client sent
     objects_received            objects of track requests that reached validation (not
                                 those refused whole by auth, limits or injected faults),
                                 = objects_accepted + objects_rejected
@@ -67,6 +70,7 @@ STANDARD_FIELDS = frozenset(
 COUNTER_NAMES = (
     "requests",
     "track_requests",
+    "objects_sent",
     "objects_received",
     "objects_accepted",
     "objects_rejected",
@@ -221,9 +225,7 @@ def count_data_points(attributes: Sequence[Any]) -> int:
     return total
 
 
-_NOT_BILLED = frozenset(
-    {"external_id", "braze_id", "user_alias", "_update_existing_only", "_merge_objects"}
-)
+_NOT_BILLED = frozenset({"external_id", "braze_id", "user_alias", "_update_existing_only", "_merge_objects"})
 _PREPARE = {
     "attributes": prepare_attributes,
     "events": prepare_event,
@@ -298,9 +300,7 @@ class Workspace:
         self._stats.bump(deltas)
         return TrackResult(processed, errors)
 
-    def _resolve(
-        self, identity: Identity, update_only: bool, deltas: dict[str, int]
-    ) -> Profile | None:
+    def _resolve(self, identity: Identity, update_only: bool, deltas: dict[str, int]) -> Profile | None:
         kind, value = identity
         if kind == "braze_id":
             return self._by_braze.get(value)

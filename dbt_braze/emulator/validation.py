@@ -151,11 +151,7 @@ def _object_op(key: str, value: dict[str, Any], merge: bool) -> Op:
         amount = value["inc"]
         if isinstance(amount, (int, float)) and not isinstance(amount, bool):
             return (INC, key, amount)
-    elif (
-        value
-        and value.keys() <= {"add", "remove"}
-        and all(isinstance(v, list) for v in value.values())
-    ):
+    elif value and value.keys() <= {"add", "remove"} and all(isinstance(v, list) for v in value.values()):
         return (ARRAY, key, (value.get("add", []), value.get("remove", [])))
     return (MERGE if merge else SET, key, value)
 
@@ -219,9 +215,7 @@ def _subscription(field: str) -> Callable[[Any], Any]:
 
 def _gender(value: Any) -> Any:
     if not isinstance(value, str) or value.upper() not in GENDERS:
-        raise _Invalid(
-            "The value provided for the 'gender' field is not valid: expected M, F, O, N or P."
-        )
+        raise _Invalid("The value provided for the 'gender' field is not valid: expected M, F, O, N or P.")
     return value.upper()
 
 
@@ -232,9 +226,7 @@ def _dob(value: Any) -> Any:
             raise ValueError(value)
         date(int(match[1]), int(match[2]), int(match[3]))
     except ValueError:
-        raise _Invalid(
-            "The value provided for the 'dob' field is not a valid date (YYYY-MM-DD)."
-        ) from None
+        raise _Invalid("The value provided for the 'dob' field is not a valid date (YYYY-MM-DD).") from None
     return value
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -57,8 +59,9 @@ class DbtProject:
         with _env(self.env), contextlib.chdir(self.root):
             capture = io.StringIO()
             with contextlib.redirect_stdout(capture):
-                result = dbtRunner().invoke([*args, "--project-dir", str(self.root),
-                                             "--profiles-dir", str(self.root)])
+                result = dbtRunner().invoke(
+                    [*args, "--project-dir", str(self.root), "--profiles-dir", str(self.root)]
+                )
         output = capture.getvalue()
         if expect_success:
             assert result.success, f"dbt {' '.join(args)} failed:\n{output}\n{result.exception}"
@@ -69,10 +72,26 @@ class DbtProject:
         from dbt_braze.cli import main
 
         out, err = io.StringIO(), io.StringIO()
-        with _env({**self.env, **(env or {})}), contextlib.chdir(self.root), \
-                contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with (
+            _env({**self.env, **(env or {})}),
+            contextlib.chdir(self.root),
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+        ):
             code = main(list(args))
         return Result(code, out.getvalue() + err.getvalue())
+
+    def spawn_braze(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        """`python -m dbt_braze ...` as a separate process (one the test can kill)."""
+        _release_dbt_duckdb()
+        return subprocess.Popen(
+            [sys.executable, "-m", "dbt_braze", *args],
+            cwd=self.root,
+            env={**os.environ, **self.env, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         _release_dbt_duckdb()
@@ -119,7 +138,8 @@ def emulator() -> Iterator[BrazeEmulator]:
 def project(tmp_path: Path, emulator: BrazeEmulator) -> DbtProject:
     root = tmp_path / "project"
     (root / "models").mkdir(parents=True)
-    (root / "dbt_project.yml").write_text(textwrap.dedent("""\
+    (root / "dbt_project.yml").write_text(
+        textwrap.dedent("""\
         name: braze_it
         version: "1.0.0"
         config-version: 2
@@ -127,16 +147,19 @@ def project(tmp_path: Path, emulator: BrazeEmulator) -> DbtProject:
         model-paths: ["models"]
         flags:
           send_anonymous_usage_stats: false
-        """))
-    (root / "profiles.yml").write_text(textwrap.dedent(f"""\
+        """)
+    )
+    (root / "profiles.yml").write_text(
+        textwrap.dedent(f"""\
         braze_it:
           target: dev
           outputs:
             dev:
               type: duckdb
-              path: "{root / 'warehouse.duckdb'}"
+              path: "{root / "warehouse.duckdb"}"
               threads: 1
-        """))
+        """)
+    )
     (root / "packages.yml").write_text(f"packages:\n  - local: {REPO_ROOT}\n")
     # what `dbt deps` does for a local package: a symlink
     (root / "dbt_packages").mkdir()
@@ -145,8 +168,7 @@ def project(tmp_path: Path, emulator: BrazeEmulator) -> DbtProject:
     return DbtProject(root, env)
 
 
-def users_sql(n: int, *, email_suffix: str = "example.com", plan: str = "'free'",
-              extra: str = "") -> str:
+def users_sql(n: int, *, email_suffix: str = "example.com", plan: str = "'free'", extra: str = "") -> str:
     """A model of n users with mixed types; `plan` and `extra` are SQL expressions over i."""
     return f"""
         select i as user_id,
@@ -162,8 +184,43 @@ def users_sql(n: int, *, email_suffix: str = "example.com", plan: str = "'free'"
 
 
 def braze_model(**block: Any) -> dict[str, Any]:
-    default = {"external_id": "user_id",
-               "attributes": {"email": "email", "first_name": "first_name", "plan": "plan",
-                              "ltv": "ltv", "is_vip": "vip", "signed_up_on": "signed_up_on"}}
+    default = {
+        "external_id": "user_id",
+        "attributes": {
+            "email": "email",
+            "first_name": "first_name",
+            "plan": "plan",
+            "ltv": "ltv",
+            "is_vip": "vip",
+            "signed_up_on": "signed_up_on",
+        },
+    }
     default.update(block)
     return {"name": "braze_users", "config": {"meta": {"braze": default}}}
+
+
+ATTRIBUTES = ("email", "first_name", "plan", "ltv", "vip", "signed_up_on")
+
+
+def expected_profile(i: int, plan: str = "free") -> dict[str, object]:
+    """What Braze must hold for user i of `users_sql`."""
+    from datetime import date, timedelta
+
+    return {
+        "email": f"user{i}@example.com",
+        "first_name": f"Name {i}",
+        "plan": plan,
+        "ltv": i * 1.5,
+        "vip": i % 2 == 0,
+        "signed_up_on": (date(2024, 1, 1) + timedelta(days=i)).isoformat(),
+    }
+
+
+def assert_braze_equals_model(emulator: BrazeEmulator, n: int) -> None:
+    profiles = emulator.profiles
+    missing = [i for i in range(1, n + 1) if profiles.get(str(i)) != expected_profile(i)]
+    assert not missing, (
+        f"{len(missing)} profiles differ from the model, e.g. user {missing[0]}: "
+        f"{profiles.get(str(missing[0]))}"
+    )
+    assert len(profiles) == n

@@ -3,27 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from harness import API_KEY, ATTRIBUTES, DbtProject, braze_model, expected_profile, users_sql
 
 from dbt_braze.emulator import BrazeEmulator
 
-from harness import API_KEY, DbtProject, braze_model, users_sql
-
 pytestmark = pytest.mark.integration
-
-ATTRIBUTES = ("email", "first_name", "plan", "ltv", "vip", "signed_up_on")
-
-
-def expected_profile(i: int, plan: str = "free") -> dict[str, object]:
-    from datetime import date, timedelta
-
-    return {
-        "email": f"user{i}@example.com",
-        "first_name": f"Name {i}",
-        "plan": plan,
-        "ltv": i * 1.5,
-        "vip": i % 2 == 0,
-        "signed_up_on": (date(2024, 1, 1) + timedelta(days=i)).isoformat(),
-    }
 
 
 def setup(project: DbtProject, n: int = 20, **block: object) -> None:
@@ -60,7 +44,9 @@ def test_second_sync_sends_nothing(project: DbtProject, emulator: BrazeEmulator)
     assert emulator.stats()["requests"] == before
 
 
-def test_changing_one_attribute_on_n_users_sends_n_data_points(project: DbtProject, emulator: BrazeEmulator) -> None:
+def test_changing_one_attribute_on_n_users_sends_n_data_points(
+    project: DbtProject, emulator: BrazeEmulator
+) -> None:
     setup(project, n=300)
     assert project.braze("sync").exit_code == 0
     first = emulator.stats()["data_points"]
@@ -75,14 +61,15 @@ def test_changing_one_attribute_on_n_users_sends_n_data_points(project: DbtProje
     print(f"incremental: 37 data points; a full resend would cost {full_resend}")
 
 
-def test_two_dbt_runs_before_a_sync_send_each_change_once(project: DbtProject, emulator: BrazeEmulator) -> None:
+def test_two_dbt_runs_before_a_sync_send_each_change_once(
+    project: DbtProject, emulator: BrazeEmulator
+) -> None:
     setup(project, n=50)
     assert project.braze("sync").exit_code == 0
     first = emulator.stats()["data_points"]
     project.write_model(users_sql(50, plan="case when i <= 10 then 'pro' else 'free' end"))
     project.dbt("run")
-    project.write_model(users_sql(50, plan="case when i <= 10 then 'pro' else 'free' end",
-                                  extra=""))
+    project.write_model(users_sql(50, plan="case when i <= 10 then 'pro' else 'free' end", extra=""))
     project.dbt("run")
     assert project.braze("sync").exit_code == 0
     assert emulator.stats()["data_points"] - first == 10
@@ -111,8 +98,12 @@ def test_a_new_mapping_sends_only_that_attribute(project: DbtProject, emulator: 
 
 
 def test_partial_errors_are_recorded_and_not_resent(project: DbtProject, emulator: BrazeEmulator) -> None:
-    project.write_model(users_sql(10).replace("'user' || i || '@example.com'",
-                                              "case when i = 3 then 'not an email' else 'user' || i || '@example.com' end"))
+    project.write_model(
+        users_sql(10).replace(
+            "'user' || i || '@example.com'",
+            "case when i = 3 then 'not an email' else 'user' || i || '@example.com' end",
+        )
+    )
     project.write_schema([braze_model()])
     project.dbt("run")
     result = project.braze("sync")
@@ -149,8 +140,14 @@ def test_update_mode_creates_no_user(project: DbtProject, emulator: BrazeEmulato
 def test_braze_id_model_updates_existing_users(project: DbtProject, emulator: BrazeEmulator) -> None:
     emulator.add_user(braze_id="b-1")
     project.write_model("select 'b-1' as bid, 'gold' as tier union all select 'b-unknown', 'silver'")
-    project.write_schema([{"name": "braze_users",
-                           "config": {"meta": {"braze": {"braze_id": "bid", "attributes": {"tier": "tier"}}}}}])
+    project.write_schema(
+        [
+            {
+                "name": "braze_users",
+                "config": {"meta": {"braze": {"braze_id": "bid", "attributes": {"tier": "tier"}}}},
+            }
+        ]
+    )
     project.dbt("run")
     assert project.braze("sync").exit_code == 0
     assert len(emulator.profiles) == 1
@@ -189,9 +186,14 @@ def test_on_removed(project: DbtProject, emulator: BrazeEmulator, on_removed: st
     assert emulator.profiles["4"] == expected_profile(4)
 
 
-def test_null_and_duplicate_identifiers_are_withheld_and_reported(project: DbtProject, emulator: BrazeEmulator) -> None:
-    project.write_model(users_sql(6).replace("select i as user_id",
-                                             "select case when i = 6 then null when i = 5 then 4 else i end as user_id"))
+def test_null_and_duplicate_identifiers_are_withheld_and_reported(
+    project: DbtProject, emulator: BrazeEmulator
+) -> None:
+    project.write_model(
+        users_sql(6).replace(
+            "select i as user_id", "select case when i = 6 then null when i = 5 then 4 else i end as user_id"
+        )
+    )
     project.write_schema([braze_model(max_duplicate_share=0.5)])
     run = project.dbt("run")
     assert "1 rows with a null identifier" in run.output
@@ -214,7 +216,9 @@ def test_dry_run_sends_and_changes_nothing(project: DbtProject, emulator: BrazeE
     assert project.query("select count(*) from braze_state") == [(0,)]
 
 
-def test_full_refresh_resends_everything_including_nulls(project: DbtProject, emulator: BrazeEmulator) -> None:
+def test_full_refresh_resends_everything_including_nulls(
+    project: DbtProject, emulator: BrazeEmulator
+) -> None:
     setup(project, n=10)
     assert project.braze("sync").exit_code == 0
     emulator.reset()  # Braze lost everything; the stored state says it is in step
@@ -272,10 +276,13 @@ def test_no_pending_relation_exits_2(project: DbtProject, emulator: BrazeEmulato
     assert "run `dbt run` first" in result.output
 
 
-def test_a_model_with_too_many_duplicated_identifiers_is_paused(project: DbtProject, emulator: BrazeEmulator) -> None:
+def test_a_model_with_too_many_duplicated_identifiers_is_paused(
+    project: DbtProject, emulator: BrazeEmulator
+) -> None:
     # 10 of 100 rows share an identifier: above the default 5%
-    project.write_model(users_sql(100).replace("select i as user_id",
-                                               "select case when i > 90 then 1 else i end as user_id"))
+    project.write_model(
+        users_sql(100).replace("select i as user_id", "select case when i > 90 then 1 else i end as user_id")
+    )
     project.write_schema([braze_model()])
     project.dbt("run")
     result = project.braze("sync")

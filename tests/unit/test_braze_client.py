@@ -485,9 +485,7 @@ def test_403_names_the_missing_permission(
     assert KEY not in str(caught.value)
 
 
-def test_other_4xx_raise_with_a_scrubbed_excerpt(
-    t: FakeTime, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_other_4xx_raise_with_a_scrubbed_excerpt(t: FakeTime, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     fake = FakeBraze([Reply(404, f"<html>no route for key {KEY}" + "x" * 500 + "</html>")])
 
@@ -750,9 +748,7 @@ def test_retry_policy_validates(kwargs: dict[str, float]) -> None:
         ({"X-Ratelimit-Retry-After": "1", "Retry-After": "9"}, True, 1.0),
     ],
 )
-def test_wait_from_headers(
-    headers: Mapping[str, str], rate_limited: bool, expected: float | None
-) -> None:
+def test_wait_from_headers(headers: Mapping[str, str], rate_limited: bool, expected: float | None) -> None:
     assert wait_from_headers(headers, now=WALL_START, rate_limited=rate_limited) == expected
 
 

@@ -29,8 +29,7 @@ def validate(
     path: str = HERE,
 ) -> tuple[ModelSync | None, list[str]]:
     col_sources = {
-        name: BlockSource(f"columns.{name}.config.meta.braze", b)
-        for name, b in (column_blocks or {}).items()
+        name: BlockSource(f"columns.{name}.config.meta.braze", b) for name, b in (column_blocks or {}).items()
     }
     return validate_model(MODEL, UID, BlockSource(path, block), col_sources, columns)
 
@@ -126,9 +125,7 @@ def test_no_warehouse_columns_skips_existence_checks() -> None:
 
 
 def test_column_blocks_alone_are_enough_for_attributes() -> None:
-    config, problems = validate(
-        {"external_id": "user_id"}, column_blocks={"email": {"attribute": "email"}}
-    )
+    config, problems = validate({"external_id": "user_id"}, column_blocks={"email": {"attribute": "email"}})
     assert problems == []
     assert config is not None
     assert config.attributes == (AttributeMapping("email", "email"),)
@@ -151,9 +148,7 @@ def test_unknown_key_without_close_match_lists_valid_keys() -> None:
 
 
 def test_unknown_key_in_column_block() -> None:
-    problem = only_problem(
-        base(), column_blocks={"plan": {"attribute": "plan_tier", "atribute": "x"}}
-    )
+    problem = only_problem(base(), column_blocks={"plan": {"attribute": "plan_tier", "atribute": "x"}})
     assert problem.startswith(f"{MODEL}: columns.plan.config.meta.braze.atribute: unknown key")
     assert "did you mean `attribute`?" in problem
 
@@ -260,9 +255,7 @@ def test_column_level_block_column_not_in_model() -> None:
 
 def test_identifier_column_also_mapped_as_attribute() -> None:
     problem = only_problem(base(attributes={"email": "email", "user_id": "uid"}))
-    assert problem.startswith(
-        f"{MODEL}: {HERE}.attributes.user_id: column `user_id` is the identifier"
-    )
+    assert problem.startswith(f"{MODEL}: {HERE}.attributes.user_id: column `user_id` is the identifier")
 
     problem = only_problem(base(), column_blocks={"user_id": {"attribute": "uid"}})
     assert problem.startswith(
@@ -272,9 +265,7 @@ def test_identifier_column_also_mapped_as_attribute() -> None:
 
 def test_identifier_as_attribute_is_case_insensitive() -> None:
     problem = only_problem(base(attributes={"USER_ID": "uid"}))
-    assert problem.startswith(
-        f"{MODEL}: {HERE}.attributes.USER_ID: column `USER_ID` is the identifier"
-    )
+    assert problem.startswith(f"{MODEL}: {HERE}.attributes.USER_ID: column `USER_ID` is the identifier")
 
 
 def test_one_column_mapped_twice_model_and_column_level() -> None:
@@ -311,28 +302,20 @@ def test_reserved_target_names(reserved: str) -> None:
     assert problem.startswith(f"{MODEL}: {HERE}.attributes.email: `{reserved}` is reserved")
 
     problem = only_problem(base(), column_blocks={"plan": {"attribute": reserved}})
-    assert problem.startswith(
-        f"{MODEL}: columns.plan.config.meta.braze.attribute: `{reserved}` is reserved"
-    )
+    assert problem.startswith(f"{MODEL}: columns.plan.config.meta.braze.attribute: `{reserved}` is reserved")
 
 
 def test_upsert_with_braze_id() -> None:
-    problem = only_problem(
-        {"braze_id": "braze_uid", "mode": "upsert", "attributes": {"email": "e"}}
-    )
+    problem = only_problem({"braze_id": "braze_uid", "mode": "upsert", "attributes": {"email": "e"}})
     assert problem.startswith(f"{MODEL}: {HERE}.mode: `upsert` is not possible with `braze_id`")
 
 
 def test_delete_with_update_mode() -> None:
     problem = only_problem(base(mode="update", on_removed="delete"))
-    assert problem.startswith(
-        f"{MODEL}: {HERE}.on_removed: `delete` is not allowed with `mode: update`"
-    )
+    assert problem.startswith(f"{MODEL}: {HERE}.on_removed: `delete` is not allowed with `mode: update`")
 
     # braze_id means update by default: delete is refused there too
-    problem = only_problem(
-        {"braze_id": "braze_uid", "on_removed": "delete", "attributes": {"email": "e"}}
-    )
+    problem = only_problem({"braze_id": "braze_uid", "on_removed": "delete", "attributes": {"email": "e"}})
     assert problem.startswith(f"{MODEL}: {HERE}.on_removed: `delete` is not allowed")
 
 
@@ -387,9 +370,7 @@ def test_schema_and_rule_problems_are_reported_together() -> None:
     assert any(f"{HERE}.atributes: unknown key" in p for p in problems)
     assert any(f"{HERE}: needs exactly one of" in p and "both" in p for p in problems)
     assert any(f"{HERE}.attributes.email: `user_alias` is reserved" in p for p in problems)
-    assert any(
-        "columns.nowhere.config.meta.braze.attribute: column `nowhere`" in p for p in problems
-    )
+    assert any("columns.nowhere.config.meta.braze.attribute: column `nowhere`" in p for p in problems)
 
 
 # -- raise_if_problems ----------------------------------------------------------------------------

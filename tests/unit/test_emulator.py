@@ -94,9 +94,7 @@ def test_all_invalid_is_400(emu: BrazeEmulator, http: requests.Session) -> None:
 
 def test_76_objects_combined_is_400(emu: BrazeEmulator, http: requests.Session) -> None:
     attributes = [{"external_id": f"u{i}", "n": i} for i in range(50)]
-    events = [
-        {"external_id": f"u{i}", "name": "e", "time": "2026-01-01T00:00:00Z"} for i in range(26)
-    ]
+    events = [{"external_id": f"u{i}", "name": "e", "time": "2026-01-01T00:00:00Z"} for i in range(26)]
     r = track(emu, http, *attributes, events=events)
     assert r.status_code == 400
     assert r.json()["message"] == "Max Input Length Exceeded"
@@ -121,9 +119,7 @@ def test_standard_fields(emu: BrazeEmulator, http: requests.Session) -> None:
     assert emu.profile("u2") == {"email_subscribe": "opted_in"}  # unmappable country -> null
 
 
-def test_null_unsets_and_long_string_is_not_applied(
-    emu: BrazeEmulator, http: requests.Session
-) -> None:
+def test_null_unsets_and_long_string_is_not_applied(emu: BrazeEmulator, http: requests.Session) -> None:
     emu.add_user("u1", attributes={"plan": "pro", "nickname": "bob", "age": 3})
     r = track(emu, http, {"external_id": "u1", "plan": None, "nickname": "x" * 256, "age": 4})
     assert r.status_code == 201
@@ -298,9 +294,7 @@ def test_same_user_overlaps(emu: BrazeEmulator) -> None:
     def send(external_id: str) -> None:
         barrier.wait()
         body = {"attributes": [{"external_id": external_id, "n": 1}]}
-        statuses.append(
-            requests.post(f"{emu.url}/users/track", json=body, headers=AUTH).status_code
-        )
+        statuses.append(requests.post(f"{emu.url}/users/track", json=body, headers=AUTH).status_code)
 
     for users in (["u1", "u1"], ["u2", "u3"]):
         threads = [threading.Thread(target=send, args=(user,)) for user in users]
@@ -343,9 +337,7 @@ def test_delete_and_export(emu: BrazeEmulator, http: requests.Session) -> None:
 
 
 def test_inspection_endpoints(emu: BrazeEmulator) -> None:
-    r = requests.post(
-        f"{emu.url}/_emulator/users", json={"external_id": "u1", "attributes": {"a": 1}}
-    )
+    r = requests.post(f"{emu.url}/_emulator/users", json={"external_id": "u1", "attributes": {"a": 1}})
     assert r.status_code == 201 and r.json()["braze_id"] == emu.braze_id_of("u1")
     assert requests.get(f"{emu.url}/_emulator/profiles").json() == {"u1": {"a": 1}}
     r = requests.post(f"{emu.url}/_emulator/config", json={"max_objects_per_request": 50})
@@ -386,9 +378,7 @@ def test_command_line_serves_until_sigterm() -> None:
         assert line.startswith("braze emulator listening on http://127.0.0.1:")
         url = line.split()[-1]
         body = {"attributes": [{"external_id": "u1", "plan": "pro"}]}
-        r = requests.post(
-            f"{url}/users/track", json=body, headers={"Authorization": "Bearer cli-key"}
-        )
+        r = requests.post(f"{url}/users/track", json=body, headers={"Authorization": "Bearer cli-key"})
         assert r.status_code == 201
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=5) == 0

@@ -52,9 +52,7 @@ def key(i: int) -> str:
     return f"u{i:04d}"
 
 
-def user_rows(
-    n: int, attrs: tuple[str, ...] = ATTRS, *, start: int = 0, new: bool = True
-) -> list[Row]:
+def user_rows(n: int, attrs: tuple[str, ...] = ATTRS, *, start: int = 0, new: bool = True) -> list[Row]:
     """Rows for users start..start+n-1, ordered by key then attribute (as the read sql)."""
     typed = {"email": "text", "ltv": "number", "plan": "text"}
     values = {"email": "{k}@example.com", "ltv": "12.50", "plan": "gold"}
@@ -62,9 +60,7 @@ def user_rows(
     for i in range(start, start + n):
         k = key(i)
         for a in attrs:
-            rows.append(
-                (k, a, values.get(a, "v").format(k=k), typed.get(a, "text"), f"h:{k}:{a}", new)
-            )
+            rows.append((k, a, values.get(a, "v").format(k=k), typed.get(a, "text"), f"h:{k}:{a}", new))
     return rows
 
 
@@ -98,9 +94,7 @@ class FakeWarehouse:
     def require_pending(self, model_name: str) -> None:
         assert model_name == MODEL_NAME
         if not self._pending:
-            raise NotBuiltError(
-                f"{model_name}: no pending-changes relation", hint="run `dbt run` first"
-            )
+            raise NotBuiltError(f"{model_name}: no pending-changes relation", hint="run `dbt run` first")
 
     def withheld(self, model_name: str) -> list[Row]:
         assert model_name == MODEL_NAME
@@ -364,9 +358,7 @@ def test_braze_id_models_send_braze_id() -> None:
 
 def removed_rows(n: int, attrs: tuple[str, ...] = ("email", "plan"), start: int = 500) -> list[Row]:
     return [
-        (key(i), a, None, None, f"old:{key(i)}:{a}", False)
-        for i in range(start, start + n)
-        for a in attrs
+        (key(i), a, None, None, f"old:{key(i)}:{a}", False) for i in range(start, start + n) for a in attrs
     ]
 
 
@@ -422,9 +414,7 @@ def test_on_removed_delete_in_chunks_of_50_and_acknowledges_deleted_users() -> N
     assert deleted_ids == [key(i) for i in range(500, 620)]
     assert report.users_deleted == 119
     removed_acks = {r for r in warehouse.all_acknowledged if r[0] != key(0)}
-    assert removed_acks == {
-        (key(i), a, None) for i in range(500, 620) if i != 555 for a in ("email", "plan")
-    }
+    assert removed_acks == {(key(i), a, None) for i in range(500, 620) if i != 555 for a in ("email", "plan")}
     assert report.requests == 1 + 3
 
 
@@ -562,10 +552,7 @@ def test_model_summary_mentions_withheld_counts_and_rejection_reasons() -> None:
     report = run(warehouse, FakeBraze(reject={key(2): "invalid email address"}), model)
     text = model_summary(model, report, dry_run=False)
     assert text.startswith(f"{MODEL_NAME} (external_id, mode upsert, on_removed ignore):")
-    assert (
-        "withheld, not sent: 4 rows with a null identifier, 2 duplicated identifiers (5 rows)"
-        in text
-    )
+    assert "withheld, not sent: 4 rows with a null identifier, 2 duplicated identifiers (5 rows)" in text
     assert "dup-a (3 rows)" in text and "dup-b (2 rows)" in text
     assert f"rejected external_id={key(2)}: invalid email address" in text
     lines = {line.split("  ")[1].strip(): line.split()[-1] for line in text.splitlines()[1:7]}

@@ -39,9 +39,7 @@ def manifest() -> dict[str, Any]:
     return {
         "metadata": {"dbt_version": "1.10.0"},
         "nodes": {
-            "model.shop.users_config": model_node(
-                "users_config", config={"meta": {"braze": BLOCK}}
-            ),
+            "model.shop.users_config": model_node("users_config", config={"meta": {"braze": BLOCK}}),
             "model.shop.users_legacy": model_node(
                 "users_legacy", meta={"braze": {"braze_id": "bid"}}, alias="users_legacy_v2"
             ),

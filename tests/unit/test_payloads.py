@@ -113,9 +113,7 @@ def test_not_a_boolean_is_rejected() -> None:
 def test_dates_and_timestamps_stay_iso_text() -> None:
     assert to_braze_value("2026-11-28", "date") == "2026-11-28"
     assert to_braze_value("2026-11-28T10:15:00Z", "timestamp") == "2026-11-28T10:15:00Z"
-    assert (
-        to_braze_value("2026-11-28T10:15:00.123456Z", "timestamp") == "2026-11-28T10:15:00.123456Z"
-    )
+    assert to_braze_value("2026-11-28T10:15:00.123456Z", "timestamp") == "2026-11-28T10:15:00.123456Z"
 
 
 def test_json_text_becomes_json_values() -> None:
@@ -132,9 +130,7 @@ def test_json_text_becomes_json_values() -> None:
     assert to_braze_value('"🎉 \\"q\\""', "json") == '🎉 "q"'
 
 
-@pytest.mark.parametrize(
-    "text", ['{"x": NaN}', "[1, Infinity]", '{"x": -Infinity}', "NaN", '{"x": 1e999}']
-)
+@pytest.mark.parametrize("text", ['{"x": NaN}', "[1, Infinity]", '{"x": -Infinity}', "NaN", '{"x": 1e999}'])
 def test_non_finite_numbers_in_json_are_rejected(text: str) -> None:
     with pytest.raises(LocalRejection):
         to_braze_value(text, "json")
@@ -145,9 +141,7 @@ def test_invalid_json_is_rejected() -> None:
         to_braze_value("{not json", "json")
 
 
-@pytest.mark.parametrize(
-    "value_type", ["text", "integer", "number", "boolean", "date", "json", None]
-)
+@pytest.mark.parametrize("value_type", ["text", "integer", "number", "boolean", "date", "json", None])
 def test_null_stays_null(value_type: str | None) -> None:
     assert to_braze_value(None, value_type) is None
 
