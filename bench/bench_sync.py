@@ -1,0 +1,844 @@
+"""Benchmark: `dbt run` + `dbt-braze sync` against the bundled Braze emulator.
+
+    .venv/bin/python bench/bench_sync.py                      # 1,000,000 users, fast + latency
+    .venv/bin/python bench/bench_sync.py --users 20000        # smoke run, well under a minute
+
+Builds a throwaway dbt project on DuckDB (package installed as `dbt deps`
+does for a `local:` package: a symlink), with one model of N users and ten
+mapped attributes of mixed types, then measures three cases:
+
+  (a) first full sync      every user is new
+  (b) no changes           the model is rebuilt identical
+  (c) 1% changed           one attribute changes for 1% of the users
+
+For each case: `dbt run` with the package (its on-run-end hook computes the
+diff) and without it (`--vars {dbt_braze_enabled: false}`), then
+`dbt-braze sync` as a subprocess against the emulator, once per emulator mode
+(fast: sink, no rate limit, no latency; latency: sink + N ms per request).
+The dbt runs do not depend on the emulator, so they are done once per case
+and the warehouse file is snapshotted before the syncs and restored for each
+further mode. A hand-written full-resend script (baseline_full_resend.py)
+runs in each mode for comparison.
+
+It prints figures; it asserts nothing about timing. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BENCH_DIR = Path(__file__).resolve().parent
+BIN_DIR = Path(sys.executable).parent
+API_KEY = "bench-key-8c1d"
+MODEL = "bench_users"
+ID_COLUMN = "user_id"
+# model column -> Braze attribute (10 attributes, mixed types)
+ATTRIBUTES = {
+    "email": "email",  # string
+    "first_name": "first_name",  # string
+    "plan": "plan_tier",  # string: the one that changes in case (c)
+    "score": "score",  # integer
+    "ltv": "ltv",  # decimal(12, 2)
+    "engagement": "engagement",  # double
+    "is_vip": "vip",  # boolean
+    "signed_up_on": "signed_up_on",  # date
+    "last_seen_at": "last_seen_at",  # timestamp
+    "referrer": "referrer",  # nullable string (null for 1 user in 3)
+}
+CASES = [
+    ("a", "(a) first full sync", 0),
+    ("b", "(b) no changes", 0),
+    ("c", "(c) {pct:g}% changed, 1 attr", None),  # pct filled from --change-pct
+]
+
+_T0 = time.perf_counter()
+try:
+    LOAD_AT_START = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+except OSError:
+    LOAD_AT_START = "?"
+
+
+def log(message: str) -> None:
+    print(f"[{time.perf_counter() - _T0:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+# -- running and measuring a subprocess -----------------------------------------
+
+
+@dataclass
+class Measured:
+    seconds: float
+    returncode: int
+    stdout: str
+    stderr: str
+    peak_rss_mb: float | None
+    cpu_seconds: float | None
+
+
+class _HwmPoller:
+    """Polls /proc/<pid>/status VmHWM (peak RSS) until the process exits."""
+
+    def __init__(self, pid: int, interval: float = 0.05) -> None:
+        self.pid, self.interval, self.peak_kb = pid, interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        path = f"/proc/{self.pid}/status"
+        while not self._stop.is_set():
+            try:
+                with open(path) as handle:
+                    for line in handle:
+                        if line.startswith("VmHWM:"):
+                            self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+                            break
+            except (OSError, ValueError):
+                return
+            self._stop.wait(self.interval)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_kb
+
+
+def run_measured(cmd: list[str], *, env: dict[str, str], cwd: Path, timeout: float | None = None) -> Measured:
+    """Run `cmd`, timing it and measuring its peak RSS and CPU time.
+
+    Peak RSS: the larger of the kernel's own figure for this child (wait4's
+    ru_maxrss) and a /proc/<pid>/status VmHWM poller; CPU: user + system
+    from wait4. stdout/stderr go to temp files, not pipes, so nothing blocks.
+    """
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=err)
+        poller = _HwmPoller(proc.pid) if Path(f"/proc/{proc.pid}").exists() else None
+        rusage = None
+        if hasattr(os, "wait4") and timeout is None:
+            _, status, rusage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+        else:
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        seconds = time.perf_counter() - started
+        hwm_kb = poller.stop() if poller else 0
+        peak_kb = max(hwm_kb, rusage.ru_maxrss if rusage else 0)
+        out.seek(0)
+        err.seek(0)
+        return Measured(
+            seconds=seconds,
+            returncode=proc.returncode,
+            stdout=out.read(),
+            stderr=err.read(),
+            peak_rss_mb=peak_kb / 1024 if peak_kb else None,
+            cpu_seconds=(rusage.ru_utime + rusage.ru_stime) if rusage else None,
+        )
+
+
+# -- the emulator -----------------------------------------------------------------
+
+
+def _http(url: str, body: dict[str, Any] | None = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url, data=data, method="GET" if body is None else "POST", headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read() or b"null")
+
+
+class Emulator:
+    """The bundled emulator in a process of its own (so it does not share a GIL
+    with anything), or in-process if its command line lacks --sink."""
+
+    def __init__(self, *, latency_ms: float) -> None:
+        self.latency_ms = latency_ms
+        self.proc: subprocess.Popen[str] | None = None
+        self._inproc: Any = None
+        help_text = subprocess.run(
+            [sys.executable, "-m", "dbt_braze.emulator", "--help"],
+            capture_output=True,
+            text=True,
+            cwd=REPO_ROOT,
+        ).stdout
+        if "--sink" in help_text:
+            cmd = [
+                sys.executable,
+                "-m",
+                "dbt_braze.emulator",
+                "--port",
+                "0",
+                "--api-key",
+                API_KEY,
+                "--rate-limit",
+                "0",
+                "--sink",
+                "--latency-ms",
+                str(latency_ms),
+            ]
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+            assert self.proc.stdout is not None
+            line = self.proc.stdout.readline()
+            match = re.search(r"listening on (\S+)", line)
+            if not match:
+                self.proc.kill()
+                raise RuntimeError(f"emulator did not start: {line!r}")
+            self.url = match.group(1)
+            self.where = "separate process"
+        else:
+            from dbt_braze.emulator import BrazeEmulator, EmulatorConfig
+
+            knobs: dict[str, Any] = {"rate_limit": None, "latency_ms": latency_ms}
+            fields = getattr(EmulatorConfig, "__dataclass_fields__", {})
+            if "sink_mode" in fields:
+                knobs["sink_mode"] = True
+            self._inproc = BrazeEmulator(
+                api_keys={API_KEY: {"users.track", "users.delete"}}, config=EmulatorConfig(**knobs)
+            ).start()
+            self.url = self._inproc.url
+            self.where = "in-process (emulator CLI has no --sink)"
+        with contextlib.suppress(Exception):  # the request log is for debugging; keep it out of the way
+            _http(self.url + "/_emulator/config", {"requests_log_size": 0})
+
+    def reset(self) -> None:
+        _http(self.url + "/_emulator/reset", {})
+
+    def stats(self) -> dict[str, Any]:
+        return _http(self.url + "/_emulator/stats")
+
+    def cpu_seconds(self) -> float | None:
+        if self.proc is None:
+            return None
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._inproc is not None:
+            self._inproc.stop()
+
+
+# -- the dbt project ---------------------------------------------------------------
+
+
+def model_sql(users: int) -> str:
+    return textwrap.dedent(f"""\
+        {{{{ config(materialized='table') }}}}
+        select
+            i as user_id,
+            'user' || i || '@example.com' as email,
+            'Name ' || i as first_name,
+            case when i % 100 < {{{{ var('bench_change_pct', 0) }}}} then 'changed' else 'same' end as plan,
+            cast(i % 1000 as integer) as score,
+            cast(i * 1.25 as decimal(12, 2)) as ltv,
+            cast(i % 17 as double) / 8 as engagement,
+            (i % 2 = 0) as is_vip,
+            date '2020-01-01' + cast(i % 2000 as integer) as signed_up_on,
+            timestamp '2024-01-01 00:00:00' + to_seconds(i) as last_seen_at,
+            case when i % 3 = 0 then null else 'ref-' || (i % 50) end as referrer
+        from range(1, {users + 1}) t(i)
+        """)
+
+
+def build_project(root: Path, users: int) -> None:
+    (root / "models").mkdir(parents=True)
+    (root / "dbt_project.yml").write_text(
+        textwrap.dedent("""\
+        name: braze_bench
+        version: "1.0.0"
+        config-version: 2
+        profile: braze_bench
+        model-paths: ["models"]
+        flags:
+          send_anonymous_usage_stats: false
+        """)
+    )
+    (root / "profiles.yml").write_text(
+        textwrap.dedent(f"""\
+        braze_bench:
+          target: dev
+          outputs:
+            dev:
+              type: duckdb
+              path: "{root / "warehouse.duckdb"}"
+              threads: 1
+        """)
+    )
+    (root / "packages.yml").write_text(f"packages:\n  - local: {REPO_ROOT}\n")
+    (root / "dbt_packages").mkdir()
+    (root / "dbt_packages" / "dbt_braze").symlink_to(REPO_ROOT)  # what `dbt deps` does for local:
+    (root / "models" / f"{MODEL}.sql").write_text(model_sql(users))
+    schema = {
+        "version": 2,
+        "models": [
+            {
+                "name": MODEL,
+                "config": {
+                    "meta": {
+                        "braze": {
+                            "external_id": ID_COLUMN,
+                            "mode": "upsert",
+                            "on_removed": "ignore",
+                            "attributes": ATTRIBUTES,
+                        }
+                    }
+                },
+            }
+        ],
+    }
+    (root / "models" / "schema.yml").write_text(json.dumps(schema, indent=2))  # JSON is YAML
+
+
+def dbt_executable() -> str:
+    candidate = BIN_DIR / "dbt"
+    return str(candidate) if candidate.exists() else (shutil.which("dbt") or "dbt")
+
+
+@dataclass
+class DbtRun:
+    seconds: float
+    model_seconds: float | None
+    peak_rss_mb: float | None
+    hook_log: str = ""
+
+
+def dbt_run(root: Path, env: dict[str, str], variables: dict[str, Any]) -> DbtRun:
+    cmd = [
+        dbt_executable(),
+        "run",
+        "--project-dir",
+        str(root),
+        "--profiles-dir",
+        str(root),
+        "--vars",
+        json.dumps(variables),
+    ]
+    result = run_measured(cmd, env=env, cwd=root)
+    if result.returncode != 0:
+        raise SystemExit(
+            f"dbt run failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}"
+        )
+    model_seconds = None
+    try:
+        run_results = json.loads((root / "target" / "run_results.json").read_text())
+        model_seconds = sum(r.get("execution_time") or 0 for r in run_results.get("results", []))
+    except (OSError, ValueError):
+        pass
+    hook_log = " | ".join(
+        line.split("dbt_braze: ", 1)[1].strip()
+        for line in result.stdout.splitlines()
+        if "dbt_braze: " in line
+    )
+    return DbtRun(result.seconds, model_seconds, result.peak_rss_mb, hook_log)
+
+
+# -- one measured sync -------------------------------------------------------------
+
+
+@dataclass
+class SyncRun:
+    label: str
+    seconds: float
+    objects: int
+    requests: int
+    data_points: int
+    peak_rss_mb: float | None
+    cpu_seconds: float | None
+    emulator_cpu_seconds: float | None
+    max_concurrent: int
+    statuses: dict[str, int]
+    reported: dict[str, int] = field(default_factory=dict)
+    overlaps: int = 0
+    engine_seconds: float | None = None  # from the run history the sync writes, if any
+
+    @property
+    def objects_per_second(self) -> float | None:
+        return self.objects / self.seconds if self.objects and self.seconds > 0 else None
+
+
+def measured_against(
+    emulator: Emulator, label: str, cmd: list[str], env: dict[str, str], cwd: Path
+) -> tuple[SyncRun, Measured]:
+    emulator.reset()
+    cpu_before = emulator.cpu_seconds()
+    result = run_measured(cmd, env=env, cwd=cwd)
+    cpu_after = emulator.cpu_seconds()
+    stats = emulator.stats()
+    run = SyncRun(
+        label=label,
+        seconds=result.seconds,
+        objects=int(stats.get("objects_accepted", 0)),
+        requests=int(stats.get("track_requests", 0)),
+        data_points=int(stats.get("data_points", 0)),
+        peak_rss_mb=result.peak_rss_mb,
+        cpu_seconds=result.cpu_seconds,
+        emulator_cpu_seconds=None if cpu_before is None or cpu_after is None else cpu_after - cpu_before,
+        max_concurrent=int(stats.get("max_concurrent_requests", 0)),
+        statuses={str(k): v for k, v in (stats.get("status_counts") or {}).items()},
+        overlaps=int(stats.get("same_user_overlaps", 0)),
+    )
+    return run, result
+
+
+def parse_sync_report(text: str) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for name, pattern in (
+        ("requests", r"^\s*requests\s+([\d,]+)"),
+        ("data_points", r"^\s*data points sent\s+([\d,]+)"),
+        ("created", r"^\s*users created\s+([\d,]+)"),
+        ("updated", r"^\s*users updated\s+([\d,]+)"),
+    ):
+        match = re.search(pattern, text, re.MULTILINE)
+        if match:
+            found[name] = int(match.group(1).replace(",", ""))
+    return found
+
+
+def _run_history(db: Path) -> dict[str, float | None]:
+    """run_id -> seconds from its start to its end, from the run history table the
+    sync keeps in the warehouse (best effort: empty if there is no such table)."""
+    try:
+        import duckdb
+
+        with duckdb.connect(str(db), read_only=True) as conn:
+            rows = conn.execute(
+                "select run_id, epoch(max(ended_at)) - epoch(min(started_at)) "
+                "from main.braze_sync_runs group by run_id"
+            ).fetchall()
+        return {str(run_id): None if seconds is None else float(seconds) for run_id, seconds in rows}
+    except Exception:
+        return {}
+
+
+def engine_seconds(db: Path, before: dict[str, float | None]) -> float | None:
+    """Start-to-end time of the sync run(s) recorded since `before`. The rest of
+    the sync's wall time is process start-up: imports, manifest, dbt adapter."""
+    new = [s for run_id, s in _run_history(db).items() if run_id not in before]
+    if not new or any(s is None for s in new):
+        return None
+    return sum(s for s in new if s is not None)
+
+
+def sync_flags(concurrency: int | None, max_rps: float | None) -> tuple[list[str], str]:
+    help_text = subprocess.run(
+        [sys.executable, "-m", "dbt_braze", "sync", "--help"], capture_output=True, text=True, cwd=REPO_ROOT
+    ).stdout
+    flags: list[str] = []
+    notes: list[str] = []
+    if "--concurrency" in help_text:
+        if concurrency is not None:
+            flags += ["--concurrency", str(concurrency)]
+    else:
+        notes.append("sync has no --concurrency (sequential engine)")
+    if "--max-requests-per-second" in help_text:
+        if max_rps is not None:
+            flags += ["--max-requests-per-second", f"{max_rps:g}"]
+    else:
+        notes.append("sync has no --max-requests-per-second")
+    return flags, "; ".join(notes)
+
+
+def run_sync(emulator: Emulator, label: str, root: Path, env: dict[str, str], flags: list[str]) -> SyncRun:
+    cmd = [
+        sys.executable,
+        "-m",
+        "dbt_braze",
+        "sync",
+        "--project-dir",
+        str(root),
+        "--profiles-dir",
+        str(root),
+        *flags,
+    ]
+    sync_env = {**env, "BRAZE_API_KEY": API_KEY, "BRAZE_REST_ENDPOINT": emulator.url}
+    history = _run_history(root / "warehouse.duckdb")
+    run, result = measured_against(emulator, label, cmd, sync_env, root)
+    run.reported = parse_sync_report(result.stdout)
+    run.engine_seconds = engine_seconds(root / "warehouse.duckdb", history)
+    if result.returncode != 0:
+        log(f"  !! dbt-braze sync exited {result.returncode} after {result.seconds:.1f}s")
+        log("  stdout tail: " + result.stdout[-1500:].replace("\n", "\n      "))
+        log("  stderr tail: " + result.stderr[-3000:].replace("\n", "\n      "))
+        run.label += f" [exit {result.returncode}]"
+    return run
+
+
+def run_baseline(emulator: Emulator, root: Path, env: dict[str, str]) -> SyncRun:
+    cmd = [
+        sys.executable,
+        str(BENCH_DIR / "baseline_full_resend.py"),
+        "--db",
+        str(root / "warehouse.duckdb"),
+        "--table",
+        f"main.{MODEL}",
+        "--id-column",
+        ID_COLUMN,
+    ]
+    for column, attribute in ATTRIBUTES.items():
+        cmd += ["--map", f"{column}={attribute}"]
+    base_env = {**env, "BRAZE_API_KEY": API_KEY, "BRAZE_REST_ENDPOINT": emulator.url}
+    run, result = measured_against(emulator, "baseline full resend", cmd, base_env, root)
+    if result.returncode != 0:
+        log(f"  !! baseline exited {result.returncode}: {result.stderr[-2000:]}")
+        run.label += f" [exit {result.returncode}]"
+    return run
+
+
+# -- printing ----------------------------------------------------------------------
+
+
+def fmt(value: float | int | None, spec: str = ",.0f") -> str:
+    if value is None:
+        return "-"
+    return format(value, spec)
+
+
+def machine_info() -> list[str]:
+    cpu_model = "?"
+    mem = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GB"
+                break
+    except OSError:
+        pass
+
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--", "dbt_braze", "macros"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        rev += " (+ uncommitted changes in dbt_braze/ or macros/)" if dirty else ""
+    except OSError:
+        rev = "?"
+    try:
+        load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        load = "?"
+    return [
+        f"load average at start: {LOAD_AT_START}, at end: {load} (other processes compete for the cores: "
+        "figures are only comparable on a quiet machine)",
+        f"machine: {os.cpu_count()} cores ({cpu_model}), {mem} RAM, {platform.platform()}",
+        f"python {platform.python_version()}; dbt-core {version('dbt-core')}, "
+        f"dbt-duckdb {version('dbt-duckdb')}, duckdb {version('duckdb')}, requests {version('requests')}; "
+        f"dbt-braze {version('dbt-braze')} at {rev}",
+    ]
+
+
+def print_mode_table(
+    title: str, rows: list[tuple[str, DbtRun, DbtRun, SyncRun]], baseline: SyncRun | None, change_pct: float
+) -> None:
+    headers = [
+        "case",
+        "dbt run w/ pkg (s)",
+        "w/o pkg (s)",
+        "sync (s)",
+        "of which engine (s)",
+        "objects/s",
+        "requests",
+        "data points",
+        "peak RSS (MB)",
+        "sync CPU (s)",
+        "emu CPU (s)",
+    ]
+    table: list[list[str]] = []
+    for label, with_pkg, without_pkg, sync in rows:
+        table.append(
+            [
+                label,
+                fmt(with_pkg.seconds, ".2f"),
+                fmt(without_pkg.seconds, ".2f"),
+                fmt(sync.seconds, ".2f"),
+                fmt(sync.engine_seconds, ".2f"),
+                fmt(sync.objects_per_second),
+                fmt(sync.requests),
+                fmt(sync.data_points),
+                fmt(sync.peak_rss_mb, ".0f"),
+                fmt(sync.cpu_seconds, ".1f"),
+                fmt(sync.emulator_cpu_seconds, ".1f"),
+            ]
+        )
+    if baseline is not None:
+        table.append(
+            [
+                baseline.label,
+                "",
+                "",
+                fmt(baseline.seconds, ".2f"),
+                "",
+                fmt(baseline.objects_per_second),
+                fmt(baseline.requests),
+                fmt(baseline.data_points),
+                fmt(baseline.peak_rss_mb, ".0f"),
+                fmt(baseline.cpu_seconds, ".1f"),
+                fmt(baseline.emulator_cpu_seconds, ".1f"),
+            ]
+        )
+    widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(headers)]
+    print()
+    print(title)
+    print("  ".join(h.ljust(widths[0]) if i == 0 else h.rjust(widths[i]) for i, h in enumerate(headers)))
+    print("  ".join("-" * w for w in widths))
+    for row in table:
+        print("  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(row)))
+
+    by_case = {label[:3]: (w, wo, s) for label, w, wo, s in rows}
+    notes: list[str] = []
+    for label, _, _, sync in rows:
+        extra = []
+        if sync.max_concurrent:
+            extra.append(f"max {sync.max_concurrent} concurrent requests")
+        if sync.overlaps:
+            extra.append(f"{sync.overlaps} SAME-USER OVERLAPS")
+        bad = {k: v for k, v in sync.statuses.items() if not k.startswith("2")}
+        if bad:
+            extra.append(f"non-2xx: {bad}")
+        rep = sync.reported
+        if rep and (rep.get("requests") != sync.requests or rep.get("data_points") != sync.data_points):
+            extra.append(f"sync reported requests={rep.get('requests')} data points={rep.get('data_points')}")
+        if extra:
+            notes.append(f"  {label[:3]} " + "; ".join(extra))
+    if baseline is not None and baseline.max_concurrent:
+        notes.append(f"  baseline: max {baseline.max_concurrent} concurrent requests")
+    if notes:
+        print("notes:")
+        print("\n".join(notes))
+    if baseline is None:
+        return
+    print(
+        f"baseline: resends all {fmt(baseline.objects)} users x {len(ATTRIBUTES)} attributes every run, "
+        "so its figures are the same for (a), (b) and (c)"
+    )
+
+    def ratio(a: float | None, b: float | None, spec: str = ".2f") -> str:
+        if a is None or b is None:
+            return "-"
+        if b == 0:
+            return "inf"
+        return format(a / b, spec) + "x"
+
+    for key in ("(a)", "(b)", "(c)"):
+        if key not in by_case:
+            continue
+        with_pkg, without_pkg, sync = by_case[key]
+        hook = with_pkg.seconds - without_pkg.seconds
+        print(
+            f"{key} data points baseline / dbt-braze: {ratio(baseline.data_points, sync.data_points)}"
+            f" ({fmt(baseline.data_points)} vs {fmt(sync.data_points)});"
+            f" time to deliver: baseline {baseline.seconds:.1f}s"
+            f" vs dbt-braze hook {hook:+.1f}s + sync {sync.seconds:.1f}s"
+            f" = {hook + sync.seconds:.1f}s"
+        )
+    if "(a)" in by_case:
+        sync = by_case["(a)"][2]
+        print(
+            f"throughput (a) dbt-braze objects/s / baseline objects/s: "
+            f"{ratio(sync.objects_per_second, baseline.objects_per_second)}"
+            f" ({fmt(sync.objects_per_second)} vs {fmt(baseline.objects_per_second)})"
+        )
+
+
+# -- main ----------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Benchmark dbt run + dbt-braze sync on DuckDB against the emulator."
+    )
+    parser.add_argument(
+        "--users", type=int, default=1_000_000, help="rows in the model (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--modes", default="fast,latency", help="comma list of fast, latency (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--latency-ms", type=float, default=50.0, help="per request in latency mode (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--change-pct",
+        type=float,
+        default=1.0,
+        help="share of users changed in case (c) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=8,
+        help="passed to `dbt-braze sync --concurrency` if it has that flag (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-rps",
+        type=float,
+        default=None,
+        help="passed as --max-requests-per-second if the sync has it (default: not passed)",
+    )
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="skip the hand-written full-resend baseline"
+    )
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="where to build the project (default: a temp dir)"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the project directory")
+    args = parser.parse_args(argv)
+
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    for mode in modes:
+        if mode not in ("fast", "latency"):
+            parser.error(f"unknown mode {mode!r}")
+    latency = {"fast": 0.0, "latency": args.latency_ms}
+
+    base = args.workdir or Path(tempfile.mkdtemp(prefix="dbt-braze-bench-"))
+    root = base / "project"
+    if root.exists():
+        parser.error(f"{root} already exists")
+    env = {**os.environ, "DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    for name in ("BRAZE_API_KEY", "BRAZE_REST_ENDPOINT", "DBT_TARGET_PATH", "DBT_PROFILES_DIR"):
+        env.pop(name, None)
+
+    flags, flag_note = sync_flags(args.concurrency, args.max_rps)
+    emulators: dict[str, Emulator] = {}
+    results: dict[str, list[tuple[str, DbtRun, DbtRun, SyncRun]]] = {m: [] for m in modes}
+    baselines: dict[str, SyncRun] = {}
+    hook_logs: list[str] = []
+    try:
+        build_project(root, args.users)
+        log(
+            f"project in {root}; {args.users:,} users; modes {modes}; sync flags {flags or 'none'}"
+            + (f" ({flag_note})" if flag_note else "")
+        )
+        for mode in modes:
+            emulators[mode] = Emulator(latency_ms=latency[mode])
+            log(
+                f"emulator {mode}: {emulators[mode].url} ({emulators[mode].where}, sink, no rate limit, "
+                f"latency {latency[mode]:g} ms)"
+            )
+        warm = run_measured(
+            [dbt_executable(), "parse", "--project-dir", str(root), "--profiles-dir", str(root)],
+            env=env,
+            cwd=root,
+        )
+        log(f"warm-up dbt parse: {warm.seconds:.1f}s (not counted)")
+
+        db = root / "warehouse.duckdb"
+        snapshot = base / "snapshot.duckdb"
+        for _key, template, pct in CASES:
+            pct = args.change_pct if pct is None else pct
+            label = template.format(pct=args.change_pct)
+            without_pkg = dbt_run(root, env, {"dbt_braze_enabled": False, "bench_change_pct": pct})
+            log(
+                f"{label}: dbt run without package {without_pkg.seconds:.1f}s "
+                f"(model {fmt(without_pkg.model_seconds, '.1f')}s)"
+            )
+            with_pkg = dbt_run(root, env, {"bench_change_pct": pct})
+            log(
+                f"{label}: dbt run with package    {with_pkg.seconds:.1f}s "
+                f"(model {fmt(with_pkg.model_seconds, '.1f')}s); "
+                f"hook said: {with_pkg.hook_log or '?'}"
+            )
+            hook_logs.append(f"{label}: {with_pkg.hook_log or '?'}")
+            if len(modes) > 1:
+                for suffix in ("", ".wal"):
+                    if Path(str(db) + suffix).exists():
+                        shutil.copyfile(str(db) + suffix, str(snapshot) + suffix)
+            for index, mode in enumerate(modes):
+                if index > 0:  # every mode syncs from the same warehouse state
+                    for suffix in ("", ".wal"):
+                        Path(str(db) + suffix).unlink(missing_ok=True)
+                        if Path(str(snapshot) + suffix).exists():
+                            shutil.copyfile(str(snapshot) + suffix, str(db) + suffix)
+                sync = run_sync(emulators[mode], label, root, env, flags)
+                log(
+                    f"{label}: sync [{mode}] {sync.seconds:.1f}s "
+                    f"(engine {fmt(sync.engine_seconds, '.1f')}s), "
+                    f"{sync.objects:,} objects, {sync.requests:,} requests, "
+                    f"{sync.data_points:,} data points, peak RSS {fmt(sync.peak_rss_mb, '.0f')} MB"
+                )
+                results[mode].append((label, with_pkg, without_pkg, sync))
+        if not args.no_baseline:
+            for mode in modes:
+                baselines[mode] = run_baseline(emulators[mode], root, env)
+                b = baselines[mode]
+                log(
+                    f"baseline [{mode}] {b.seconds:.1f}s, {b.objects:,} objects, {b.requests:,} requests, "
+                    f"{b.data_points:,} data points"
+                )
+    finally:
+        for emulator in emulators.values():
+            emulator.stop()
+        if not args.keep and args.workdir is None:
+            shutil.rmtree(base, ignore_errors=True)
+        elif args.keep:
+            log(f"kept {base}")
+
+    print()
+    print(
+        f"dbt-braze benchmark: {args.users:,} users x {len(ATTRIBUTES)} attributes "
+        f"(string x4 incl. 1 nullable, integer, decimal, double, boolean, date, timestamp)"
+    )
+    for line in machine_info():
+        print(line)
+    print(f"sync flags: {' '.join(flags) or '(none)'}" + (f"  [{flag_note}]" if flag_note else ""))
+    print(
+        "dbt runs are shared by the modes (they do not touch Braze); each mode's syncs start from the same "
+        "warehouse snapshot."
+    )
+    print("pending changes computed by the hook:")
+    for line in hook_logs:
+        print(f"  {line}")
+    for mode in modes:
+        title = (
+            f"== mode {mode}: emulator sink, no rate limit, "
+            f"{'no latency' if latency[mode] == 0 else f'{latency[mode]:g} ms per request'} =="
+        )
+        print_mode_table(title, results[mode], baselines.get(mode), args.change_pct)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
