@@ -15,6 +15,8 @@ rows are grouped by key), so two requests in flight never touch one user.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -54,6 +56,7 @@ class WarehouseAccess(Protocol):
     def read_removed_sql(self, model_name: str, *, mapped_only: bool) -> str: ...
     def read_full_refresh_sql(self, relation: RelationRef, id_column: str, mappings: Any) -> str: ...
     def checkpoint(self, model_name: str, run_id: str, acked: Any, rejected: Any) -> None: ...
+    def background(self, name: str, work: Callable[[], None]) -> threading.Thread: ...
 
 
 class BrazeAccess(Protocol):
@@ -138,18 +141,58 @@ def group_users(batches: Iterable[list[Row]]) -> Iterator[UserChange]:
         yield UserChange(str(key), tuple(changes), is_new)
 
 
+class _CheckpointWriter:
+    """Writes checkpoints on a thread and connection of their own, so that sending
+    never waits on the warehouse (one INSERT takes ~1 s on some warehouses). One
+    checkpoint is written while the next fills; the one after waits for it, so
+    at most two windows are ever unrecorded (what a crash makes us send again)."""
+
+    def __init__(self, warehouse: WarehouseAccess, model: str, run_id: str) -> None:
+        self._warehouse, self._model, self._run_id = warehouse, model, run_id
+        self._queue: queue.Queue[tuple[list[Any], list[Any]] | None] = queue.Queue()
+        self._idle = threading.Semaphore(1)  # held while a checkpoint is being written
+        self._error: BaseException | None = None
+        self._thread = warehouse.background("dbt_braze_checkpoints", self._loop)
+
+    def _loop(self) -> None:
+        while (item := self._queue.get()) is not None:
+            try:
+                if self._error is None:
+                    self._warehouse.checkpoint(self._model, self._run_id, *item)
+            except BaseException as exc:  # raised in the sending thread
+                self._error = exc
+            finally:
+                self._idle.release()
+
+    def submit(self, acked: list[Any], rejected: list[Any]) -> None:
+        self._idle.acquire()
+        self._raise_if_failed()
+        self._queue.put((acked, rejected))
+
+    def close(self) -> None:
+        """Wait until everything submitted is written; raise what went wrong."""
+        self._queue.put(None)
+        self._thread.join()
+        self._raise_if_failed()
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            self._idle.release()
+            raise error
+
+
 class _Checkpoint:
-    """Buffers acknowledgements and rejections; flushes by count or by time."""
+    """Buffers acknowledgements and rejections; hands them to the writer by count or by time."""
 
     def __init__(
         self,
-        warehouse: WarehouseAccess,
-        model: str,
+        writer: _CheckpointWriter | None,
         options: SyncOptions,
         clock: Callable[[], float],
         heartbeat: Callable[[], None],
     ) -> None:
-        self._warehouse, self._model, self._options, self._clock = warehouse, model, options, clock
+        self._writer, self._options, self._clock = writer, options, clock
         self._heartbeat = heartbeat
         self._acked: list[tuple[str, str, str | None]] = []
         self._rejected: list[tuple[str, str, str | None, str]] = []
@@ -176,11 +219,16 @@ class _Checkpoint:
             self.flush()
 
     def flush(self) -> None:
-        if self._acked or self._rejected:
-            self._warehouse.checkpoint(self._model, self._options.run_id, self._acked, self._rejected)
-            logger.debug("%s: checkpoint of %d objects", self._model, self._objects)
+        if self._writer is not None and (self._acked or self._rejected):
+            self._writer.submit(self._acked, self._rejected)
+            logger.debug("checkpoint of %d objects handed to the writer", self._objects)
         self._acked, self._rejected, self._objects, self._since = [], [], 0, self._clock()
         self._heartbeat()
+
+    def close(self) -> None:
+        self.flush()
+        if self._writer is not None:
+            self._writer.close()
 
 
 @dataclass
@@ -216,9 +264,10 @@ class SyncEngine:
         self._warehouse.require_pending(model.model_name)
         self.count_withheld(model, report)
         self._check_duplicate_share(model, report)
-        checkpoint = _Checkpoint(
-            self._warehouse, model.model_name, self._options, self._clock, self._heartbeat
-        )
+        writer = None
+        if not self._options.dry_run:
+            writer = _CheckpointWriter(self._warehouse, model.model_name, self._options.run_id)
+        checkpoint = _Checkpoint(writer, self._options, self._clock, self._heartbeat)
         pool = ThreadPoolExecutor(max_workers=self._options.concurrency, thread_name_prefix="braze")
         in_flight: deque[_InFlight] = deque()
         try:
@@ -235,8 +284,7 @@ class SyncEngine:
             # What Braze already accepted is kept even when the sync stops early.
             self._drain_after_failure(in_flight, model, report, checkpoint)
             pool.shutdown(wait=True, cancel_futures=True)
-            if not self._options.dry_run:
-                checkpoint.flush()
+            checkpoint.close()
             report.seconds = self._clock() - started
         return report
 

@@ -19,7 +19,7 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,6 +170,18 @@ class Warehouse:
             raise WarehouseError(f"the warehouse refused a read: {_first_line(exc)}") from exc
         return [tuple(row.values()) for row in table.rows]
 
+    def background(self, name: str, work: Callable[[], None]) -> threading.Thread:
+        """Run `work` on a thread of its own, with a dbt connection of its own
+        (dbt keys connections by thread) and dbt's invocation context."""
+
+        def run() -> None:
+            with self._adapter.connection_named(name):
+                work()
+
+        thread = threading.Thread(target=self._context.copy().run, args=(run,), daemon=True, name=name)
+        thread.start()
+        return thread
+
     def stream(self, sql: str, batch_rows: int = 10_000) -> Iterator[list[Row]]:
         """Batches of rows, read on a connection of their own; memory stays bounded
         by a small queue of batches whatever the result's size."""
@@ -178,19 +190,17 @@ class Warehouse:
 
         def read() -> None:
             try:
-                with self._adapter.connection_named("dbt_braze_reader"):
-                    _, cursor = self._adapter.connections.add_query(sql, auto_begin=False)
-                    while not stop.is_set():
-                        rows = cursor.fetchmany(batch_rows)
-                        if not rows:
-                            break
-                        batches.put([tuple(r) for r in rows])
+                _, cursor = self._adapter.connections.add_query(sql, auto_begin=False)
+                while not stop.is_set():
+                    rows = cursor.fetchmany(batch_rows)
+                    if not rows:
+                        break
+                    batches.put([tuple(r) for r in rows])
                 batches.put(None)
             except BaseException as exc:  # handed to the consumer, raised there
                 batches.put(exc)
 
-        reader = threading.Thread(target=self._context.copy().run, args=(read,), daemon=True)
-        reader.start()
+        reader = self.background("dbt_braze_reader", read)
         try:
             while True:
                 item = batches.get()

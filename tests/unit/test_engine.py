@@ -9,6 +9,7 @@ DeleteResult), rejecting scripted users and optionally failing on the n-th reque
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -127,6 +128,11 @@ class FakeWarehouse:
         assert model_name == MODEL_NAME
         self.rejected.append(list(rows))
         self.events.append("record_rejected")
+
+    def background(self, name: str, work: Any) -> threading.Thread:
+        thread = threading.Thread(target=work, name=name, daemon=True)
+        thread.start()
+        return thread
 
     def checkpoint(self, model_name: str, run_id: str, acked: Any, rejected: Any) -> None:
         """One transaction in the real warehouse: rejections first, then acknowledgements."""
