@@ -233,3 +233,47 @@ def test_high_rejection_rate_stops_early(project: DbtProject, emulator: BrazeEmu
     assert "stopped early" in result.output and "email" in result.output
     assert emulator.stats()["objects_received"] < 2000 / 2  # it did not burn through the model
     assert len(ATTRIBUTES) == 6
+
+
+def test_a_dbt_run_during_a_sync_cannot_lose_a_change(project: DbtProject, emulator: BrazeEmulator) -> None:
+    """A sync (S1) consuming an older diff acknowledges `plan = pro` for user 1 after a
+    newer `dbt run` diffed the model (`plan = free`, equal to the state it saw). That
+    newer diff holds nothing for user 1, yet Braze now has `pro`: the next sync must
+    notice the overlap and re-diff, or the change back to `free` would be lost.
+
+    DuckDB cannot host the two processes at once (one writer per file), so S1's
+    overlapping acknowledgement is written the way S1 writes it."""
+    build(project, n=5)
+    assert project.braze("sync").exit_code == 0
+    project.dbt("run")  # the newer diff: nothing pending
+    # S1 started before that diff, then acknowledged `pro` after it, and Braze applied it
+    project.query("""
+        insert into braze_sync_runs (run_id, model_name, status, started_at, recorded_at, holder)
+        values ('s1', 'braze_users', 'success', timezone('UTC', now()) - interval 1 hour,
+                timezone('UTC', now()), 'elsewhere:1')""")
+    project.query("""
+        insert into braze_state (model_name, braze_key, attribute, value_hash, acked_at, run_id)
+        values ('braze_users', '1', 'plan', md5('pro'), timezone('UTC', now()), 's1')""")
+    import requests
+
+    requests.post(f"{emulator.url}/users/track", json={"attributes": [{"external_id": "1", "plan": "pro"}]},
+                  headers={"Authorization": f"Bearer {project.env['BRAZE_API_KEY']}"}, timeout=5)
+    assert emulator.profiles["1"]["plan"] == "pro"
+    result = project.braze("sync")
+    assert result.exit_code == 0, result.output
+    assert emulator.profiles["1"]["plan"] == "free"
+    sent = [e for e in emulator.requests_log if e.path == "/users/track"][-1].body
+    assert sent["attributes"] == [{"external_id": "1", "plan": "free"}]
+
+
+def test_the_api_key_reaches_no_table(project: DbtProject, emulator: BrazeEmulator) -> None:
+    build(project, n=3)
+    wrong = "wrong-key-8c1f00d2a7"
+    assert project.braze("sync", env={"BRAZE_API_KEY": wrong}).exit_code == 1
+    assert project.braze("sync").exit_code == 0
+    for table in ("braze_sync_runs", "braze_rejected", "braze_state"):
+        dump = str(project.query(f"select * from {table}"))
+        assert wrong not in dump and project.env["BRAZE_API_KEY"] not in dump, table
+    errors = project.query("select error from braze_sync_runs where status = 'failed'")
+    assert errors, "the failed run is recorded"
+    assert "401" in errors[0][0] or "refused" in errors[0][0]
