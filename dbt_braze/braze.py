@@ -94,9 +94,14 @@ class DeleteResult:
     requests: int
 
 
+# Real REST keys are 36-character UUIDs. Masking a very short "key" would
+# garble every message (each "k" of a one-letter key) while hiding nothing.
+MIN_REDACTED_LENGTH = 6
+
+
 def redact(text: str, secret: str) -> str:
     """`text` with every occurrence of `secret` masked."""
-    return text.replace(secret, "***") if secret else text
+    return text.replace(secret, "***") if len(secret) >= MIN_REDACTED_LENGTH else text
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from dbt_braze.braze import redact
 from dbt_braze.errors import EXIT_OK, DbtBrazeError, MissingSettingError
 from dbt_braze.settings import SyncSettings, resolve_settings
 
@@ -42,8 +43,10 @@ class _RedactingFilter(logging.Filter):
         self._secret = secret
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self._secret and self._secret in record.getMessage():
-            record.msg = record.getMessage().replace(self._secret, "***")
+        message = record.getMessage()
+        masked = redact(message, self._secret)
+        if masked != message:
+            record.msg = masked
             record.args = ()
         return True
 
@@ -148,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             out=sys.stdout,
         )
     except DbtBrazeError as exc:
-        text = str(exc).replace(secret, "***") if secret else str(exc)
+        text = redact(str(exc), secret)
         print(f"error: {text}", file=sys.stderr)
         if args.debug:
             traceback.print_exc()

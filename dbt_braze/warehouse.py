@@ -30,6 +30,8 @@ from dbt_braze.errors import ConfigError, NotBuiltError, WarehouseError
 logger = logging.getLogger(__name__)
 
 PACKAGE = "dbt_braze"
+# psycopg2-based adapters: stream through named (server-side) cursors
+SERVER_SIDE_CURSOR_ADAPTERS = frozenset({"postgres", "redshift"})
 Row = tuple[Any, ...]
 
 
@@ -190,12 +192,14 @@ class Warehouse:
 
         def read() -> None:
             try:
-                _, cursor = self._adapter.connections.add_query(sql, auto_begin=False)
+                cursor = self._stream_cursor(sql, batch_rows)
                 while not stop.is_set():
                     rows = cursor.fetchmany(batch_rows)
                     if not rows:
                         break
                     batches.put([tuple(r) for r in rows])
+                if self.adapter_type in SERVER_SIDE_CURSOR_ADAPTERS:
+                    cursor.close()  # a psycopg2 cursor of our own (dbt-duckdb's must stay open)
                 batches.put(None)
             except BaseException as exc:  # handed to the consumer, raised there
                 batches.put(exc)
@@ -216,6 +220,20 @@ class Warehouse:
                     batches.get_nowait()
                 except queue.Empty:
                     reader.join(0.05)
+
+    def _stream_cursor(self, sql: str, batch_rows: int) -> Any:
+        """A cursor whose fetchmany() streams: psycopg2's default cursor buffers the
+        whole result client-side (2 M rows: 384 MB), a named one is server-side."""
+        if self.adapter_type in SERVER_SIDE_CURSOR_ADAPTERS:
+            handle = self._adapter.connections.get_thread_connection().handle
+            cursor = handle.cursor(
+                name=f"dbt_braze_{threading.get_ident()}", withhold=bool(getattr(handle, "autocommit", False))
+            )
+            cursor.itersize = batch_rows
+            cursor.execute(sql)
+            return cursor
+        _, cursor = self._adapter.connections.add_query(sql, auto_begin=False)
+        return cursor
 
     # -- the package's tables ---------------------------------------------
     def ensure_tables(self) -> None:

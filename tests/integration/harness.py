@@ -1,13 +1,16 @@
-"""Real dbt on DuckDB plus the Braze emulator over real sockets.
+"""Real dbt on a real warehouse plus the Braze emulator over real sockets.
 
 Each test gets a throwaway dbt project that installs the package the way a
 user does (`local:` package, which dbt installs as a symlink), a model whose
-SQL the test rewrites between runs, and a fresh emulator.
+SQL the test rewrites between runs, and a fresh emulator. The `warehouse`
+fixture runs every scenario on DuckDB and on a throwaway PostgreSQL cluster
+(started once per session by scripts/postgres).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 import subprocess
@@ -23,6 +26,7 @@ import pytest
 import yaml
 
 from dbt_braze.emulator import BrazeEmulator
+from warehouses import PostgresServer, postgres_available, profile_yaml, start_postgres
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "test-key-5f2b9c0e"
@@ -41,6 +45,9 @@ class Result:
 class DbtProject:
     root: Path
     env: dict[str, str]
+    kind: str = "duckdb"
+    schema: str = "main"
+    postgres: PostgresServer | None = None
 
     @property
     def db_path(self) -> Path:
@@ -94,6 +101,15 @@ class DbtProject:
         )
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Run SQL in the project's schema (DuckDB and PostgreSQL share the dialect used here)."""
+        if self.kind == "postgres":
+            assert self.postgres is not None
+            import psycopg2
+
+            with psycopg2.connect(self.postgres.dsn, options=f"-c search_path={self.schema}") as conn:
+                with conn.cursor() as cursor:
+                    cursor.execute(sql)
+                    return cursor.fetchall() if cursor.description else []
         _release_dbt_duckdb()
         with duckdb.connect(str(self.db_path)) as conn:
             return conn.execute(sql).fetchall()
@@ -134,8 +150,36 @@ def emulator() -> Iterator[BrazeEmulator]:
         emu.stop()
 
 
+WAREHOUSES = ["duckdb", "postgres"]
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    assert postgres_available(), "PostgreSQL binaries not found: see scripts/postgres"
+    server = start_postgres(tmp_path_factory.mktemp("pg"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=WAREHOUSES)
+def warehouse(request: pytest.FixtureRequest) -> tuple[str, PostgresServer | None]:
+    kind = str(request.param)
+    return kind, request.getfixturevalue("postgres_server") if kind == "postgres" else None
+
+
 @pytest.fixture
-def project(tmp_path: Path, emulator: BrazeEmulator) -> DbtProject:
+def project(
+    tmp_path: Path,
+    emulator: BrazeEmulator,
+    warehouse: tuple[str, PostgresServer | None],
+    request: pytest.FixtureRequest,
+) -> DbtProject:
+    kind, pg = warehouse
+    schema = (
+        "main" if kind == "duckdb" else "it_" + hashlib.md5(request.node.nodeid.encode()).hexdigest()[:12]
+    )
     root = tmp_path / "project"
     (root / "models").mkdir(parents=True)
     (root / "dbt_project.yml").write_text(
@@ -149,23 +193,13 @@ def project(tmp_path: Path, emulator: BrazeEmulator) -> DbtProject:
           send_anonymous_usage_stats: false
         """)
     )
-    (root / "profiles.yml").write_text(
-        textwrap.dedent(f"""\
-        braze_it:
-          target: dev
-          outputs:
-            dev:
-              type: duckdb
-              path: "{root / "warehouse.duckdb"}"
-              threads: 1
-        """)
-    )
+    (root / "profiles.yml").write_text(profile_yaml(kind, root, schema, pg))
     (root / "packages.yml").write_text(f"packages:\n  - local: {REPO_ROOT}\n")
     # what `dbt deps` does for a local package: a symlink
     (root / "dbt_packages").mkdir()
     (root / "dbt_packages" / "dbt_braze").symlink_to(REPO_ROOT)
     env = {"BRAZE_API_KEY": API_KEY, "BRAZE_REST_ENDPOINT": emulator.url, "DO_NOT_TRACK": "1"}
-    return DbtProject(root, env)
+    return DbtProject(root, env, kind, schema, pg)
 
 
 def users_sql(n: int, *, email_suffix: str = "example.com", plan: str = "'free'", extra: str = "") -> str:
@@ -179,7 +213,7 @@ def users_sql(n: int, *, email_suffix: str = "example.com", plan: str = "'free'"
                (i % 2 = 0) as is_vip,
                date '2024-01-01' + cast(i as integer) as signed_up_on
                {extra}
-        from range(1, {n + 1}) t(i)
+        from generate_series(1, {n}) t(i)
     """
 
 

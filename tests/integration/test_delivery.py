@@ -182,10 +182,14 @@ def test_unwritable_state_table_exits_1_without_false_acknowledgement(
 ) -> None:
     build(project)
     assert project.braze("sync", "--select", "braze_users", "--dry-run").exit_code == 0
-    # the state table becomes read-only: a view over the real table
+    # the state table becomes read-only: a view over the real table (a UNION, so
+    # that PostgreSQL cannot make it auto-updatable)
     project.query("create table braze_state_real as select * from braze_state")
     project.query("drop table braze_state")
-    project.query("create view braze_state as select * from braze_state_real")
+    project.query(
+        "create view braze_state as select * from braze_state_real"
+        " union all select * from braze_state_real where 1 = 0"
+    )
     result = project.braze("sync")
     assert result.exit_code == 1
     assert "warehouse refused a write" in result.output
@@ -213,7 +217,7 @@ def test_a_live_sync_holds_the_lock(project: DbtProject, emulator: BrazeEmulator
     assert emulator.profiles["1"]["plan"] == "free"
     # once its lease has run out, the lock is free again
     project.query(
-        "update braze_sync_runs set recorded_at = recorded_at - interval 1 hour where run_id = 'other-run'"
+        "update braze_sync_runs set recorded_at = recorded_at - interval '1 hour' where run_id = 'other-run'"
     )
     assert project.braze("sync").exit_code == 0
     assert emulator.profiles["1"]["plan"] == "pro"
@@ -249,15 +253,19 @@ def test_a_dbt_run_during_a_sync_cannot_lose_a_change(project: DbtProject, emula
     # S1 started before that diff, then acknowledged `pro` after it, and Braze applied it
     project.query("""
         insert into braze_sync_runs (run_id, model_name, status, started_at, recorded_at, holder)
-        values ('s1', 'braze_users', 'success', timezone('UTC', now()) - interval 1 hour,
+        values ('s1', 'braze_users', 'success', timezone('UTC', now()) - interval '1 hour',
                 timezone('UTC', now()), 'elsewhere:1')""")
     project.query("""
         insert into braze_state (model_name, braze_key, attribute, value_hash, acked_at, run_id)
         values ('braze_users', '1', 'plan', md5('pro'), timezone('UTC', now()), 's1')""")
     import requests
 
-    requests.post(f"{emulator.url}/users/track", json={"attributes": [{"external_id": "1", "plan": "pro"}]},
-                  headers={"Authorization": f"Bearer {project.env['BRAZE_API_KEY']}"}, timeout=5)
+    requests.post(
+        f"{emulator.url}/users/track",
+        json={"attributes": [{"external_id": "1", "plan": "pro"}]},
+        headers={"Authorization": f"Bearer {project.env['BRAZE_API_KEY']}"},
+        timeout=5,
+    )
     assert emulator.profiles["1"]["plan"] == "pro"
     result = project.braze("sync")
     assert result.exit_code == 0, result.output

@@ -755,3 +755,7 @@ def test_wait_from_headers(headers: Mapping[str, str], rate_limited: bool, expec
 def test_redact() -> None:
     assert redact(f"Invalid API key: {KEY} ({KEY})", KEY) == "Invalid API key: *** (***)"
     assert redact("nothing to hide", "") == "nothing to hide"
+
+
+def test_redact_leaves_text_alone_for_a_trivially_short_key() -> None:
+    assert redact("POST /users/track", "k") == "POST /users/track"
