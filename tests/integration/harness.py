@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from dbt_braze.emulator import BrazeEmulator
+
 from warehouses import PostgresServer, postgres_available, profile_yaml, start_postgres
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -106,10 +107,10 @@ class DbtProject:
             assert self.postgres is not None
             import psycopg2
 
-            with psycopg2.connect(self.postgres.dsn, options=f"-c search_path={self.schema}") as conn:
-                with conn.cursor() as cursor:
-                    cursor.execute(sql)
-                    return cursor.fetchall() if cursor.description else []
+            options = f"-c search_path={self.schema}"
+            with psycopg2.connect(self.postgres.dsn, options=options) as conn, conn.cursor() as cursor:
+                cursor.execute(sql)
+                return cursor.fetchall() if cursor.description else []
         _release_dbt_duckdb()
         with duckdb.connect(str(self.db_path)) as conn:
             return conn.execute(sql).fetchall()

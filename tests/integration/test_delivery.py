@@ -10,6 +10,9 @@ import signal
 import time
 
 import pytest
+
+from dbt_braze.emulator import BrazeEmulator
+
 from harness import (
     ATTRIBUTES,
     DbtProject,
@@ -17,8 +20,6 @@ from harness import (
     braze_model,
     users_sql,
 )
-
-from dbt_braze.emulator import BrazeEmulator
 
 pytestmark = pytest.mark.integration
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from harness import API_KEY, ATTRIBUTES, DbtProject, braze_model, expected_profile, users_sql
 
 from dbt_braze.emulator import BrazeEmulator
+
+from harness import API_KEY, ATTRIBUTES, DbtProject, braze_model, expected_profile, users_sql
 
 pytestmark = pytest.mark.integration
 
