@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from dbt_braze import __version__
 from dbt_braze.braze import redact
 from dbt_braze.errors import EXIT_OK, DbtBrazeError, MissingSettingError
 from dbt_braze.settings import SyncSettings, resolve_settings
@@ -67,22 +68,26 @@ def _project_options() -> argparse.ArgumentParser:
     return parent
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dbt-braze", description="Sync dbt models to Braze user profiles.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    project = _project_options()
-
-    sync = commands.add_parser("sync", parents=[project], help="send the pending changes to Braze")
-    sync.add_argument("--select", nargs="+", metavar="MODEL", default=None, help="models to sync")
-    sync.add_argument(
-        "--dry-run", action="store_true", help="show what would be sent; send and change nothing"
+def _sync_options(parser: argparse.ArgumentParser, *, plan: bool = False) -> None:
+    parser.add_argument(
+        "--select",
+        "-s",
+        nargs="+",
+        metavar="SELECTOR",
+        default=None,
+        help="models to sync, in dbt's selection syntax (names, tag:, path:, +model)",
     )
-    sync.add_argument(
+    if not plan:
+        parser.add_argument(
+            "--dry-run", action="store_true", help="show what would be sent; send and change nothing"
+        )
+    parser.add_argument(
         "--full-refresh",
         action="store_true",
         help="resend every current row with all its mapped attributes, ignoring the stored state",
     )
-    tuning = sync.add_argument_group(
+    parser.add_argument("--output", choices=("text", "json"), default="text", help="output format")
+    tuning = parser.add_argument_group(
         "tuning",
         "each also reads DBT_BRAZE_<NAME> from the environment, then "
         "vars.dbt_braze_<name> from dbt_project.yml",
@@ -97,7 +102,33 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"{setting.metadata['help']} (default {setting.default})",
         )
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dbt-braze", description="Sync dbt models to Braze user profiles.")
+    parser.add_argument("--version", action="version", version=f"dbt-braze {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    project = _project_options()
+
+    _sync_options(commands.add_parser("sync", parents=[project], help="send the pending changes to Braze"))
+    _sync_options(
+        commands.add_parser("plan", parents=[project], help="what sync would send (= sync --dry-run)"),
+        plan=True,
+    )
+    _sync_options(
+        commands.add_parser("run", parents=[project], help="dbt build the selection, then sync what built")
+    )
+    status = commands.add_parser("status", parents=[project], help="runs, pending changes, rejected rows")
+    status.add_argument("--select", "-s", nargs="+", metavar="SELECTOR", default=None)
+    status.add_argument("--output", choices=("text", "json"), default="text")
     commands.add_parser("validate", parents=[project], help="check every braze block; send nothing")
+    init = commands.add_parser("init", parents=[project], help="add dbt_braze to packages.yml; draft meta")
+    init.add_argument("model", nargs="?", help="print a ready meta block for this model, from its columns")
+    init.add_argument(
+        "--package-source",
+        metavar="local:PATH|git:URL",
+        default=None,
+        help="where packages.yml should install dbt_braze from (default: this checkout)",
+    )
 
     emulator = commands.add_parser("emulator", help="run the bundled Braze emulator", add_help=False)
     emulator.add_argument("emulator_args", nargs=argparse.REMAINDER)
@@ -130,26 +161,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:
         handler.addFilter(_RedactingFilter(secret))
 
-    from dbt_braze import commands as run
+    from dbt_braze import commands
+    from dbt_braze.selection import Project
 
     project_dir = (args.project_dir or Path.cwd()).resolve()
-    profiles_dir = resolve_profiles_dir(project_dir, args.profiles_dir)
+    project = Project(project_dir, resolve_profiles_dir(project_dir, args.profiles_dir), args.target)
     try:
         if args.command == "validate":
-            return run.validate(project_dir, profiles_dir, args.target, out=sys.stdout)
-        braze = None if args.dry_run else BrazeSettings.from_env()
+            return commands.validate(project, out=sys.stdout)
+        if args.command == "status":
+            return commands.status(project, select=args.select, output=args.output, out=sys.stdout)
+        if args.command == "init":
+            return commands.init(project, model=args.model, source=args.package_source, out=sys.stdout)
+        dry_run = args.command == "plan" or args.dry_run
         cli_settings = {f.name: getattr(args, f"setting_{f.name}") for f in fields(SyncSettings)}
-        return run.sync(
-            project_dir,
-            profiles_dir,
-            args.target,
+        request = commands.SyncRequest(
             select=args.select,
-            dry_run=args.dry_run,
+            dry_run=dry_run,
             full_refresh=args.full_refresh,
-            braze=braze,
+            braze=None if dry_run else BrazeSettings.from_env(),
             settings=resolve_settings(project_dir, cli_settings),
-            out=sys.stdout,
+            output=args.output,
         )
+        if args.command == "run":
+            return commands.build_then_sync(project, request, out=sys.stdout)
+        return commands.sync(project, request, out=sys.stdout)
     except DbtBrazeError as exc:
         text = redact(str(exc), secret)
         print(f"error: {text}", file=sys.stderr)
@@ -158,5 +194,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted: what was not acknowledged stays pending", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug of ours: say so plainly, keep the traceback for --debug
+        print(f"error: unexpected {type(exc).__name__}: {redact(str(exc), secret)}", file=sys.stderr)
+        print("  hint: rerun with --debug for the traceback, and report it", file=sys.stderr)
+        if args.debug:
+            traceback.print_exc()
         return 1
     return EXIT_OK

@@ -7,51 +7,73 @@ of manifests, profiles or printing.
 
 from __future__ import annotations
 
+import json
 import os
+import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import yaml
 
 from dbt_braze.config import ModelSync, raise_if_problems, validate_model
 from dbt_braze.errors import (
     EXIT_OK,
+    EXIT_SYNC_FAILED,
     EXIT_USAGE,
     BrazeAuthError,
+    ConfigError,
     MetaValidationError,
     SyncError,
     WarehouseError,
 )
-from dbt_braze.manifest import (
-    BrazeModelNode,
-    braze_models,
-    load_manifest,
-    manifest_path,
-    select_models,
-)
+from dbt_braze.manifest import BrazeModelNode, braze_models, load_manifest, manifest_path, select_models
+from dbt_braze.report import model_summary, report_json
+from dbt_braze.selection import Project, resolve_models
 
 if TYPE_CHECKING:
     from dbt_braze.braze import BrazeClient
     from dbt_braze.cli import BrazeSettings
+    from dbt_braze.engine import ModelReport
     from dbt_braze.settings import SyncSettings
     from dbt_braze.warehouse import RelationRef, Warehouse
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    select: list[str] | None
+    dry_run: bool
+    full_refresh: bool
+    braze: BrazeSettings | None
+    settings: SyncSettings
+    output: str = "text"  # text | json
 
 
 def _target_path(project_dir: Path) -> str:
     """Where dbt wrote manifest.json: $DBT_TARGET_PATH, else dbt_project.yml's target-path."""
     if os.environ.get("DBT_TARGET_PATH"):
         return os.environ["DBT_TARGET_PATH"]
-    project_file = project_dir / "dbt_project.yml"
     try:
-        project = yaml.safe_load(project_file.read_text()) or {}
+        dbt_project = yaml.safe_load((project_dir / "dbt_project.yml").read_text()) or {}
     except (OSError, yaml.YAMLError):
-        project = {}
-    return str(project.get("target-path") or "target")
+        dbt_project = {}
+    return str(dbt_project.get("target-path") or "target")
 
 
-def _load_nodes(project_dir: Path, select: list[str] | None) -> list[BrazeModelNode]:
-    manifest = load_manifest(manifest_path(project_dir, _target_path(project_dir)))
-    return select_models(braze_models(manifest), select)
+def _load_nodes(project: Project, select: list[str] | None) -> list[BrazeModelNode]:
+    if not (project.project_dir / "dbt_project.yml").is_file():
+        raise ConfigError(
+            f"no dbt_project.yml in {project.project_dir}",
+            hint="run from your dbt project, or pass --project-dir",
+        )
+    manifest = load_manifest(manifest_path(project.project_dir, _target_path(project.project_dir)))
+    models = braze_models(manifest)
+    if not select:
+        return models
+    if all(name.isidentifier() for name in select):  # plain model names: no need to ask dbt
+        return select_models(models, select)
+    names = set(resolve_models(project, select))
+    return [m for m in models if m.name in names]
 
 
 def _relation(node: BrazeModelNode) -> RelationRef:
@@ -80,77 +102,99 @@ def _validated(
     return valid, problems, notes
 
 
-def _open_warehouse(project_dir: Path, profiles_dir: Path, target: str | None) -> Warehouse:
+def _open_warehouse(project: Project, *, base_macros_only: bool = False) -> Warehouse:
     from dbt_braze.warehouse import Target, Warehouse
 
-    return Warehouse(Target(project_dir, profiles_dir, target))
+    target = Target(project.project_dir, project.profiles_dir, project.target)
+    return Warehouse(target, base_macros_only=base_macros_only)
 
 
-def validate(project_dir: Path, profiles_dir: Path, target: str | None, *, out: TextIO) -> int:
-    nodes = _load_nodes(project_dir, None)
-    with _open_warehouse(project_dir, profiles_dir, target) as warehouse:
+# -- validate ------------------------------------------------------------------
+
+
+def validate(project: Project, *, out: TextIO) -> int:
+    nodes = _load_nodes(project, None)
+    with _open_warehouse(project) as warehouse:
         valid, problems, notes = _validated(warehouse, nodes)
     for note in notes:
         print(f"note: {note}", file=out)
     if problems:
         print(str(MetaValidationError(problems)), file=out)
         return EXIT_USAGE
-    print(
-        f"{len(valid)} braze model(s) valid: {', '.join(c.model_name for c, _ in valid) or 'none'}", file=out
-    )
+    names = ", ".join(c.model_name for c, _ in valid) or "none"
+    print(f"{len(valid)} braze model(s) valid: {names}", file=out)
     return EXIT_OK
 
 
-def sync(
-    project_dir: Path,
-    profiles_dir: Path,
-    target: str | None,
-    *,
-    select: list[str] | None,
-    dry_run: bool,
-    full_refresh: bool,
-    braze: BrazeSettings | None,
-    settings: SyncSettings,
-    out: TextIO,
-) -> int:
+# -- sync and plan ---------------------------------------------------------------
 
-    nodes = _load_nodes(project_dir, select)
+
+def sync(project: Project, request: SyncRequest, *, out: TextIO) -> int:
+    nodes = _load_nodes(project, request.select)
     if not nodes:
-        print("no model declares a braze block: nothing to sync", file=out)
+        _emit(request, out, [], "no selected model declares a braze block: nothing to sync")
         return EXIT_OK
-    client = _client(braze, settings) if braze is not None else None
+    client = _client(request.braze, request.settings) if request.braze is not None else None
+    reports: list[dict[str, Any]] = []
     failures: list[str] = []
     try:
-        with _open_warehouse(project_dir, profiles_dir, target) as warehouse:
+        with _open_warehouse(project) as warehouse:
             valid, problems, _ = _validated(warehouse, nodes)
             raise_if_problems(problems)
             for config, _node in valid:
                 warehouse.require_pending(config.model_name)
-            if dry_run:
-                print("dry run: nothing is sent and nothing is changed", file=out)
+            if request.dry_run:
+                _say(request, out, "dry run: nothing is sent and nothing is changed")
             else:
                 warehouse.ensure_tables()
             for config, node in valid:
-                failure = _sync_one(
-                    warehouse, client, config, node, settings, out, dry_run=dry_run, full_refresh=full_refresh
-                )
+                report, failure = _sync_one(warehouse, client, config, node, request)
+                reports.append(report_json(config, report, dry_run=request.dry_run, error=failure))
+                _say(request, out, model_summary(config, report, dry_run=request.dry_run))
                 if failure:
                     failures.append(failure)
-            if not dry_run:
-                print(
+                    _say(request, out, f"  failed: {failure}")
+            if not request.dry_run:
+                _say(
+                    request,
+                    out,
                     f"run history: {warehouse.macro('braze_runs_relation')}; "
                     f"rejected rows: {warehouse.macro('braze_rejected_relation')}",
-                    file=out,
                 )
     finally:
         if client is not None:
             client.close()
+    _emit(request, out, reports, None, exit_code=EXIT_SYNC_FAILED if failures else EXIT_OK)
     if failures:
         raise SyncError(
-            f"{len(failures)} model(s) did not finish: " + "; ".join(failures),
+            f"{len(failures)} model(s) did not finish",
             hint="what was not delivered stays pending; the next sync sends it",
         )
     return EXIT_OK
+
+
+def _say(request: SyncRequest, out: TextIO, text: str) -> None:
+    if request.output == "text":
+        print(text, file=out)
+
+
+def _emit(
+    request: SyncRequest,
+    out: TextIO,
+    reports: list[dict[str, Any]],
+    note: str | None,
+    *,
+    exit_code: int = EXIT_OK,
+) -> None:
+    if request.output == "json":
+        document = {
+            "command": "plan" if request.dry_run else "sync",
+            "exit_code": exit_code,
+            "models": reports,
+        }
+        print(json.dumps(document, indent=2, default=str), file=out)
+    elif note:
+        print(note, file=out)
 
 
 def _client(braze: BrazeSettings, settings: SyncSettings) -> BrazeClient:
@@ -165,27 +209,33 @@ def _client(braze: BrazeSettings, settings: SyncSettings) -> BrazeClient:
     )
 
 
+def _pending_users(warehouse: Warehouse, config: ModelSync) -> int:
+    """Users the pending relation holds, an upper bound for the progress bar (cheap:
+    no join with the state)."""
+    relation = warehouse.macro("braze_pending_relation", model_name=config.model_name)
+    rows = warehouse.fetch_macro("braze_pending_summary_sql", relation=relation)
+    kinds = {"new", "changed"} | ({"removed"} if config.on_removed != "ignore" else set())
+    return sum(int(users) for kind, _, users, _ in rows if kind in kinds)
+
+
 def _sync_one(
     warehouse: Warehouse,
     client: BrazeClient | None,
     config: ModelSync,
     node: BrazeModelNode,
-    settings: SyncSettings,
-    out: TextIO,
-    *,
-    dry_run: bool,
-    full_refresh: bool,
-) -> str | None:
-    """Sync one model under its lock; returns why it failed, or None."""
+    request: SyncRequest,
+) -> tuple[ModelReport, str | None]:
+    """Sync one model under its lock; returns its report and why it failed, if it did."""
     from dbt_braze.engine import ModelReport, SyncEngine, SyncOptions
-    from dbt_braze.report import model_summary
+    from dbt_braze.progress import Progress
     from dbt_braze.runlog import RunLog
 
+    settings = request.settings
     relation = _relation(node)
     run = RunLog(warehouse, config.model_name, lease_seconds=settings.lock_lease_seconds)
     options = SyncOptions(
-        dry_run=dry_run,
-        full_refresh=full_refresh,
+        dry_run=request.dry_run,
+        full_refresh=request.full_refresh,
         run_id=run.run_id,
         checkpoint_objects=settings.checkpoint_objects,
         checkpoint_seconds=settings.checkpoint_seconds,
@@ -194,11 +244,18 @@ def _sync_one(
         max_rejection_rate=settings.max_rejection_rate,
         rejection_check_objects=settings.rejection_check_objects,
     )
-    engine = SyncEngine(warehouse, client, options, heartbeat=run.heartbeat)
     report = ModelReport(config.model_name)
-    if dry_run:
-        print(model_summary(config, engine.sync_model(config, relation, report), dry_run=True), file=out)
-        return None
+    if request.dry_run:
+        SyncEngine(warehouse, None, options).sync_model(config, relation, report)
+        return report, None
+    progress = Progress(config.model_name, _pending_users(warehouse, config), sys.stderr)
+    engine = SyncEngine(
+        warehouse,
+        client,
+        options,
+        heartbeat=run.heartbeat,
+        on_progress=lambda _model, objects: progress.advance(objects),
+    )
     run.start()
     status, error = "interrupted", None
     try:
@@ -213,13 +270,162 @@ def _sync_one(
             warehouse.rebuild_pending(config.model_name, relation, config.id_column, config.attributes)
         status = "success"
     except SyncError as exc:
-        status, error = "failed", str(exc)
+        status, error = "failed", exc.message
         if isinstance(exc, (BrazeAuthError, WarehouseError)):
             raise
-        return error
+        return report, error
     finally:
-        try:
-            run.finish(status, report.counts(), error)
-        finally:
-            print(model_summary(config, report, dry_run=False), file=out)
-    return None
+        progress.close()
+        run.finish(status, report.counts(), error)
+    return report, None
+
+
+# -- run: dbt build, then sync what built ------------------------------------------
+
+
+def build_then_sync(project: Project, request: SyncRequest, *, out: TextIO) -> int:
+    """`dbt build` the selection (dbt prints its own log), then sync the braze models that built."""
+    from dbt.cli.main import dbtRunner
+
+    args = ["build", *project.dbt_args(), *(["--select", *request.select] if request.select else [])]
+    result = dbtRunner().invoke(args)
+    outcome: Any = result.result  # RunExecutionResult for `build`
+    if outcome is None:
+        raise ConfigError(
+            f"dbt build could not start: {result.exception}",
+            hint="run `dbt build` yourself to see dbt's full error",
+        )
+    built = {
+        r.node.name for r in outcome.results if r.node.resource_type == "model" and str(r.status) == "success"
+    }
+    braze_names = [m.name for m in _load_nodes(project, None) if m.name in built]
+    if not braze_names:
+        print("dbt-braze: no braze model built successfully: nothing to sync", file=out)
+        return EXIT_OK if result.success else EXIT_SYNC_FAILED
+    code = sync(
+        project,
+        SyncRequest(
+            braze_names,
+            request.dry_run,
+            request.full_refresh,
+            request.braze,
+            request.settings,
+            request.output,
+        ),
+        out=out,
+    )
+    if not result.success:
+        print("dbt-braze: dbt build had failures; only the models that built were synced", file=sys.stderr)
+        return EXIT_SYNC_FAILED
+    return code
+
+
+# -- status ------------------------------------------------------------------------------
+
+
+def status(project: Project, *, select: list[str] | None, output: str, out: TextIO) -> int:
+    from dbt_braze.report import status_text
+
+    nodes = _load_nodes(project, select)
+    models: list[dict[str, Any]] = []
+    with _open_warehouse(project) as warehouse:
+        valid, problems, _ = _validated(warehouse, nodes)
+        raise_if_problems(problems)
+        warehouse.ensure_tables()
+        for config, _node in valid:
+            models.append(_model_status(warehouse, config))
+    if output == "json":
+        print(json.dumps({"command": "status", "models": models}, indent=2, default=str), file=out)
+    else:
+        print(status_text(models), file=out)
+    return EXIT_OK
+
+
+def _model_status(warehouse: Warehouse, config: ModelSync) -> dict[str, Any]:
+    from dbt_braze.errors import NotBuiltError
+
+    name = config.model_name
+    runs = [
+        dict(zip(RUN_COLUMNS, row, strict=True))
+        for row in warehouse.fetch_macro("braze_recent_runs_sql", model_name=name, limit=5)
+    ]
+    try:
+        warehouse.require_pending(name)
+        counts = warehouse.fetch_macro(
+            "braze_pending_counts_sql", model_name=name, on_removed=config.on_removed
+        )[0]
+        pending: dict[str, Any] | None = dict(
+            zip(("new_users", "changed_users", "attributes", "removed_users"), counts, strict=True)
+        )
+        withheld = warehouse.withheld(name)
+    except NotBuiltError:
+        pending, withheld = None, []
+    rejected = warehouse.fetch_macro("braze_rejected_summary_sql", model_name=name, limit=5)
+    rejected_total = warehouse.fetch_macro("braze_rejected_count_sql", model_name=name)[0][0]
+    return {
+        "model": name,
+        "mode": config.mode,
+        "on_removed": config.on_removed,
+        "recent_runs": runs,
+        "pending": pending,
+        "withheld": [
+            {"kind": kind, "key": key, "rows": rows} for kind, key, rows in withheld if kind != "model_rows"
+        ],
+        "rejected_users": int(rejected_total or 0),
+        "rejected_samples": [{"key": k, "reason": r, "rejected_at": t} for k, r, t in rejected],
+    }
+
+
+RUN_COLUMNS = (
+    "run_id",
+    "status",
+    "started_at",
+    "ended_at",
+    "users_created",
+    "users_updated",
+    "attributes_unset",
+    "users_deleted",
+    "rows_rejected",
+    "requests",
+    "data_points",
+    "error",
+)
+
+
+# -- init --------------------------------------------------------------------------------
+
+
+def init(project: Project, *, model: str | None, source: str | None, out: TextIO) -> int:
+    from dbt_braze.scaffold import add_package, meta_example, package_source
+
+    print(add_package(project.project_dir, package_source(source)), file=out)
+    if model is None:
+        return EXIT_OK
+    manifest = load_manifest(manifest_path(project.project_dir, _target_path(project.project_dir)))
+    node = next(
+        (
+            n
+            for n in (manifest.get("nodes") or {}).values()
+            if n.get("resource_type") == "model" and n.get("name") == model
+        ),
+        None,
+    )
+    if node is None:
+        raise ConfigError(
+            f"no model named {model} in the manifest",
+            hint="check the name, and run `dbt parse` after adding the model",
+        )
+    from dbt_braze.warehouse import RelationRef
+
+    with _open_warehouse(project, base_macros_only=True) as warehouse:  # before `dbt deps`
+        columns = warehouse.columns(
+            RelationRef(node.get("database"), node["schema"], node.get("alias") or model)
+        )
+    columns = columns or list(node.get("columns") or {})
+    if not columns:
+        raise ConfigError(
+            f"{model} is not built and documents no columns", hint=f"run `dbt run --select {model}` first"
+        )
+    print(f"\n# add to the schema.yml of {model}:", file=out)
+    print(meta_example(model, columns), file=out)
+    return EXIT_OK

@@ -63,8 +63,11 @@ def values_sql(rows: Sequence[Sequence[object]]) -> str:
 class Warehouse:
     """Runs the package's SQL on the project's target."""
 
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, *, base_macros_only: bool = False) -> None:
+        """`base_macros_only`: load dbt's own macros only (introspection before
+        `dbt deps` has installed the package, as `dbt-braze init` needs)."""
         self._target = target
+        self._base_macros_only = base_macros_only
         self._adapter: Any = None
         self._open()
 
@@ -99,13 +102,15 @@ class Warehouse:
             config = RuntimeConfig.from_args(args)
             register_adapter(config, get_mp_context())
             adapter = get_adapter(config)
-            macros = ManifestLoader.load_macros(config, adapter.connections.set_query_header)
+            macros = ManifestLoader.load_macros(
+                config, adapter.connections.set_query_header, base_macros_only=self._base_macros_only
+            )
         except DbtBaseException as exc:
             raise ConfigError(
                 f"dbt could not load the project at {self._target.project_dir}: {_first_line(exc)}",
                 hint="check --project-dir, --profiles-dir and --target, and run `dbt deps`",
             ) from exc
-        if not any(m.package_name == PACKAGE for m in macros.macros.values()):
+        if not self._base_macros_only and not any(m.package_name == PACKAGE for m in macros.macros.values()):
             raise NotBuiltError(
                 "the dbt_braze package is not installed in this project",
                 hint="add it to packages.yml and run `dbt deps`, then `dbt run`",
@@ -115,6 +120,16 @@ class Warehouse:
         self._adapter = adapter
         self._context = contextvars.copy_context()
         self._adapter.acquire_connection("dbt_braze")
+        try:  # connect now, so that an unreachable warehouse is reported as such
+            self._adapter.execute("select 1", fetch=True)
+        except Exception as exc:
+            hint = "check the target in profiles.yml and that the warehouse is up"
+            if "lock" in str(exc).lower():
+                hint = "another process (a dbt run or a sync) holds the DuckDB file; retry when it is done"
+            raise WarehouseError(
+                f"cannot use the warehouse of target {self._target.target or 'default'}: {_first_line(exc)}",
+                hint=hint,
+            ) from exc
 
     def close(self) -> None:
         if self._adapter is not None:
@@ -360,6 +375,10 @@ class Warehouse:
         return self.fetch_all(
             self.macro("braze_live_runs_sql", model_name=model_name, lease_seconds=int(lease_seconds))
         )
+
+    def fetch_macro(self, name: str, **kwargs: Any) -> list[Row]:
+        """Rows of the query a package macro renders (status and estimates)."""
+        return self.fetch_all(str(self.macro(name, **kwargs)))
 
 
 def _chunks(rows: Sequence[Any], size: int = 5_000) -> Iterator[Sequence[Any]]:
