@@ -33,7 +33,6 @@ from dbt_braze.payloads import (
     UserChange,
     batched,
     build_object,
-    data_points,
     unset_object,
 )
 from dbt_braze.warehouse import RelationRef, Row
@@ -388,7 +387,7 @@ class SyncEngine:
         unset: bool,
     ) -> None:
         objects = [obj for _, obj in prepared]
-        report.data_points += sum(data_points(obj) for obj in objects)
+        report.data_points += sum(change.data_points for change, _ in prepared)
         if len(report.sample_payloads) < SAMPLE_SIZE:
             report.sample_payloads.extend(objects[: SAMPLE_SIZE - len(report.sample_payloads)])
         if self._options.dry_run:
@@ -400,10 +399,10 @@ class SyncEngine:
 
     @staticmethod
     def _count_accepted(report: ModelReport, change: UserChange, obj: dict[str, Any], *, unset: bool) -> None:
-        report.attributes_sent += data_points(obj)
+        report.attributes_sent += change.data_points
         if unset:
             report.users_unset += 1
-            report.attributes_unset += data_points(obj)
+            report.attributes_unset += change.data_points
         elif change.is_new:
             report.users_created += 1
         else:

@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 JsonValue = Any
 
@@ -24,21 +23,26 @@ class LocalRejection(ValueError):
     """A value that must not be sent; the row is recorded as rejected with this reason."""
 
 
-@dataclass(frozen=True)
-class AttributeChange:
+# NamedTuples, not dataclasses: one is built per pending row (millions per
+# sync) and a frozen dataclass costs about four times as much to create.
+class AttributeChange(NamedTuple):
     attribute: str
     value_text: str | None
     value_type: str | None
     value_hash: str | None
 
 
-@dataclass(frozen=True)
-class UserChange:
+class UserChange(NamedTuple):
     """Everything pending for one user: sent as one object, acknowledged together."""
 
     key: str
     changes: tuple[AttributeChange, ...]
     is_new: bool = False
+
+    @property
+    def data_points(self) -> int:
+        """Attributes the object sends: each is billed (the identifier is not)."""
+        return len(self.changes)
 
 
 def _number(text: str) -> int | float:

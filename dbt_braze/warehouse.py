@@ -49,17 +49,6 @@ class Target:
     target: str | None
 
 
-def sql_literal(value: object) -> str:
-    """A SQL literal for a text value or NULL (keys, attribute names, hashes, reasons)."""
-    if value is None:
-        return "NULL"
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def values_sql(rows: Sequence[Sequence[object]]) -> str:
-    return ", ".join("(" + ", ".join(sql_literal(v) for v in row) + ")" for row in rows)
-
-
 class Warehouse:
     """Runs the package's SQL on the project's target."""
 
@@ -313,16 +302,28 @@ class Warehouse:
         Rejections go first: were a non-transactional adapter to stop between the
         two, the accepted objects would only be sent again, never lost."""
         statements = [
-            self.macro("braze_record_rejected_sql", model_name=model_name, values_sql=values_sql(chunk))
+            self.macro(
+                "braze_record_rejected_sql",
+                model_name=model_name,
+                rows_sql=self._rows_sql(("braze_key", "attribute", "value_hash", "reason"), chunk),
+            )
             for chunk in _chunks(rejected)
         ] + [
             self.macro(
-                "braze_acknowledge_sql", model_name=model_name, values_sql=values_sql(chunk), run_id=run_id
+                "braze_acknowledge_sql",
+                model_name=model_name,
+                run_id=run_id,
+                rows_sql=self._rows_sql(("braze_key", "attribute", "value_hash"), chunk),
             )
             for chunk in _chunks(acked)
         ]
         if statements:
             self.execute(*statements)
+
+    def _rows_sql(self, names: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+        """Rows as a relation (macro braze_rows_sql): one chr(31)-joined text per column."""
+        columns = [[name, ROW_SEPARATOR.join(_cell(row[i]) for row in rows)] for i, name in enumerate(names)]
+        return str(self.macro("braze_rows_sql", columns=columns))
 
     def pending_built_at(self, model_name: str) -> Any:
         rows = self.fetch_all(self.macro("braze_pending_built_at_sql", model_name=model_name))
@@ -381,7 +382,15 @@ class Warehouse:
         return self.fetch_all(str(self.macro(name, **kwargs)))
 
 
-def _chunks(rows: Sequence[Any], size: int = 5_000) -> Iterator[Sequence[Any]]:
+ROW_SEPARATOR = "\x1f"  # ASCII unit separator: never in identifiers, attribute names or hashes
+
+
+def _cell(value: object) -> str:
+    """One value of braze_rows_sql: '' stands for NULL (no hash or key is empty)."""
+    return "" if value is None else str(value).replace(ROW_SEPARATOR, " ")
+
+
+def _chunks(rows: Sequence[Any], size: int = 50_000) -> Iterator[Sequence[Any]]:
     for start in range(0, len(rows), size):
         yield rows[start : start + size]
 

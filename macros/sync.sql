@@ -72,17 +72,59 @@ where change_kind in ('withheld_null', 'withheld_duplicate', 'model_rows')
 order by row_count desc, braze_key
 {% endmacro %}
 
-{#- One INSERT appending acknowledged (key, attribute, hash) rows. -#}
-{% macro braze_acknowledge_sql(model_name, values_sql, run_id) %}
-insert into {{ dbt_braze.braze_state_relation() }} (model_name, braze_key, attribute, value_hash, acked_at, run_id)
-select '{{ model_name }}', braze_key, attribute, value_hash, {{ dbt_braze.braze_utc_now() }}, '{{ run_id }}'
-from (values {{ values_sql }}) as acked (braze_key, attribute, value_hash)
+{#-
+  Rows handed over by the sync, as a relation: `columns` is a list of
+  [name, text] where text joins the column's values with chr(31) (an empty
+  value is NULL). One string literal per column parses ~20x faster than a
+  VALUES list of the same rows (DuckDB: 0.14 s against 2.9 s for 50,000 rows),
+  which keeps checkpoints cheap.
+-#}
+{% macro braze_rows_sql(columns) %}
+  {{ return(adapter.dispatch('braze_rows_sql', 'dbt_braze')(columns)) }}
 {% endmacro %}
 
-{% macro braze_record_rejected_sql(model_name, values_sql) %}
+{% macro default__braze_rows_sql(columns) %}
+  {%- set arrays, names = [], [] -%}
+  {%- for name, text in columns -%}
+    {%- do arrays.append("string_to_array('" ~ (text | replace("'", "''")) ~ "', chr(31))") -%}
+    {%- do names.append(name) -%}
+  {%- endfor -%}
+  select {% for name in names %}nullif({{ name }}, '') as {{ name }}{% if not loop.last %}, {% endif %}{% endfor %}
+  from unnest({{ arrays | join(', ') }}) as handed ({{ names | join(', ') }})
+{% endmacro %}
+
+{% macro duckdb__braze_rows_sql(columns) %}
+  select
+  {%- for name, text in columns %}
+    nullif(unnest(string_split('{{ text | replace("'", "''") }}', chr(31))), '') as {{ name }}{% if not loop.last %},{% endif %}
+  {%- endfor %}
+{% endmacro %}
+
+{#- Spark: split() takes a regex and keeps trailing empties with limit -1; arrays_zip pairs them. -#}
+{% macro spark__braze_rows_sql(columns) %}
+  select
+  {%- for name, text in columns %}
+    nullif(handed.row['{{ loop.index0 }}'], '') as {{ name }}{% if not loop.last %},{% endif %}
+  {%- endfor %}
+  from (
+    select explode(arrays_zip(
+    {%- for name, text in columns %}
+      split('{{ text | replace("\\", "\\\\") | replace("'", "\\'") }}', '\\x1f', -1){% if not loop.last %},{% endif %}
+    {%- endfor %})) as row
+  ) handed
+{% endmacro %}
+
+{#- One INSERT appending acknowledged (key, attribute, hash) rows. -#}
+{% macro braze_acknowledge_sql(model_name, rows_sql, run_id) %}
+insert into {{ dbt_braze.braze_state_relation() }} (model_name, braze_key, attribute, value_hash, acked_at, run_id)
+select '{{ model_name }}', braze_key, attribute, value_hash, {{ dbt_braze.braze_utc_now() }}, '{{ run_id }}'
+from ({{ rows_sql }}) acked
+{% endmacro %}
+
+{% macro braze_record_rejected_sql(model_name, rows_sql) %}
 insert into {{ dbt_braze.braze_rejected_relation() }} (model_name, braze_key, attribute, value_hash, reason, rejected_at)
 select '{{ model_name }}', braze_key, attribute, value_hash, reason, {{ dbt_braze.braze_utc_now() }}
-from (values {{ values_sql }}) as rejected (braze_key, attribute, value_hash, reason)
+from ({{ rows_sql }}) rejected
 {% endmacro %}
 
 {#- When the pending relation was computed (its summary row is always present). -#}
