@@ -27,8 +27,9 @@ from typing import Any, Protocol
 from dbt_braze.config import ModelSync
 from dbt_braze.errors import SyncError
 from dbt_braze.payloads import (
+    ATTRIBUTE,
     MAX_OBJECTS_PER_REQUEST,
-    AttributeChange,
+    VALUE_HASH,
     LocalRejection,
     UserChange,
     batched,
@@ -127,15 +128,17 @@ class ModelReport:
 def group_users(batches: Iterable[list[Row]]) -> Iterator[UserChange]:
     """Rows ordered by key → one UserChange per key (rows: key, attribute, text, type, hash, is_new)."""
     key: str | None = None
-    changes: list[AttributeChange] = []
+    changes: list[Row] = []
     is_new = False
     for batch in batches:
-        for row_key, attribute, text, value_type, value_hash, row_is_new in batch:
-            if row_key != key and changes:
-                yield UserChange(str(key), tuple(changes), is_new)
-                changes = []
-            key, is_new = row_key, bool(row_is_new)
-            changes.append(AttributeChange(attribute, text, value_type, value_hash))
+        for row in batch:
+            row_key = row[0]
+            if row_key != key:
+                if changes:
+                    yield UserChange(str(key), tuple(changes), is_new)
+                    changes = []
+                key, is_new = row_key, bool(row[5])
+            changes.append(row)
     if changes:
         yield UserChange(str(key), tuple(changes), is_new)
 
@@ -200,14 +203,14 @@ class _Checkpoint:
 
     def accepted(self, change: UserChange, *, removed: bool = False) -> None:
         self._objects += 1
-        for c in change.changes:
-            self._acked.append((change.key, c.attribute, None if removed else c.value_hash))
+        key = change.key
+        self._acked.extend((key, c[ATTRIBUTE], None if removed else c[VALUE_HASH]) for c in change.changes)
         self._maybe_flush()
 
     def rejected(self, change: UserChange, reason: str) -> None:
         self._objects += 1
-        for c in change.changes:
-            self._rejected.append((change.key, c.attribute, c.value_hash, reason[:1000]))
+        key, reason = change.key, reason[:1000]
+        self._rejected.extend((key, c[ATTRIBUTE], c[VALUE_HASH], reason) for c in change.changes)
         self._maybe_flush()
 
     def _maybe_flush(self) -> None:
@@ -426,7 +429,7 @@ class SyncEngine:
         if model.on_removed == "unset":
             for batch in batched(users, self._options.batch_size):
                 prepared = [
-                    (c, unset_object(model.id_field, c.key, [a.attribute for a in c.changes])) for c in batch
+                    (c, unset_object(model.id_field, c.key, [a[ATTRIBUTE] for a in c.changes])) for c in batch
                 ]
                 self._send(model, prepared, report, checkpoint, pool, in_flight, unset=True)
             return

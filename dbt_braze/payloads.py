@@ -23,20 +23,30 @@ class LocalRejection(ValueError):
     """A value that must not be sent; the row is recorded as rejected with this reason."""
 
 
-# NamedTuples, not dataclasses: one is built per pending row (millions per
-# sync) and a frozen dataclass costs about four times as much to create.
 class AttributeChange(NamedTuple):
+    """One pending row, in the column order of the read SQL (macros/sync.sql).
+
+    The engine keeps the warehouse's row tuples as they come (millions per
+    sync: building an object per row would cost more than fetching it), so
+    code reads fields by the index constants below, which a plain row tuple
+    and this NamedTuple share."""
+
+    key: str
     attribute: str
     value_text: str | None
     value_type: str | None
     value_hash: str | None
+    is_new: bool = False
+
+
+ATTRIBUTE, VALUE_TEXT, VALUE_TYPE, VALUE_HASH = 1, 2, 3, 4
 
 
 class UserChange(NamedTuple):
     """Everything pending for one user: sent as one object, acknowledged together."""
 
     key: str
-    changes: tuple[AttributeChange, ...]
+    changes: tuple[tuple[Any, ...], ...]  # row tuples laid out as AttributeChange
     is_new: bool = False
 
     @property
@@ -100,8 +110,10 @@ def build_object(id_field: str, change: UserChange, *, update_only: bool) -> dic
     obj: dict[str, JsonValue] = {id_field: str(change.key)}
     if update_only:
         obj["_update_existing_only"] = True
-    for attribute in change.changes:
-        obj[attribute.attribute] = to_braze_value(attribute.value_text, attribute.value_type)
+    for row in change.changes:
+        text, value_type = row[VALUE_TEXT], row[VALUE_TYPE]
+        # strings are most values: skip the dispatch for them
+        obj[row[ATTRIBUTE]] = text if value_type == "string" else to_braze_value(text, value_type)
     return obj
 
 

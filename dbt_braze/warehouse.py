@@ -18,6 +18,7 @@ import contextvars
 import logging
 import os
 import queue
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,13 @@ logger = logging.getLogger(__name__)
 PACKAGE = "dbt_braze"
 # psycopg2-based adapters: stream through named (server-side) cursors
 SERVER_SIDE_CURSOR_ADAPTERS = frozenset({"postgres", "redshift"})
+# dbt-spark's session cursor has no fetchmany (its fetchall is a collect()):
+# stream by keyset paging instead (keyset_page_sql)
+KEYSET_PAGING_ADAPTERS = frozenset({"spark", "databricks"})
+KEYSET_PAGE_ROWS = 100_000
+# no transactions: dbt-spark's commit() is a no-op that leaves the connection
+# marked as in a transaction, so begin() would then refuse to start one
+NON_TRANSACTIONAL_ADAPTERS = frozenset({"spark", "databricks"})
 Row = tuple[Any, ...]
 
 
@@ -150,6 +158,10 @@ class Warehouse:
         partial write is harmless."""
         connections = self._adapter.connections
         try:
+            if self.adapter_type in NON_TRANSACTIONAL_ADAPTERS:
+                for sql in statements:
+                    connections.add_query(sql, auto_begin=False)
+                return
             if connections.get_thread_connection().transaction_open:
                 connections.commit()  # introspection (get_relation) may have left one open
             connections.begin()
@@ -201,7 +213,7 @@ class Warehouse:
                     rows = cursor.fetchmany(batch_rows)
                     if not rows:
                         break
-                    batches.put([tuple(r) for r in rows])
+                    batches.put(rows)  # DB-API rows are tuples already
                 if self.adapter_type in SERVER_SIDE_CURSOR_ADAPTERS:
                     cursor.close()  # a psycopg2 cursor of our own (dbt-duckdb's must stay open)
                 batches.put(None)
@@ -228,6 +240,8 @@ class Warehouse:
     def _stream_cursor(self, sql: str, batch_rows: int) -> Any:
         """A cursor whose fetchmany() streams: psycopg2's default cursor buffers the
         whole result client-side (2 M rows: 384 MB), a named one is server-side."""
+        if self.adapter_type in KEYSET_PAGING_ADAPTERS:
+            return _KeysetCursor(self._adapter.connections, sql)
         if self.adapter_type in SERVER_SIDE_CURSOR_ADAPTERS:
             handle = self._adapter.connections.get_thread_connection().handle
             cursor = handle.cursor(
@@ -388,6 +402,57 @@ ROW_SEPARATOR = "\x1f"  # ASCII unit separator: never in identifiers, attribute 
 def _cell(value: object) -> str:
     """One value of braze_rows_sql: '' stands for NULL (no hash or key is empty)."""
     return "" if value is None else str(value).replace(ROW_SEPARATOR, " ")
+
+
+_TRAILING_KEY_ORDER = re.compile(
+    r"\border\s+by\s+(?:\w+\.)?braze_key\s*,\s*(?:\w+\.)?attribute\s*;?\s*$", re.IGNORECASE
+)
+
+
+def keyset_page_sql(sql: str, after: tuple[str, str] | None, page_rows: int = KEYSET_PAGE_ROWS) -> str:
+    """One page of a read whose SQL ends with `order by <alias>.braze_key, <alias>.attribute`
+    (every read macro does; (braze_key, attribute) is unique in each): the rows
+    after the (key, attribute) pair `after`, or the first page when it is None."""
+    body, found = _TRAILING_KEY_ORDER.subn("", sql.strip())
+    if not found:
+        raise ValueError("a read for keyset paging must end with `order by braze_key, attribute`")
+    where = ""
+    if after is not None:
+        key, attribute = (_text_literal(v) for v in after)
+        where = f"\nwhere q.braze_key > {key} or (q.braze_key = {key} and q.attribute > {attribute})"
+    return f"select * from (\n{body}\n) q{where}\norder by q.braze_key, q.attribute\nlimit {int(page_rows)}"
+
+
+def _text_literal(value: object) -> str:
+    """A Spark SQL string literal: backslash is an escape character there."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class _KeysetCursor:
+    """fetchmany() over keyset pages (keyset_page_sql), for cursors that can only
+    fetch a whole result; one page is held in memory at a time."""
+
+    def __init__(self, connections: Any, sql: str, page_rows: int = KEYSET_PAGE_ROWS) -> None:
+        self._connections = connections
+        self._sql = sql
+        self._page_rows = page_rows
+        self._rows: list[Row] = []
+        self._next = 0
+        self._after: tuple[str, str] | None = None
+        self._done = False
+
+    def fetchmany(self, size: int) -> list[Row]:
+        if self._next >= len(self._rows) and not self._done:
+            _, cursor = self._connections.add_query(
+                keyset_page_sql(self._sql, self._after, self._page_rows), auto_begin=False
+            )
+            self._rows, self._next = [tuple(r) for r in cursor.fetchall() or []], 0
+            self._done = len(self._rows) < self._page_rows
+            if self._rows:
+                self._after = (self._rows[-1][0], self._rows[-1][1])
+        batch = self._rows[self._next : self._next + size]
+        self._next += len(batch)
+        return batch
 
 
 def _chunks(rows: Sequence[Any], size: int = 50_000) -> Iterator[Sequence[Any]]:

@@ -26,7 +26,7 @@ from dbt_braze.engine import (
     group_users,
 )
 from dbt_braze.errors import BrazeUnavailable, NotBuiltError
-from dbt_braze.payloads import MAX_OBJECTS_PER_REQUEST
+from dbt_braze.payloads import ATTRIBUTE, MAX_OBJECTS_PER_REQUEST, VALUE_HASH
 from dbt_braze.report import model_summary
 from dbt_braze.warehouse import RelationRef, Row
 
@@ -210,8 +210,8 @@ def test_group_users_groups_consecutive_rows_across_read_batches() -> None:
     users = list(group_users(batches))
     assert [u.key for u in users] == [key(0), key(1), key(2)]
     assert all(len(u.changes) == len(ATTRS) for u in users)
-    assert [c.attribute for c in users[0].changes] == list(ATTRS)
-    assert users[1].changes[0].value_hash == f"h:{key(1)}:email"
+    assert [c[ATTRIBUTE] for c in users[0].changes] == list(ATTRS)
+    assert users[1].changes[0][VALUE_HASH] == f"h:{key(1)}:email"
     assert users[0].is_new is True
     assert list(group_users([])) == []
     assert list(group_users([[]])) == []

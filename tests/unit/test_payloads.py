@@ -150,7 +150,7 @@ def test_null_stays_null(value_type: str | None) -> None:
 
 
 def change(key: str, *values: tuple[str, str | None, str | None]) -> UserChange:
-    return UserChange(key, tuple(AttributeChange(a, t, vt, f"h-{a}") for a, t, vt in values))
+    return UserChange(key, tuple(AttributeChange(key, a, t, vt, f"h-{a}") for a, t, vt in values))
 
 
 def test_build_object_upsert() -> None:
