@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from dbt_braze.emulator import BrazeEmulator
+
 from harness import REPO_ROOT, DbtProject
 
 pytestmark = pytest.mark.integration
