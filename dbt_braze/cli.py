@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -146,11 +147,12 @@ def resolve_profiles_dir(project_dir: Path, given: Path | None) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "emulator":
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["emulator"]:  # its own options and --help: hand them over untouched
         from dbt_braze.emulator import main as emulator_main
 
-        return emulator_main(args.emulator_args)
+        return emulator_main(argv[1:])
+    args = build_parser().parse_args(argv)
 
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,
@@ -189,6 +191,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DbtBrazeError as exc:
         text = redact(str(exc), secret)
         print(f"error: {text}", file=sys.stderr)
+        if getattr(args, "output", "text") == "json":  # machines still get a document
+            document = {
+                "command": args.command,
+                "exit_code": exc.exit_code,
+                "error": redact(exc.message, secret),
+                "hint": exc.hint,
+            }
+            print(json.dumps(document, indent=2))
         if args.debug:
             traceback.print_exc()
         return exc.exit_code

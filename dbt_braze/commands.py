@@ -7,6 +7,7 @@ of manifests, profiles or printing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -23,6 +24,7 @@ from dbt_braze.errors import (
     EXIT_USAGE,
     BrazeAuthError,
     ConfigError,
+    LockedError,
     MetaValidationError,
     SyncError,
     WarehouseError,
@@ -113,9 +115,14 @@ def _open_warehouse(project: Project, *, base_macros_only: bool = False) -> Ware
 
 
 def validate(project: Project, *, out: TextIO) -> int:
+    """Exit 0 when every block is valid, 2 otherwise (the contract), including
+    when the warehouse cannot be reached to check the columns."""
     nodes = _load_nodes(project, None)
-    with _open_warehouse(project) as warehouse:
-        valid, problems, notes = _validated(warehouse, nodes)
+    try:
+        with _open_warehouse(project) as warehouse:
+            valid, problems, notes = _validated(warehouse, nodes)
+    except WarehouseError as exc:
+        raise ConfigError(f"cannot validate against the warehouse: {exc.message}", hint=exc.hint) from exc
     for note in notes:
         print(f"note: {note}", file=out)
     if problems:
@@ -165,6 +172,8 @@ def sync(project: Project, request: SyncRequest, *, out: TextIO) -> int:
         if client is not None:
             client.close()
     _emit(request, out, reports, None, exit_code=EXIT_SYNC_FAILED if failures else EXIT_OK)
+    if failures and request.output == "json":
+        return EXIT_SYNC_FAILED  # the document above says which models failed and why
     if failures:
         raise SyncError(
             f"{len(failures)} model(s) did not finish",
@@ -246,8 +255,15 @@ def _sync_one(
     )
     report = ModelReport(config.model_name)
     if request.dry_run:
-        SyncEngine(warehouse, None, options).sync_model(config, relation, report)
+        try:
+            SyncEngine(warehouse, None, options).sync_model(config, relation, report)
+        except SyncError as exc:  # e.g. a model paused for its duplicates: plan says so
+            return report, exc.message
         return report, None
+    try:
+        run.start()
+    except LockedError as exc:  # this model only: the others still sync
+        return report, exc.message
     progress = Progress(config.model_name, _pending_users(warehouse, config), sys.stderr)
     engine = SyncEngine(
         warehouse,
@@ -256,7 +272,6 @@ def _sync_one(
         heartbeat=run.heartbeat,
         on_progress=lambda _model, objects: progress.advance(objects),
     )
-    run.start()
     status, error = "interrupted", None
     try:
         if warehouse.pending_is_stale(config.model_name):
@@ -288,7 +303,12 @@ def build_then_sync(project: Project, request: SyncRequest, *, out: TextIO) -> i
     from dbt.cli.main import dbtRunner
 
     args = ["build", *project.dbt_args(), *(["--select", *request.select] if request.select else [])]
-    result = dbtRunner().invoke(args)
+    # with --output json, stdout carries the JSON document only: dbt's log goes to stderr
+    redirect = (
+        contextlib.redirect_stdout(sys.stderr) if request.output == "json" else contextlib.nullcontext()
+    )
+    with redirect:
+        result = dbtRunner().invoke(args)
     outcome: Any = result.result  # RunExecutionResult for `build`
     if outcome is None:
         raise ConfigError(
@@ -296,11 +316,24 @@ def build_then_sync(project: Project, request: SyncRequest, *, out: TextIO) -> i
             hint="run `dbt build` yourself to see dbt's full error",
         )
     built = {
-        r.node.name for r in outcome.results if r.node.resource_type == "model" and str(r.status) == "success"
+        r.node.unique_id: r.node.name
+        for r in outcome.results
+        if r.node.resource_type == "model" and str(r.status) == "success"
     }
-    braze_names = [m.name for m in _load_nodes(project, None) if m.name in built]
+    # a model whose tests failed is not sent: bad data would cost data points to undo
+    gated = {
+        built[dep]
+        for r in outcome.results
+        if r.node.resource_type == "test" and str(r.status) in ("fail", "error")
+        for dep in r.node.depends_on.nodes
+        if dep in built
+    }
+    for name in sorted(gated):
+        print(f"dbt-braze: {name}: not synced, its tests failed", file=sys.stderr)
+    built_names = set(built.values()) - gated
+    braze_names = [m.name for m in _load_nodes(project, None) if m.name in built_names]
     if not braze_names:
-        print("dbt-braze: no braze model built successfully: nothing to sync", file=out)
+        print("dbt-braze: no braze model built successfully: nothing to sync", file=sys.stderr)
         return EXIT_OK if result.success else EXIT_SYNC_FAILED
     code = sync(
         project,

@@ -71,6 +71,10 @@ class SyncSettings:
             problems.append("requests_per_second must be 0 (no cap) or more")
         if self.checkpoint_objects < 1 or self.checkpoint_seconds <= 0:
             problems.append("checkpoint_objects and checkpoint_seconds must be positive")
+        if self.lock_lease_seconds < self.max_retry_seconds + 60:
+            # a request may be retried this long without a heartbeat: a shorter lease
+            # would let a second sync start beside a live one
+            problems.append("lock_lease_seconds must exceed max_retry_seconds by at least 60")
         if not 0 < self.max_rejection_rate <= 1:
             problems.append("max_rejection_rate must be in (0, 1]")
         if problems:

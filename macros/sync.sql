@@ -8,21 +8,36 @@
   {{ return(adapter.dispatch('braze_read_upserts_sql', 'dbt_braze')(model_name)) }}
 {% endmacro %}
 
+{#-
+  Braze refuses a whole object, so a user whose every pending value is one
+  Braze already refused (same hash) is held back: nothing changed since.
+  Once any of its values changes, the whole object goes again, the refused
+  values included (they were never applied).
+-#}
 {% macro default__braze_read_upserts_sql(model_name) %}
-select p.braze_key, p.attribute, p.value_text, p.value_type, p.value_hash, p.is_new
-from {{ dbt_braze.braze_pending_relation(model_name) }} p
-where p.change_kind = 'upsert'
-  and not exists (
-    select 1 from {{ dbt_braze.braze_state_relation() }} s
-    where s.model_name = '{{ model_name }}' and s.acked_at >= p.built_at
-      and s.braze_key = p.braze_key and s.attribute = p.attribute
-      and coalesce(s.value_hash, '-') = coalesce(p.value_hash, '-'))
-  and not exists (
-    select 1 from {{ dbt_braze.braze_rejected_relation() }} r
-    where r.model_name = '{{ model_name }}'
-      and r.braze_key = p.braze_key and r.attribute = p.attribute
-      and coalesce(r.value_hash, '-') = coalesce(p.value_hash, '-'))
-order by p.braze_key, p.attribute
+select braze_key, attribute, value_text, value_type, value_hash, is_new
+from (
+    select unsent.*,
+           min(refused) over (partition by braze_key) as all_refused
+    from (
+        select p.braze_key, p.attribute, p.value_text, p.value_type, p.value_hash, p.is_new,
+               case when exists (
+                   select 1 from {{ dbt_braze.braze_rejected_relation() }} r
+                   where r.model_name = '{{ model_name }}'
+                     and r.braze_key = p.braze_key and r.attribute = p.attribute
+                     and coalesce(r.value_hash, '-') = coalesce(p.value_hash, '-'))
+               then 1 else 0 end as refused
+        from {{ dbt_braze.braze_pending_relation(model_name) }} p
+        where p.change_kind = 'upsert'
+          and not exists (
+            select 1 from {{ dbt_braze.braze_state_relation() }} s
+            where s.model_name = '{{ model_name }}' and s.acked_at >= p.built_at
+              and s.braze_key = p.braze_key and s.attribute = p.attribute
+              and coalesce(s.value_hash, '-') = coalesce(p.value_hash, '-'))
+    ) unsent
+) judged
+where all_refused = 0
+order by braze_key, attribute
 {% endmacro %}
 
 {#- Removed users' attributes Braze still holds (mapped_only: the `unset` case). -#}

@@ -154,6 +154,8 @@ def test_unreachable_warehouse_exits_1(project: DbtProject, emulator: BrazeEmula
     assert result.exit_code == 1
     assert "cannot use the warehouse" in result.output and "hint:" in result.output
     assert "Traceback" not in result.output
+    validate = project.braze("validate")  # validate exits 0 or 2, nothing else
+    assert validate.exit_code == 2 and "cannot validate" in validate.output
 
 
 def test_wrong_cluster_says_so(project: DbtProject, emulator: BrazeEmulator) -> None:
@@ -165,3 +167,86 @@ def test_wrong_cluster_says_so(project: DbtProject, emulator: BrazeEmulator) -> 
     assert "cluster" in result.output.lower() and "BRAZE_REST_ENDPOINT" in result.output
     assert "a-key-from-the-eu-cluster-0000" not in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_locked_model_fails_alone(project: DbtProject, emulator: BrazeEmulator) -> None:
+    two_models(project)
+    project.dbt("run")
+    assert project.braze("sync", "--select", "braze_users", "--dry-run").exit_code == 0
+    project.braze("status")  # creates the package's tables
+    project.query("""
+        insert into braze_sync_runs (run_id, model_name, status, started_at, recorded_at, holder)
+        values ('other-run', 'vip_users', 'running', timezone('UTC', now()), timezone('UTC', now()),
+                'another-host:4242')""")
+    result = project.braze("sync")
+    assert result.exit_code == 1
+    assert "vip_users: another dbt-braze sync of this model is running" in result.output
+    assert_braze_equals_model(emulator, 20)  # braze_users went out all the same
+
+
+def test_plan_reports_a_paused_model_and_plans_the_others(
+    project: DbtProject, emulator: BrazeEmulator
+) -> None:
+    project.write_model(users_sql(20), "braze_users")
+    project.write_model("select user_id % 3 as user_id, plan from {{ ref('braze_users') }}", "dup_users")
+    project.write_schema(
+        [
+            braze_model(),
+            {
+                "name": "dup_users",
+                "config": {"meta": {"braze": {"external_id": "user_id", "attributes": {"plan": "plan"}}}},
+            },
+        ]
+    )
+    project.dbt("run")
+    result = project.braze("plan", "--output", "json")
+    assert result.exit_code == 1
+    document = json.loads(result.output[result.output.index("{") : result.output.rindex("}") + 1])
+    by_model = {m["model"]: m for m in document["models"]}
+    assert by_model["braze_users"]["users_created"] == 20
+    assert "not synced" in by_model["dup_users"]["error"]
+
+
+def test_run_does_not_sync_a_model_whose_tests_fail(project: DbtProject, emulator: BrazeEmulator) -> None:
+    project.write_model(
+        users_sql(5).replace(
+            "'user' || i || '@example.com'",
+            "case when i = 2 then null else 'user' || i || '@example.com' end",
+        )
+    )
+    model = braze_model()
+    model["columns"] = [{"name": "email", "data_tests": ["not_null"]}]
+    project.write_schema([model])
+    result = project.braze("run")
+    assert result.exit_code == 1
+    assert "braze_users: not synced, its tests failed" in result.output
+    assert emulator.stats()["requests"] == 0
+
+
+def test_json_output_on_errors_is_still_a_document(project: DbtProject, emulator: BrazeEmulator) -> None:
+    project.write_model(users_sql(3))
+    project.write_schema([braze_model()])
+    project.dbt("run")
+    result = project.braze("sync", "--output", "json", env={"BRAZE_API_KEY": ""})
+    assert result.exit_code == 2
+    document = json.loads(result.output[result.output.index("{") : result.output.rindex("}") + 1])
+    assert document["exit_code"] == 2 and "BRAZE_API_KEY" in document["error"]
+
+
+def test_the_emulator_subcommand_takes_its_own_options(project: DbtProject, emulator: BrazeEmulator) -> None:
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dbt_braze", "emulator", "--port", "0", "--api-key", "ci-key-123456"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("braze emulator listening on http://127.0.0.1:"), line
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
