@@ -329,6 +329,7 @@ def dbt_executable() -> str:
 class DbtRun:
     seconds: float
     model_seconds: float | None
+    hook_seconds: float | None
     peak_rss_mb: float | None
     hook_log: str = ""
 
@@ -349,10 +350,17 @@ def dbt_run(root: Path, env: dict[str, str], variables: dict[str, Any]) -> DbtRu
         raise SystemExit(
             f"dbt run failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}"
         )
-    model_seconds = None
+    # run_results.json lists the model and, as an `operation.dbt_braze.*on-run-end*`
+    # result, the package's hook (its work happens while the hook is rendered).
+    model_seconds = hook_seconds = None
     try:
         run_results = json.loads((root / "target" / "run_results.json").read_text())
-        model_seconds = sum(r.get("execution_time") or 0 for r in run_results.get("results", []))
+        results = run_results.get("results", [])
+        model_seconds = sum(
+            r.get("execution_time") or 0 for r in results if str(r.get("unique_id")).startswith("model.")
+        )
+        hooks = [r for r in results if "dbt_braze-on-run-end" in str(r.get("unique_id"))]
+        hook_seconds = sum(r.get("execution_time") or 0 for r in hooks) if hooks else None
     except (OSError, ValueError):
         pass
     hook_log = " | ".join(
@@ -360,7 +368,7 @@ def dbt_run(root: Path, env: dict[str, str], variables: dict[str, Any]) -> DbtRu
         for line in result.stdout.splitlines()
         if "dbt_braze: " in line
     )
-    return DbtRun(result.seconds, model_seconds, result.peak_rss_mb, hook_log)
+    return DbtRun(result.seconds, model_seconds, hook_seconds, result.peak_rss_mb, hook_log)
 
 
 # -- one measured sync -------------------------------------------------------------
@@ -524,6 +532,19 @@ def fmt(value: float | int | None, spec: str = ",.0f") -> str:
     return format(value, spec)
 
 
+def code_fingerprint() -> str:
+    """A hash of the code the benchmark exercises (dbt_braze/ and macros/ as on
+    disk), to tell when someone changed it while the benchmark ran."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    for path in sorted([*(REPO_ROOT / "dbt_braze").rglob("*.py"), *(REPO_ROOT / "macros").rglob("*.sql")]):
+        digest.update(str(path.relative_to(REPO_ROOT)).encode())
+        with contextlib.suppress(OSError):
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def machine_info() -> list[str]:
     cpu_model = "?"
     mem = "?"
@@ -557,17 +578,11 @@ def machine_info() -> list[str]:
         rev += " (+ uncommitted changes in dbt_braze/ or macros/)" if dirty else ""
     except OSError:
         rev = "?"
-    try:
-        load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        load = "?"
     return [
-        f"load average at start: {LOAD_AT_START}, at end: {load} (other processes compete for the cores: "
-        "figures are only comparable on a quiet machine)",
         f"machine: {os.cpu_count()} cores ({cpu_model}), {mem} RAM, {platform.platform()}",
         f"python {platform.python_version()}; dbt-core {version('dbt-core')}, "
         f"dbt-duckdb {version('dbt-duckdb')}, duckdb {version('duckdb')}, requests {version('requests')}; "
-        f"dbt-braze {version('dbt-braze')} at {rev}",
+        f"dbt-braze {version('dbt-braze')} at {rev}, code fingerprint {code_fingerprint()}",
     ]
 
 
@@ -578,6 +593,7 @@ def print_mode_table(
         "case",
         "dbt run w/ pkg (s)",
         "w/o pkg (s)",
+        "of which hook (s)",
         "sync (s)",
         "of which engine (s)",
         "objects/s",
@@ -594,6 +610,7 @@ def print_mode_table(
                 label,
                 fmt(with_pkg.seconds, ".2f"),
                 fmt(without_pkg.seconds, ".2f"),
+                fmt(with_pkg.hook_seconds, ".2f"),
                 fmt(sync.seconds, ".2f"),
                 fmt(sync.engine_seconds, ".2f"),
                 fmt(sync.objects_per_second),
@@ -608,6 +625,7 @@ def print_mode_table(
         table.append(
             [
                 baseline.label,
+                "",
                 "",
                 "",
                 fmt(baseline.seconds, ".2f"),
@@ -667,7 +685,9 @@ def print_mode_table(
         if key not in by_case:
             continue
         with_pkg, without_pkg, sync = by_case[key]
-        hook = with_pkg.seconds - without_pkg.seconds
+        hook = with_pkg.hook_seconds
+        if hook is None:
+            hook = with_pkg.seconds - without_pkg.seconds
         print(
             f"{key} data points baseline / dbt-braze: {ratio(baseline.data_points, sync.data_points)}"
             f" ({fmt(baseline.data_points)} vs {fmt(sync.data_points)});"
@@ -742,6 +762,8 @@ def main(argv: list[str] | None = None) -> int:
         env.pop(name, None)
 
     flags, flag_note = sync_flags(args.concurrency, args.max_rps)
+    info = machine_info()  # at the start: the code measured is the code as it was then
+    fingerprint = code_fingerprint()
     emulators: dict[str, Emulator] = {}
     results: dict[str, list[tuple[str, DbtRun, DbtRun, SyncRun]]] = {m: [] for m in modes}
     baselines: dict[str, SyncRun] = {}
@@ -778,7 +800,7 @@ def main(argv: list[str] | None = None) -> int:
             with_pkg = dbt_run(root, env, {"bench_change_pct": pct})
             log(
                 f"{label}: dbt run with package    {with_pkg.seconds:.1f}s "
-                f"(model {fmt(with_pkg.model_seconds, '.1f')}s); "
+                f"(model {fmt(with_pkg.model_seconds, '.1f')}s, hook {fmt(with_pkg.hook_seconds, '.1f')}s); "
                 f"hook said: {with_pkg.hook_log or '?'}"
             )
             hook_logs.append(f"{label}: {with_pkg.hook_log or '?'}")
@@ -821,8 +843,21 @@ def main(argv: list[str] | None = None) -> int:
         f"dbt-braze benchmark: {args.users:,} users x {len(ATTRIBUTES)} attributes "
         f"(string x4 incl. 1 nullable, integer, decimal, double, boolean, date, timestamp)"
     )
-    for line in machine_info():
+    for line in info:
         print(line)
+    try:
+        load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        load = "?"
+    print(
+        f"load average at start: {LOAD_AT_START}, at end: {load} (other processes compete for the cores: "
+        "figures are only comparable on a quiet machine)"
+    )
+    if code_fingerprint() != fingerprint:
+        print(
+            f"WARNING: dbt_braze/ or macros/ changed while the benchmark ran (fingerprint {fingerprint} -> "
+            f"{code_fingerprint()}): later phases may have run different code"
+        )
     print(f"sync flags: {' '.join(flags) or '(none)'}" + (f"  [{flag_note}]" if flag_note else ""))
     print(
         "dbt runs are shared by the modes (they do not touch Braze); each mode's syncs start from the same "
