@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 PACKAGE = "dbt_braze"
 # psycopg2-based adapters: stream through named (server-side) cursors
 SERVER_SIDE_CURSOR_ADAPTERS = frozenset({"postgres", "redshift"})
+DUCKDB_MEMORY_LIMIT = "256MB"  # for the sync's own session; dbt runs keep the profile's
 # dbt-spark's session cursor has no fetchmany (its fetchall is a collect()):
 # stream by keyset paging instead (keyset_page_sql)
 KEYSET_PAGING_ADAPTERS = frozenset({"spark", "databricks"})
@@ -119,6 +120,7 @@ class Warehouse:
         self._adapter.acquire_connection("dbt_braze")
         try:  # connect now, so that an unreachable warehouse is reported as such
             self._adapter.execute("select 1", fetch=True)
+            self._limit_duckdb_memory(config)
         except Exception as exc:
             hint = "check the target in profiles.yml and that the warehouse is up"
             if "lock" in str(exc).lower():
@@ -127,6 +129,19 @@ class Warehouse:
                 f"cannot use the warehouse of target {self._target.target or 'default'}: {_first_line(exc)}",
                 hint=hint,
             ) from exc
+
+    def _limit_duckdb_memory(self, config: Any) -> None:
+        """DuckDB takes up to 80% of RAM by default; the sync's sorted read of the
+        pending relation then holds it all (6 GB at 1M users). A limit makes
+        DuckDB spill to disk instead, keeping the sync's memory flat. A limit the
+        profile sets wins; DBT_BRAZE_DUCKDB_MEMORY_LIMIT overrides ours."""
+        if self.adapter_type != "duckdb":
+            return
+        settings = getattr(config.credentials, "settings", None) or {}
+        if "memory_limit" in settings:
+            return
+        limit = os.environ.get("DBT_BRAZE_DUCKDB_MEMORY_LIMIT", DUCKDB_MEMORY_LIMIT)
+        self._adapter.execute(f"set memory_limit = '{limit.replace(chr(39), '')}'")
 
     def close(self) -> None:
         if self._adapter is not None:
