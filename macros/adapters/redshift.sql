@@ -1,0 +1,85 @@
+{#-
+  Redshift overrides (dbt-redshift dispatches redshift__, then postgres__,
+  then default__), only where Redshift's SQL differs from PostgreSQL's.
+  Checked by rendering through dbt-redshift 1.11 and parsing with sqlglot;
+  not run against a live cluster. See docs/warehouses.md.
+-#}
+
+{#-
+  CURRENT_TIMESTAMP and NOW() are deprecated leader-node-only functions: they
+  fail in a query that reads a table
+  (https://docs.aws.amazon.com/redshift/latest/dg/c_SQL_functions_leader_node_only.html).
+  getdate() is a naive timestamp in the session time zone, UTC by default
+  (https://docs.aws.amazon.com/redshift/latest/dg/r_GETDATE.html).
+-#}
+{% macro redshift__braze_utc_now() -%}
+  getdate()
+{%- endmacro %}
+
+{#-
+  dbt.type_string() is TEXT, which Redshift turns into VARCHAR(256)
+  (https://docs.aws.amazon.com/redshift/latest/dg/r_Character_types.html#r_Character_types-text-and-bpchar-types):
+  longer values would not fit. The widest VARCHAR is 65,535 bytes.
+-#}
+{% macro _braze_redshift_text_type() -%}
+  varchar(65535)
+{%- endmacro %}
+
+{#-
+  - json: casting a SUPER object or array to text fails; json_serialize gives
+    its JSON text.
+  - text: cast to the widest VARCHAR, not TEXT (VARCHAR(256)).
+  Dates and timestamps keep the default to_char / `at time zone`, which
+  Redshift supports.
+-#}
+{% macro redshift__braze_normalized_text(expr, value_type) %}
+  {%- if value_type == 'json' -%}
+    json_serialize({{ expr }})
+  {%- elif value_type in ('boolean', 'date', 'timestamp', 'timestamptz') -%}
+    {{ dbt_braze.default__braze_normalized_text(expr, value_type) }}
+  {%- else -%}
+    cast({{ expr }} as {{ dbt_braze._braze_redshift_text_type() }})
+  {%- endif -%}
+{% endmacro %}
+
+{#- The package's text columns as the widest VARCHAR (error texts and keys can pass 256 bytes). -#}
+{% macro redshift__braze_create_table_sql(relation, columns_sql) %}
+  {{ return(dbt_braze.default__braze_create_table_sql(relation, columns_sql | replace(' ' ~ dbt.type_string(), ' ' ~ dbt_braze._braze_redshift_text_type()))) }}
+{% endmacro %}
+
+{#-
+  Redshift has neither string_to_array nor unnest(array, array), and a text
+  value (so a literal) holds at most 65,535 bytes. The rows go as JSON arrays
+  of at most ~60,000 ASCII characters each (tojson escapes non-ASCII), parsed
+  into SUPER and unnested with PartiQL, one UNION ALL branch per chunk
+  (https://docs.aws.amazon.com/redshift/latest/dg/query-super.html#unnest).
+  A Redshift literal treats backslash as an escape (QUOTE_LITERAL doubles it).
+-#}
+{% macro redshift__braze_rows_sql(columns) %}
+  {%- set split_columns = [] -%}
+  {%- for name, text in columns -%}{%- do split_columns.append(text.split("\x1f")) -%}{%- endfor -%}
+  {%- set chunks = [] -%}
+  {%- set current = namespace(rows=[], size=0) -%}
+  {%- for i in range(split_columns[0] | length) -%}
+    {%- set row = [] -%}
+    {%- for values in split_columns -%}{%- do row.append(values[i]) -%}{%- endfor -%}
+    {%- set row_json = tojson(row) -%}
+    {%- if current.rows and current.size + (row_json | length) + 1 > 60000 -%}
+      {%- do chunks.append(current.rows) -%}
+      {%- set current.rows = [] -%}
+      {%- set current.size = 0 -%}
+    {%- endif -%}
+    {%- do current.rows.append(row_json) -%}
+    {%- set current.size = current.size + (row_json | length) + 1 -%}
+  {%- endfor -%}
+  {%- do chunks.append(current.rows) -%}
+  {%- for chunk in chunks %}
+  select
+    {%- for name, text in columns %}
+    nullif(cast(handed_row[{{ loop.index0 }}] as {{ dbt_braze._braze_redshift_text_type() }}), '') as {{ name }}{% if not loop.last %},{% endif %}
+    {%- endfor %}
+  from (select json_parse('[{{ chunk | join(",") | replace("\\", "\\\\") | replace("'", "''") }}]') as handed_rows) handed,
+       handed.handed_rows as handed_row
+  {% if not loop.last %}union all{% endif %}
+  {%- endfor %}
+{% endmacro %}

@@ -1,0 +1,146 @@
+{#-
+  Snowflake overrides (dbt-snowflake), only where Snowflake's SQL differs from
+  the defaults. Checked by rendering through dbt-snowflake 1.11 and parsing
+  with sqlglot; not run against a live Snowflake account. See
+  docs/warehouses.md.
+-#}
+
+{#-
+  `current_timestamp at time zone 'UTC'` is not Snowflake syntax. sysdate()
+  is the current UTC time as a TIMESTAMP_NTZ, whatever the session zone
+  (https://docs.snowflake.com/en/sql-reference/functions/sysdate).
+-#}
+{% macro snowflake__braze_utc_now() -%}
+  sysdate()
+{%- endmacro %}
+
+{#-
+  The default reads TIMESTAMP_NTZ as zoned (it ends in "tz"); Snowflake
+  reports every integer as NUMBER(p, 0) (SnowflakeColumn.is_integer() is
+  always false).
+-#}
+{% macro snowflake__braze_value_type(column) %}
+  {%- set dtype = column.dtype | lower -%}
+  {%- if dtype in ('timestamp_ntz', 'datetime') -%}
+    {{ return('timestamp') }}
+  {%- elif dtype in ('number', 'decimal', 'numeric') and column.numeric_scale == 0 -%}
+    {{ return('integer') }}
+  {%- endif -%}
+  {{ return(dbt_braze.default__braze_value_type(column)) }}
+{% endmacro %}
+
+{#-
+  - timestamptz: `at time zone` is not Snowflake syntax; convert_timezone('UTC',
+    x) gives the UTC wall clock of TIMESTAMP_TZ/LTZ values.
+  - json: casting a VARIANT to text drops the quotes of a string value;
+    to_json always gives JSON text (keys in Snowflake's stored order).
+  Dates and naive timestamps use the default to_char formats, which Snowflake
+  reads the same way (https://docs.snowflake.com/en/sql-reference/functions-conversion#date-and-time-formats-in-conversion-functions).
+-#}
+{% macro snowflake__braze_normalized_text(expr, value_type) %}
+  {%- if value_type == 'timestamptz' -%}
+    to_char(convert_timezone('UTC', {{ expr }}), 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+  {%- elif value_type == 'json' -%}
+    to_json({{ expr }})
+  {%- else -%}
+    {{ dbt_braze.default__braze_normalized_text(expr, value_type) }}
+  {%- endif -%}
+{% endmacro %}
+
+{#- A Snowflake string literal: backslash is an escape character there. -#}
+{% macro _braze_snowflake_literal(text) -%}
+  '{{ text | replace("\\", "\\\\") | replace("'", "''") }}'
+{%- endmacro %}
+
+{#-
+  No string_to_array/unnest: split() gives an ARRAY once per column, and
+  flatten() over the first one yields the positions that index the others
+  (https://docs.snowflake.com/en/sql-reference/functions/flatten).
+-#}
+{% macro snowflake__braze_rows_sql(columns) %}
+  select
+  {%- for name, text in columns %}
+    nullif(cast(handed.c{{ loop.index0 }}[position.index] as varchar), '') as {{ name }}{% if not loop.last %},{% endif %}
+  {%- endfor %}
+  from (
+    select
+    {%- for name, text in columns %}
+      split({{ dbt_braze._braze_snowflake_literal(text) }}, chr(31)) as c{{ loop.index0 }}{% if not loop.last %},{% endif %}
+    {%- endfor %}
+  ) handed,
+  lateral flatten(input => handed.c0) position
+{% endmacro %}
+
+{#-
+  Snowflake evaluates a correlated EXISTS only in a WHERE clause, and refuses
+  some (outer columns inside functions such as coalesce): "Unsupported
+  subquery type" (https://docs.snowflake.com/en/sql-reference/operators-subquery).
+  The same reads as joins on pre-aggregated state and rejections: a value is
+  acknowledged when the latest acknowledgement of that exact hash is not older
+  than the pending relation.
+-#}
+{% macro snowflake__braze_read_upserts_sql(model_name) %}
+select braze_key, attribute, value_text, value_type, value_hash, is_new
+from (
+    select unsent.*,
+           min(refused) over (partition by braze_key) as all_refused
+    from (
+        select p.braze_key, p.attribute, p.value_text, p.value_type, p.value_hash, p.is_new,
+               case when r.braze_key is null then 0 else 1 end as refused
+        from {{ dbt_braze.braze_pending_relation(model_name) }} p
+        left join (
+            select distinct braze_key, attribute, coalesce(value_hash, '-') as hash_or_dash
+            from {{ dbt_braze.braze_rejected_relation() }}
+            where model_name = '{{ model_name }}'
+        ) r on r.braze_key = p.braze_key and r.attribute = p.attribute
+           and r.hash_or_dash = coalesce(p.value_hash, '-')
+        left join (
+            select braze_key, attribute, coalesce(value_hash, '-') as hash_or_dash, max(acked_at) as last_acked_at
+            from {{ dbt_braze.braze_state_relation() }}
+            where model_name = '{{ model_name }}'
+            group by 1, 2, 3
+        ) s on s.braze_key = p.braze_key and s.attribute = p.attribute
+           and s.hash_or_dash = coalesce(p.value_hash, '-')
+        where p.change_kind = 'upsert'
+          and (s.last_acked_at is null or s.last_acked_at < p.built_at)
+    ) unsent
+) judged
+where all_refused = 0
+order by braze_key, attribute
+{% endmacro %}
+
+{% macro snowflake__braze_read_removed_sql(model_name, mapped_only) %}
+select p.braze_key, p.attribute, cast(null as varchar) as value_text,
+       cast(null as varchar) as value_type,
+       cast(null as varchar) as value_hash, false as is_new
+from {{ dbt_braze.braze_pending_relation(model_name) }} p
+left join (
+    select braze_key, attribute, max(acked_at) as last_acked_at
+    from {{ dbt_braze.braze_state_relation() }}
+    where model_name = '{{ model_name }}' and value_hash is null
+    group by 1, 2
+) s on s.braze_key = p.braze_key and s.attribute = p.attribute
+where p.change_kind = 'removed'
+  {% if mapped_only %}and p.is_mapped{% endif %}
+  and (s.last_acked_at is null or s.last_acked_at < p.built_at)
+order by p.braze_key, p.attribute
+{% endmacro %}
+
+{#-
+  DDL commits on its own in Snowflake, so drop-then-rename leaves a moment
+  with no pending relation. ALTER TABLE ... SWAP WITH exchanges the two in one
+  metadata operation (https://docs.snowflake.com/en/sql-reference/sql/alter-table).
+-#}
+{% macro snowflake__braze_swap_relation(staging, target) %}
+  {%- set existing = adapter.get_relation(database=target.database, schema=target.schema, identifier=target.identifier) -%}
+  {%- if existing is none -%}
+    {%- do adapter.rename_relation(staging, target) -%}
+  {%- else -%}
+    {%- do run_query(dbt_braze.snowflake__braze_swap_sql(staging, target)) -%}
+    {%- do adapter.drop_relation(staging) -%}
+  {%- endif -%}
+{% endmacro %}
+
+{% macro snowflake__braze_swap_sql(staging, target) -%}
+  alter table {{ staging }} swap with {{ target }}
+{%- endmacro %}
