@@ -1,0 +1,400 @@
+"""The package's SQL in the dialects not tested against a live warehouse:
+Snowflake, BigQuery, Redshift, Databricks (docs/warehouses.md).
+
+The macros are rendered by real dbt on the DuckDB adapter (no other adapter is
+installed), with dispatch pointed at each adapter's prefixes, the way that
+adapter's dbt searches them: `snowflake__` / `bigquery__` / `redshift__` then
+`postgres__` / `databricks__` then `spark__`, then `default__`. dbt's own
+cross-database macros (dbt.hash, dbt.type_string) and identifier quoting stay
+DuckDB's: those belong to the adapters, not to this package. The rendered SQL
+is then parsed with sqlglot in the target dialect, searched for constructs the
+warehouse lacks, and, where the SQL carries data (rows handed to the
+warehouse, timestamp formats), decoded and compared with what went in.
+
+Offline, no warehouse; sqlglot is a `dev` dependency and must be installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+from argparse import Namespace
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+import sqlglot
+from sqlglot import exp
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Dispatch prefixes per adapter (each adapter plugin declares its parents:
+# dbt-redshift -> postgres, dbt-databricks -> spark).
+PREFIXES = {
+    "snowflake": ["snowflake", "default"],
+    "bigquery": ["bigquery", "default"],
+    "redshift": ["redshift", "postgres", "default"],
+    "databricks": ["databricks", "spark", "default"],
+}
+DIALECTS = list(PREFIXES)
+
+MAPPINGS = [
+    {"column": column, "attribute": column, "value_type": value_type}
+    for column, value_type in [
+        ("flag", "boolean"),
+        ("born", "date"),
+        ("seen", "timestamp"),
+        ("seen_tz", "timestamptz"),
+        ("doc", "json"),
+        ("amount", "number"),
+        ("visits", "integer"),
+        ("name", "string"),
+    ]
+]
+
+# Values as the sync hands them over: '' is NULL; quotes, backslashes,
+# newlines and non-ASCII must survive each dialect's literal rules.
+ROWS = [
+    ("user-1", "name", "0cc175b9c0f1b6a831c399e269772661"),
+    ("O'Brien\\", "it's", ""),
+    ("Zoë 🚀", "multi\nline", "92eb5ffee6ae2fec3ad71c777531578f"),
+    ("", "tab\there", "-"),
+]
+ROW_NAMES = ("braze_key", "attribute", "value_hash")
+
+# Constructs each warehouse does not have (sqlglot expression types), which the
+# default macros use: finding one means an override is missing or not dispatched.
+FORBIDDEN: dict[str, tuple[type[exp.Expression], ...]] = {
+    "snowflake": (exp.AtTimeZone, exp.StringToArray, exp.Unnest),
+    "bigquery": (exp.AtTimeZone, exp.StringToArray, exp.ToChar),
+    "redshift": (exp.StringToArray,),
+    "databricks": (exp.AtTimeZone, exp.StringToArray),
+}
+# sqlglot reads Redshift's getdate() as CURRENT_TIMESTAMP and PartiQL's
+# `from t, t.array as item` as UNNEST: check the text there.
+FORBIDDEN_TEXT = {"redshift": re.compile(r"\bcurrent_timestamp\b|\bnow\(|\bunnest\s*\(", re.IGNORECASE)}
+
+
+class Renderer:
+    """The package's macros, loaded by dbt on an in-memory DuckDB target."""
+
+    def __init__(self, root: Path) -> None:
+        from dbt.adapters.factory import get_adapter, register_adapter
+        from dbt.config.runtime import RuntimeConfig
+        from dbt.context.providers import generate_runtime_macro_context
+        from dbt.flags import set_from_args
+        from dbt.mp_context import get_mp_context
+        from dbt.parser.manifest import ManifestLoader
+        from dbt_common.context import set_invocation_context
+
+        args = Namespace(
+            project_dir=str(root), profiles_dir=str(root), target=None, profile=None, threads=None, vars={}
+        )
+        set_invocation_context(os.environ)
+        set_from_args(args, {})
+        config = RuntimeConfig.from_args(args)
+        register_adapter(config, get_mp_context())
+        self.adapter = get_adapter(config)
+        macros = ManifestLoader.load_macros(config, self.adapter.connections.set_query_header)
+        self.adapter.set_macro_resolver(macros)
+        self.adapter.set_macro_context_generator(generate_runtime_macro_context)
+
+    @contextlib.contextmanager
+    def dispatching_as(self, dialect: str) -> Iterator[None]:
+        from dbt.context.providers import BaseDatabaseWrapper
+
+        prefixes = PREFIXES[dialect]
+        with mock.patch.object(BaseDatabaseWrapper, "_get_adapter_macro_prefixes", lambda _self: prefixes):
+            yield
+
+    def macro(self, dialect: str, name: str, **kwargs: Any) -> Any:
+        with self.dispatching_as(dialect):
+            return self.adapter.execute_macro(name, project="dbt_braze", kwargs=kwargs)
+
+    def relation(self, identifier: str) -> Any:
+        return self.adapter.Relation.create(database=None, schema="analytics", identifier=identifier)
+
+
+@pytest.fixture(scope="module")
+def renderer(tmp_path_factory: pytest.TempPathFactory) -> Renderer:
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    root = tmp_path_factory.mktemp("dialects")
+    (root / "dbt_project.yml").write_text(
+        "name: dialect_check\nversion: '1.0'\nprofile: dialect_check\nconfig-version: 2\n"
+    )
+    (root / "profiles.yml").write_text(
+        "dialect_check:\n  target: t\n  outputs:\n    t:\n      type: duckdb\n      path: ':memory:'\n"
+        "      schema: analytics\n"
+    )
+    (root / "dbt_packages").mkdir()
+    (root / "dbt_packages" / "dbt_braze").symlink_to(REPO_ROOT, target_is_directory=True)
+    return Renderer(root)
+
+
+def rows_columns(rows: list[tuple[str, ...]]) -> list[list[str]]:
+    return [[name, "\x1f".join(row[i] for row in rows)] for i, name in enumerate(ROW_NAMES)]
+
+
+def parse(sql: str, dialect: str) -> exp.Expression:
+    if dialect in ("bigquery", "databricks"):
+        # DuckDB quotes identifiers with "; these dialects with ` (dbt's quoting, not the package's).
+        sql = re.sub(r'"(\w+)"', r"`\1`", sql)
+    tree = sqlglot.parse_one(sql, read=dialect)
+    assert tree is not None
+    return tree
+
+
+def package_sql(renderer: Renderer, dialect: str) -> dict[str, str]:
+    """Every SQL statement the package runs, rendered for `dialect`."""
+    m = "users_model"
+    rows_sql = renderer.macro(dialect, "braze_rows_sql", columns=rows_columns(ROWS[:1]))
+    calls: dict[str, tuple[str, dict[str, Any]]] = {
+        "pending": (
+            "braze_pending_sql",
+            dict(
+                model_name=m,
+                relation=renderer.relation("users"),
+                id_column="id",
+                mappings=MAPPINGS,
+                built_at="(select " + renderer.macro(dialect, "braze_utc_now") + ")",
+            ),
+        ),
+        "summary": ("braze_pending_summary_sql", dict(relation=renderer.relation("braze_pending__x"))),
+        "read_upserts": ("braze_read_upserts_sql", dict(model_name=m)),
+        "read_removed": ("braze_read_removed_sql", dict(model_name=m, mapped_only=True)),
+        "withheld": ("braze_withheld_sql", dict(model_name=m)),
+        "rows": ("braze_rows_sql", dict(columns=rows_columns(ROWS))),
+        "acknowledge": ("braze_acknowledge_sql", dict(model_name=m, rows_sql=rows_sql, run_id="r1")),
+        "record_rejected": ("braze_record_rejected_sql", dict(model_name=m, rows_sql=rows_sql)),
+        "built_at": ("braze_pending_built_at_sql", dict(model_name=m)),
+        "is_stale": ("braze_pending_is_stale_sql", dict(model_name=m)),
+        "record_run": (
+            "braze_record_run_sql",
+            dict(
+                run_id="r1",
+                model_name=m,
+                status="failed",
+                started_at_sql="(select max(started_at) from runs)",
+                ended=True,
+                counts={"requests": 3},
+                error="HTTP 500",
+                holder="host-1",
+            ),
+        ),
+        "live_runs": ("braze_live_runs_sql", dict(model_name=m, lease_seconds=300)),
+        "run_started_at": ("braze_run_started_at_sql", dict(run_id="r1")),
+        "recent_runs": ("braze_recent_runs_sql", dict(model_name=m, limit=5)),
+        "pending_counts": ("braze_pending_counts_sql", dict(model_name=m, on_removed="unset")),
+        "rejected_summary": ("braze_rejected_summary_sql", dict(model_name=m, limit=5)),
+        "rejected_count": ("braze_rejected_count_sql", dict(model_name=m)),
+        "create_table": (
+            "braze_create_table_sql",
+            dict(
+                relation=renderer.relation("braze_state"), columns_sql="model_name TEXT, acked_at timestamp"
+            ),
+        ),
+    }
+    rendered = {key: str(renderer.macro(dialect, name, **kwargs)) for key, (name, kwargs) in calls.items()}
+    rendered["run_started_at"] = "select " + rendered["run_started_at"]
+    swap = f"{dialect}__braze_swap_sql"
+    if swap in {m.name for m in renderer.adapter._macro_resolver.macros.values()}:
+        rendered["swap"] = renderer.macro(
+            dialect, swap, staging=renderer.relation("pending__building"), target=renderer.relation("pending")
+        )
+    return rendered
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_every_statement_parses_and_avoids_missing_constructs(renderer: Renderer, dialect: str) -> None:
+    for key, sql in package_sql(renderer, dialect).items():
+        try:
+            tree = parse(sql, dialect)
+        except sqlglot.errors.ParseError as exc:
+            pytest.fail(f"{dialect} {key}: {exc}\n{sql}")
+        found = [type(node).__name__ for node in tree.find_all(*FORBIDDEN[dialect])]
+        assert not found, f"{dialect} {key} uses {found}, which {dialect} lacks:\n{sql}"
+        if dialect in FORBIDDEN_TEXT:
+            assert not FORBIDDEN_TEXT[dialect].search(sql), f"{dialect} {key}:\n{sql}"
+
+
+def test_the_default_sql_would_be_caught() -> None:
+    """The checks above are not vacuous: the default time and rows SQL trip them."""
+    default_now = "select cast(current_timestamp at time zone 'UTC' as timestamp)"
+    default_rows = "select a from unnest(string_to_array('x', chr(31))) as handed (a)"
+    for dialect in DIALECTS:
+        trees = [sqlglot.parse_one(default_now, read=dialect)]
+        with contextlib.suppress(sqlglot.errors.ParseError):  # BigQuery refuses it outright
+            trees.append(sqlglot.parse_one(default_rows, read=dialect))
+        found = any(tree.find(*FORBIDDEN[dialect]) for tree in trees)
+        assert found or FORBIDDEN_TEXT[dialect].search(default_now), dialect
+    with pytest.raises(sqlglot.errors.ParseError):
+        sqlglot.parse_one(
+            "select * from unnest(string_to_array('a', chr(31)), string_to_array('b', chr(31)))"
+            " as handed (a, b)",
+            read="bigquery",
+        )
+
+
+def literals(tree: exp.Expression) -> list[str]:
+    return [node.this for node in tree.find_all(exp.Literal) if node.is_string]
+
+
+@pytest.mark.parametrize("dialect", ["snowflake", "bigquery", "databricks"])
+def test_rows_literals_carry_the_values(renderer: Renderer, dialect: str) -> None:
+    """Each column's literal, read back by the dialect's own rules, is what was sent."""
+    sql = renderer.macro(dialect, "braze_rows_sql", columns=rows_columns(ROWS))
+    texts = [text for text in literals(parse(sql, dialect)) if "\x1f" in text and text != "\x1f"]
+    if dialect == "databricks":  # Spark's split() takes a regex: the separator literal is one too
+        texts = [text for text in texts if text != "\\x1f"]
+    assert texts == [column_text for _, column_text in rows_columns(ROWS)]
+
+
+def redshift_rows(sql: str) -> list[tuple[str | None, ...]]:
+    chunks = [json.loads(text) for text in literals(parse(sql, "redshift")) if text.startswith("[")]
+    return [tuple(value or None for value in row) for chunk in chunks for row in chunk]
+
+
+def test_redshift_rows_are_json_chunks_under_the_varchar_limit(renderer: Renderer) -> None:
+    sql = renderer.macro("redshift", "braze_rows_sql", columns=rows_columns(ROWS))
+    assert sorted(redshift_rows(sql), key=str) == sorted(
+        [tuple(value or None for value in row) for row in ROWS], key=str
+    )
+
+    many = [(f"user-{i}-Zoë 🚀", f"attribute_{i % 7}", f"{i:032x}") for i in range(3000)]
+    sql = renderer.macro("redshift", "braze_rows_sql", columns=rows_columns(many))
+    chunks = [text for text in literals(parse(sql, "redshift")) if text.startswith("[")]
+    assert len(chunks) > 1
+    assert all(len(chunk.encode()) <= 65535 for chunk in chunks)
+    assert sorted(redshift_rows(sql)) == sorted(many)
+
+
+def normalized(renderer: Renderer, dialect: str, value_type: str) -> exp.Expression:
+    sql = renderer.macro(dialect, "braze_normalized_text", expr="x", value_type=value_type)
+    return parse(f"select {sql}", dialect).expressions[0]
+
+
+# Golden texts (integration_tests/seeds/braze_golden_hashes.csv) of these values.
+GOLDEN = {
+    "date": (dt.date(2026, 11, 28), "2026-11-28"),
+    "timestamp": (dt.datetime(2026, 11, 28, 10, 15), "2026-11-28T10:15:00Z"),
+    "timestamptz": (
+        dt.datetime(2026, 11, 28, 10, 15, tzinfo=dt.timezone(dt.timedelta(hours=1))),
+        "2026-11-28T09:15:00Z",
+    ),
+}
+
+
+def test_bigquery_time_formats_give_the_golden_text(renderer: Renderer) -> None:
+    for value_type, (value, golden) in GOLDEN.items():
+        node = normalized(renderer, "bigquery", value_type)
+        assert isinstance(node, exp.TimeToStr), (value_type, node.sql("bigquery"))
+        zone = node.args.get("zone")
+        if value_type == "timestamptz":
+            assert zone is not None and zone.this == "UTC"
+            value = value.astimezone(dt.timezone.utc)
+        else:
+            assert zone is None
+        assert value.strftime(node.args["format"].this) == golden
+
+
+@pytest.mark.parametrize("dialect", ["snowflake", "redshift"])
+def test_to_char_time_formats_and_utc_conversion(renderer: Renderer, dialect: str) -> None:
+    """Snowflake and Redshift read the default PostgreSQL-style to_char formats
+    the same way; zoned values go through UTC first."""
+    iso = 'YYYY-MM-DD"T"HH24:MI:SS"Z"'
+    date_sql = renderer.macro(dialect, "braze_normalized_text", expr="x", value_type="date")
+    assert date_sql.strip() == "to_char(x, 'YYYY-MM-DD')"
+    for value_type in ("timestamp", "timestamptz"):
+        sql = renderer.macro(dialect, "braze_normalized_text", expr="x", value_type=value_type)
+        assert sql.strip().endswith(f", '{iso}')"), sql
+    tz = normalized(renderer, dialect, "timestamptz")
+    if dialect == "snowflake":
+        convert = tz.find(exp.ConvertTimezone)
+        assert convert is not None and convert.args["target_tz"].this == "UTC"
+        assert convert.args.get("source_tz") is None
+    else:
+        at_zone = tz.find(exp.AtTimeZone)
+        assert at_zone is not None and at_zone.args["zone"].this == "UTC"
+
+
+def test_json_text_uses_each_warehouse_serializer(renderer: Renderer) -> None:
+    expected = {"snowflake": "to_json", "bigquery": "to_json_string", "redshift": "json_serialize"}
+    for dialect, function in expected.items():
+        sql = renderer.macro(dialect, "braze_normalized_text", expr="x", value_type="json")
+        assert sql.strip().lower() == f"{function}(x)", (dialect, sql)
+
+
+def test_utc_now(renderer: Renderer) -> None:
+    expected = {"snowflake": "sysdate()", "bigquery": "current_timestamp()", "redshift": "getdate()"}
+    for dialect, sql in expected.items():
+        assert renderer.macro(dialect, "braze_utc_now").strip() == sql
+
+
+def column(dtype: str, **kwargs: Any) -> Any:
+    from dbt.adapters.base.column import Column
+
+    class WarehouseColumn(Column):  # BigQuery columns also carry a mode
+        mode: str = "NULLABLE"
+
+    col = WarehouseColumn("c", dtype, numeric_scale=kwargs.pop("numeric_scale", None))
+    for key, value in kwargs.items():
+        setattr(col, key, value)
+    return col
+
+
+@pytest.mark.parametrize(
+    ("dialect", "col", "expected"),
+    [
+        ("snowflake", column("TIMESTAMP_NTZ"), "timestamp"),
+        ("snowflake", column("TIMESTAMP_LTZ"), "timestamptz"),
+        ("snowflake", column("TIMESTAMP_TZ"), "timestamptz"),
+        ("snowflake", column("NUMBER", numeric_scale=0), "integer"),
+        ("snowflake", column("NUMBER", numeric_scale=2), "number"),
+        ("snowflake", column("VARIANT"), "json"),
+        ("snowflake", column("TEXT"), "string"),
+        ("bigquery", column("TIMESTAMP"), "timestamptz"),
+        ("bigquery", column("DATETIME"), "timestamp"),
+        ("bigquery", column("RECORD"), "json"),
+        ("bigquery", column("INT64", mode="REPEATED"), "json"),
+        ("bigquery", column("INT64"), "integer"),
+        ("bigquery", column("BIGNUMERIC"), "number"),
+        ("bigquery", column("STRING"), "string"),
+        ("redshift", column("timestamp without time zone"), "timestamp"),
+        ("redshift", column("timestamp with time zone"), "timestamptz"),
+        ("redshift", column("super"), "json"),
+        ("redshift", column("character varying"), "string"),
+    ],
+)
+def test_value_types(renderer: Renderer, dialect: str, col: Any, expected: str) -> None:
+    assert renderer.macro(dialect, "braze_value_type", column=col) == expected
+
+
+def test_redshift_text_is_wider_than_varchar_256(renderer: Renderer) -> None:
+    sql = renderer.macro(
+        "redshift",
+        "braze_create_table_sql",
+        relation=renderer.relation("t"),
+        columns_sql="a TEXT, b timestamp",
+    )
+    assert "(a varchar(65535), b timestamp)" in sql
+    assert "varchar(65535)" in renderer.macro(
+        "redshift", "braze_normalized_text", expr="x", value_type="string"
+    )
+
+
+def test_atomic_swaps(renderer: Renderer) -> None:
+    staging, target = renderer.relation("p__building"), renderer.relation("p")
+    swap = {
+        dialect: " ".join(
+            renderer.macro(dialect, f"{dialect}__braze_swap_sql", staging=staging, target=target).split()
+        )
+        for dialect in ("snowflake", "bigquery", "databricks")
+    }
+    assert swap["snowflake"] == f"alter table {staging} swap with {target}"
+    assert swap["bigquery"] == f"create or replace table {target} copy {staging}"
+    assert swap["databricks"] == f"create or replace table {target} as select * from {staging}"
