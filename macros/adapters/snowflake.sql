@@ -23,8 +23,8 @@
   {%- set dtype = column.dtype | lower -%}
   {%- if dtype in ('timestamp_ntz', 'datetime') -%}
     {{ return('timestamp') }}
-  {%- elif dtype in ('number', 'decimal', 'numeric') and column.numeric_scale == 0 -%}
-    {{ return('integer') }}
+  {%- elif dtype in ('number', 'decimal', 'numeric') -%}
+    {{ return('integer' if column.numeric_scale == 0 else 'number') }}
   {%- endif -%}
   {{ return(dbt_braze.default__braze_value_type(column)) }}
 {% endmacro %}
