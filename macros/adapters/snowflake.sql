@@ -54,13 +54,13 @@
 
 {#-
   No string_to_array/unnest: split() gives an ARRAY once per column, and
-  flatten() over the first one yields the positions that index the others
+  flatten() over the first one yields the indexes (item.index) of the others
   (https://docs.snowflake.com/en/sql-reference/functions/flatten).
 -#}
 {% macro snowflake__braze_rows_sql(columns) %}
   select
   {%- for name, text in columns %}
-    nullif(cast(handed.c{{ loop.index0 }}[position.index] as varchar), '') as {{ name }}{% if not loop.last %},{% endif %}
+    nullif(cast(handed.c{{ loop.index0 }}[item.index] as varchar), '') as {{ name }}{% if not loop.last %},{% endif %}
   {%- endfor %}
   from (
     select
@@ -68,7 +68,7 @@
       split({{ dbt_braze._braze_snowflake_literal(text) }}, chr(31)) as c{{ loop.index0 }}{% if not loop.last %},{% endif %}
     {%- endfor %}
   ) handed,
-  lateral flatten(input => handed.c0) position
+  lateral flatten(input => handed.c0) item
 {% endmacro %}
 
 {#-
