@@ -17,8 +17,9 @@
   {{ return(var('dbt_braze_schema', target.schema)) }}
 {% endmacro %}
 
+{#- target.get: Spark profiles have no database (SparkRelation refuses one). -#}
 {% macro braze_relation(identifier) %}
-  {{ return(api.Relation.create(database=target.database, schema=dbt_braze.braze_schema(), identifier=identifier, type='table')) }}
+  {{ return(api.Relation.create(database=target.get('database'), schema=dbt_braze.braze_schema(), identifier=identifier, type='table')) }}
 {% endmacro %}
 
 {% macro braze_state_relation() %}

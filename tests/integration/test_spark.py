@@ -1,0 +1,277 @@
+"""The lifecycle on Spark (dbt-spark's local `session` method), one scenario.
+
+A local Spark session starts a JVM (~12 s) and its embedded Derby metastore
+admits one JVM at a time, so every step is a process of its own run one after
+another, as a user runs them: `dbt run` and `python -m dbt_braze sync`. The
+Braze emulator lives in the pytest process (it is only HTTP). Spark's session
+time zone is set to Europe/Paris, so that the timestamps Braze receives prove
+to be UTC whatever the session zone (including values that fall in the hour
+Paris skips when it moves to summer time).
+
+Runtime is dominated by JVM start-ups (~20 s per process on 2 cores), so the
+scenario keeps to four `dbt run`s and six syncs, with small data (the shape of
+the work, not its volume, is what differs on Spark): removed rows and the
+failure and retry share one `dbt run`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from dbt_braze.emulator import BrazeEmulator
+
+from harness import API_KEY, REPO_ROOT, braze_model, expected_profile
+from warehouses import profile_yaml, spark_available
+
+pytestmark = [pytest.mark.integration, pytest.mark.spark]
+
+N = 300
+SESSION_TIME_ZONE = "Europe/Paris"
+# 2026-03-29T01:00:00Z: user i is seen i minutes later, so the values cross
+# 02:00-03:00 UTC, wall-clock times Paris skips that night
+SEEN_EPOCH = int(datetime(2026, 3, 29, 1, 0, tzinfo=timezone.utc).timestamp())
+STEP_TIMEOUT = 300
+
+
+def users_sql(n: int, *, plan: str = "'free'", where: str = "") -> str:
+    """harness.users_sql in Spark SQL, plus a timestamp and a struct column."""
+    return f"""
+        select i as user_id,
+               'user' || i || '@example.com' as email,
+               'Name ' || i as first_name,
+               {plan} as plan,
+               cast(i * 1.5 as decimal(10, 2)) as ltv,
+               (i % 2 = 0) as is_vip,
+               date_add(date '2024-01-01', cast(i as int)) as signed_up_on,
+               timestamp_seconds({SEEN_EPOCH} + i * 60) as seen_at,
+               named_struct('tier', i % 3, 'note', cast(null as string)) as props
+        from (select id as i from range(1, {n + 1})) t
+        {where}
+    """
+
+
+def expected(i: int, plan: str = "free") -> dict[str, object]:
+    seen = datetime.fromtimestamp(SEEN_EPOCH + i * 60, tz=timezone.utc)
+    return {
+        **expected_profile(i, plan),
+        "seen_at": seen.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "props": {"tier": i % 3, "note": None},
+    }
+
+
+ATTRIBUTES = 8
+
+
+def assert_braze_holds(emulator: BrazeEmulator, users: dict[int, dict[str, object]]) -> None:
+    profiles = emulator.profiles
+    wrong = [i for i, profile in users.items() if profiles.get(str(i)) != profile]
+    assert not wrong, f"{len(wrong)} profiles differ, e.g. user {wrong[0]}: {profiles.get(str(wrong[0]))}"
+    assert len(profiles) == len(users)
+
+
+@dataclass
+class Step:
+    exit_code: int
+    output: str
+    seconds: float
+
+
+class SparkProject:
+    """A dbt project on a local Spark session; every command is a subprocess."""
+
+    def __init__(self, root: Path, emulator: BrazeEmulator) -> None:
+        self.root = root
+        self.timings: list[tuple[str, float]] = []
+        (root / "models").mkdir(parents=True)
+        (root / "dbt_project.yml").write_text(
+            textwrap.dedent("""\
+            name: braze_it
+            version: "1.0.0"
+            config-version: 2
+            profile: braze_it
+            model-paths: ["models"]
+            flags:
+              send_anonymous_usage_stats: false
+            """)
+        )
+        profile = yaml.safe_load(profile_yaml("spark", root, "braze_spark"))
+        params = profile["braze_it"]["outputs"]["dev"]["server_side_parameters"]
+        params["spark.sql.session.timeZone"] = SESSION_TIME_ZONE
+        # Short-lived JVMs running small queries: 200 shuffle partitions and
+        # adaptive re-planning only add tasks and stages, and C2 compilation
+        # never pays off (together: a dbt run in ~half the time).
+        params["spark.sql.shuffle.partitions"] = "2"
+        params["spark.sql.adaptive.enabled"] = "false"
+        params["spark.driver.extraJavaOptions"] += " -XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+        (root / "profiles.yml").write_text(yaml.safe_dump(profile, sort_keys=False))
+        (root / "packages.yml").write_text(f"packages:\n  - local: {REPO_ROOT}\n")
+        (root / "dbt_packages").mkdir()
+        (root / "dbt_packages" / "dbt_braze").symlink_to(REPO_ROOT)
+        self.env = {
+            **os.environ,
+            "BRAZE_API_KEY": API_KEY,
+            "BRAZE_REST_ENDPOINT": emulator.url,
+            "DO_NOT_TRACK": "1",
+            "PYTHONWARNINGS": "ignore",
+        }
+
+    def write_model(self, sql: str) -> None:
+        (self.root / "models" / "braze_users.sql").write_text(textwrap.dedent(sql))
+
+    def write_schema(self, models: list[dict[str, Any]]) -> None:
+        text = yaml.safe_dump({"version": 2, "models": models}, sort_keys=False)
+        (self.root / "models" / "schema.yml").write_text(text)
+
+    def _command(self, *args: str) -> list[str]:
+        return [*args, "--project-dir", str(self.root), "--profiles-dir", str(self.root)]
+
+    def run(self, label: str, argv: list[str]) -> Step:
+        started = time.monotonic()
+        proc = subprocess.run(
+            argv,
+            cwd=self.root,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            timeout=STEP_TIMEOUT,
+        )
+        seconds = time.monotonic() - started
+        self.timings.append((label, seconds))
+        return Step(proc.returncode, _without_jvm_noise(proc.stdout), seconds)
+
+    def dbt_run(self) -> Step:
+        step = self.run("dbt run", self._command(sys.executable, "-m", "dbt.cli.main", "run"))
+        assert step.exit_code == 0, f"dbt run failed:\n{step.output[-4000:]}"
+        return step
+
+    def sync(self, *options: str, label: str = "sync") -> Step:
+        return self.run(label, self._command(sys.executable, "-m", "dbt_braze", "sync", *options))
+
+    def spawn_sync(self, *options: str) -> subprocess.Popen[str]:
+        """A sync in a process group of its own: killing the group kills its JVM too."""
+        return subprocess.Popen(
+            self._command(sys.executable, "-m", "dbt_braze", "sync", *options),
+            cwd=self.root,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+
+
+def _without_jvm_noise(output: str) -> str:
+    """Spark's own log lines and progress bars, which say nothing about the test."""
+    noise = (" WARN ", "log4j", "sc.setLogLevel", "[Stage ", "WARNING: Using incubator")
+    return "\n".join(line for line in output.splitlines() if not any(n in line for n in noise))
+
+
+def _kill_group(process: subprocess.Popen[str]) -> None:
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # the JVM holds the Derby metastore until it is gone
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+
+
+def test_spark_lifecycle(tmp_path: Path, emulator: BrazeEmulator) -> None:
+    assert spark_available(), (
+        "Spark is not usable here: install the `spark` extra (pip install -e '.[spark]', "
+        "scripts/bootstrap does) and a Java 17+ runtime on PATH or in JAVA_HOME"
+    )
+    started = time.monotonic()
+    project = SparkProject(tmp_path / "project", emulator)
+    block = braze_model(on_removed="unset")
+    block["config"]["meta"]["braze"]["attributes"].update({"seen_at": "seen_at", "props": "props"})
+    project.write_schema([block])
+    model: dict[int, dict[str, object]] = {i: expected(i) for i in range(1, N + 1)}
+
+    # 1. first sync: Braze equals the model
+    project.write_model(users_sql(N))
+    project.dbt_run()
+    first = project.sync()
+    assert first.exit_code == 0, first.output
+    assert_braze_holds(emulator, model)
+    assert emulator.stats()["data_points"] == N * ATTRIBUTES
+
+    # 2. an incremental change: exactly the changed data points are sent
+    points = emulator.stats()["data_points"]
+    project.write_model(users_sql(N, plan="case when i <= 37 then 'pro' else 'free' end"))
+    project.dbt_run()
+    assert project.sync().exit_code == 0
+    assert emulator.stats()["data_points"] - points == 37
+    model.update({i: expected(i, "pro") for i in range(1, 38)})
+    assert_braze_holds(emulator, model)
+
+    # 3. removed rows (on_removed: unset), while Braze answers 503 to
+    # everything: the sync gives up (exit 1) having acknowledged nothing, so the
+    # retry unsets every mapped attribute of both users, no more, no less
+    plan = "case when i <= 37 then 'pro' else 'free' end"
+    project.write_model(users_sql(N, plan=plan, where="where i not in (4, 7)"))
+    project.dbt_run()
+    emulator.configure(error_rate=1.0)
+    unset_before = emulator.stats()["attributes_unset"]
+    failed = project.sync("--max-retry-seconds", "2", label="sync (Braze down)")
+    assert failed.exit_code == 1, failed.output
+    assert "unreachable" in failed.output.lower(), failed.output
+    assert emulator.stats()["attributes_unset"] == unset_before
+    assert_braze_holds(emulator, model)
+    emulator.configure(error_rate=0.0)
+    retry = project.sync(label="sync (retry)")
+    assert retry.exit_code == 0, retry.output
+    assert emulator.stats()["attributes_unset"] - unset_before == 2 * ATTRIBUTES
+    assert_braze_holds(emulator, {**model, 4: {}, 7: {}})
+
+    # 4. a crash and a rerun: the removed rows come back and every user
+    # changes; the sync is killed (with its JVM) mid-run, the rerun finishes
+    # the work
+    project.write_model(users_sql(N, plan="'team'"))
+    project.dbt_run()
+    emulator.configure(latency_ms=250)
+    received = emulator.stats()["objects_received"]
+    window = 50
+    process = project.spawn_sync(
+        "--batch-size", "25", "--concurrency", "1", "--checkpoint-objects", str(window)
+    )
+    kill_after = emulator.stats()["track_requests"] + 5
+    deadline = time.monotonic() + STEP_TIMEOUT
+    while emulator.stats()["track_requests"] < kill_after:
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        assert time.monotonic() < deadline, "the sync sent nothing"
+        time.sleep(0.02)
+    _kill_group(process)
+    emulator.configure(latency_ms=0)
+    sent_before_kill = emulator.stats()["objects_received"] - received
+    assert 0 < sent_before_kill < N
+    rerun = project.sync(label="sync (rerun)")
+    assert rerun.exit_code == 0, rerun.output
+    assert_braze_holds(emulator, {i: expected(i, "team") for i in range(1, N + 1)})
+    resent = emulator.stats()["objects_received"] - received - N
+    assert 0 <= resent <= 2 * window + 2 * 25 + 25
+
+    total = time.monotonic() - started
+    print(
+        f"\nSpark scenario: {total:.0f} s; crash: {sent_before_kill} objects sent before the kill, "
+        f"{resent} sent again"
+    )
+    for label, seconds in project.timings:
+        print(f"  {label:<22} {seconds:5.1f} s")
