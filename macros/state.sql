@@ -94,7 +94,8 @@
   of the package introduced (never drops or retypes anything).
 -#}
 {% macro braze_ensure_tables() %}
-  {%- do run_query('create schema if not exists ' ~ adapter.quote(dbt_braze.braze_schema())) -%}
+  {#- the adapter's own create_schema quotes as the adapter does (Snowflake upper-cases) -#}
+  {%- do adapter.create_schema(api.Relation.create(database=target.get('database'), schema=dbt_braze.braze_schema())) -%}
   {%- for relation, columns in dbt_braze.braze_tables() -%}
     {%- set cols = [] -%}
     {%- for name, dtype in columns -%}{%- do cols.append(name ~ ' ' ~ dtype) -%}{%- endfor -%}
