@@ -87,6 +87,7 @@ class ModelReport:
     model: str
     users_created: int = 0
     users_updated: int = 0
+    attributes_updated: int = 0  # changed values on users Braze already had
     attributes_unset: int = 0
     users_unset: int = 0
     users_deleted: int = 0
@@ -410,6 +411,7 @@ class SyncEngine:
             report.users_created += 1
         else:
             report.users_updated += 1
+            report.attributes_updated += change.data_points
 
     # -- removed rows ----------------------------------------------------------------
     def _send_removals(

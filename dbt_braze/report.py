@@ -24,6 +24,7 @@ def model_summary(model: ModelSync, report: ModelReport, *, dry_run: bool) -> st
     else:
         add(f"users {verb} created".replace("  ", " "), report.users_created)
         add(f"users {verb} updated".replace("  ", " "), report.users_updated)
+    add(f"attributes {verb} updated".replace("  ", " "), report.attributes_updated)
     add(f"attributes {verb} unset".replace("  ", " "), report.attributes_unset)
     add(f"users {verb} deleted".replace("  ", " "), report.users_deleted)
     add("rows rejected", report.rows_rejected)
@@ -64,6 +65,7 @@ def report_json(model: ModelSync, report: ModelReport, *, dry_run: bool, error: 
     document.update(report.counts())
     document.update(
         attributes_sent=report.attributes_sent,
+        attributes_updated=report.attributes_updated,
         withheld_null_rows=report.withheld_null_rows,
         withheld_duplicate_keys=report.withheld_duplicate_keys,
         withheld_duplicate_rows=report.withheld_duplicate_rows,

@@ -110,9 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as exc:
         print(f"braze emulator: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    print(f"braze emulator listening on {emulator.url}", flush=True)
     stopped = threading.Event()
-    previous = _on_sigterm(stopped)
+    previous = _on_sigterm(stopped)  # before announcing: a SIGTERM may follow at once
+    print(f"braze emulator listening on {emulator.url}", flush=True)
     # Every track request allocates thousands of small containers; with the
     # default threshold (700) the cyclic GC runs several times per request and
     # costs ~20% of the throughput. The process only serves, so collect less
