@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import yaml
 
 from dbt_braze.config import ModelSync, raise_if_problems, validate_model
+from dbt_braze.engine import RUN_COUNTS
 from dbt_braze.errors import (
     EXIT_OK,
     EXIT_SYNC_FAILED,
@@ -409,20 +410,8 @@ def _model_status(warehouse: Warehouse, config: ModelSync) -> dict[str, Any]:
     }
 
 
-RUN_COLUMNS = (
-    "run_id",
-    "status",
-    "started_at",
-    "ended_at",
-    "users_created",
-    "users_updated",
-    "attributes_unset",
-    "users_deleted",
-    "rows_rejected",
-    "requests",
-    "data_points",
-    "error",
-)
+# the columns of macro braze_recent_runs_sql, in order
+RUN_COLUMNS = ("run_id", "status", "started_at", "ended_at", *RUN_COUNTS, "error")
 
 
 # -- init --------------------------------------------------------------------------------

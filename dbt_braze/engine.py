@@ -43,6 +43,16 @@ logger = logging.getLogger(__name__)
 # braze-api-notes.md: /users/delete takes at most 50 ids per request.
 MAX_DELETE_IDS = 50
 SAMPLE_SIZE = 3
+# ModelReport counts kept per run in braze_sync_runs (macros/state.sql)
+RUN_COUNTS = (
+    "users_created",
+    "users_updated",
+    "attributes_unset",
+    "users_deleted",
+    "rows_rejected",
+    "requests",
+    "data_points",
+)
 HEARTBEAT_SECONDS = 30.0
 
 
@@ -112,18 +122,8 @@ class ModelReport:
             self.rejection_samples.append((key, reason))
 
     def counts(self) -> dict[str, int]:
-        return {
-            name: getattr(self, name)
-            for name in (
-                "users_created",
-                "users_updated",
-                "attributes_unset",
-                "users_deleted",
-                "rows_rejected",
-                "requests",
-                "data_points",
-            )
-        }
+        """The counts the run history keeps (columns of braze_sync_runs)."""
+        return {name: getattr(self, name) for name in RUN_COUNTS}
 
 
 def group_users(batches: Iterable[list[Row]]) -> Iterator[UserChange]:
