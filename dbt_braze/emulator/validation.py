@@ -100,7 +100,8 @@ def _update_only(obj: dict[str, Any], identity: Identity) -> bool | str:
     return flag or identity[0] == "braze_id"
 
 
-def prepare_attributes(obj: Any) -> Change | str:
+def _whose(obj: Any) -> tuple[Any, bool] | str:
+    """(identity, update-only) of any track object, or why it is refused."""
     if not isinstance(obj, dict):
         return NOT_AN_OBJECT
     identity = identify(obj)
@@ -109,6 +110,14 @@ def prepare_attributes(obj: Any) -> Change | str:
     update_only = _update_only(obj, identity)
     if isinstance(update_only, str):
         return update_only
+    return identity, update_only
+
+
+def prepare_attributes(obj: Any) -> Change | str:
+    whose = _whose(obj)
+    if isinstance(whose, str):
+        return whose
+    identity, update_only = whose
     merge = obj.get("_merge_objects", False)
     if not isinstance(merge, bool):
         return "The '_merge_objects' field must be a boolean."
@@ -180,14 +189,10 @@ _PURCHASE_FIELDS: dict[str, tuple[type, ...]] = {
 
 
 def _prepare_occurrence(obj: Any, required: dict[str, tuple[type, ...]]) -> Change | str:
-    if not isinstance(obj, dict):
-        return NOT_AN_OBJECT
-    identity = identify(obj)
-    if isinstance(identity, str):
-        return identity
-    update_only = _update_only(obj, identity)
-    if isinstance(update_only, str):
-        return update_only
+    whose = _whose(obj)
+    if isinstance(whose, str):
+        return whose
+    identity, update_only = whose
     for name, types in required.items():
         value = obj.get(name)
         if not isinstance(value, types) or isinstance(value, bool) or value == "":

@@ -154,6 +154,21 @@ def emulator() -> Iterator[BrazeEmulator]:
 WAREHOUSES = ["duckdb", "postgres"]
 
 
+def write_dbt_project(root: Path) -> None:
+    """The dbt_project.yml of a test project (profile `braze_it`, models in models/)."""
+    (root / "dbt_project.yml").write_text(
+        textwrap.dedent("""\
+        name: braze_it
+        version: "1.0.0"
+        config-version: 2
+        profile: braze_it
+        model-paths: ["models"]
+        flags:
+          send_anonymous_usage_stats: false
+        """)
+    )
+
+
 @pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
     assert postgres_available(), "PostgreSQL binaries not found: see scripts/postgres"
@@ -183,17 +198,7 @@ def project(
     )
     root = tmp_path / "project"
     (root / "models").mkdir(parents=True)
-    (root / "dbt_project.yml").write_text(
-        textwrap.dedent("""\
-        name: braze_it
-        version: "1.0.0"
-        config-version: 2
-        profile: braze_it
-        model-paths: ["models"]
-        flags:
-          send_anonymous_usage_stats: false
-        """)
-    )
+    write_dbt_project(root)
     (root / "profiles.yml").write_text(profile_yaml(kind, root, schema, pg))
     (root / "packages.yml").write_text(f"packages:\n  - local: {REPO_ROOT}\n")
     # what `dbt deps` does for a local package: a symlink

@@ -32,7 +32,7 @@ import yaml
 
 from dbt_braze.emulator import BrazeEmulator
 
-from harness import API_KEY, REPO_ROOT, braze_model, expected_profile
+from harness import API_KEY, REPO_ROOT, braze_model, expected_profile, write_dbt_project
 from warehouses import profile_yaml, spark_available
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
@@ -95,17 +95,7 @@ class SparkProject:
         self.root = root
         self.timings: list[tuple[str, float]] = []
         (root / "models").mkdir(parents=True)
-        (root / "dbt_project.yml").write_text(
-            textwrap.dedent("""\
-            name: braze_it
-            version: "1.0.0"
-            config-version: 2
-            profile: braze_it
-            model-paths: ["models"]
-            flags:
-              send_anonymous_usage_stats: false
-            """)
-        )
+        write_dbt_project(root)
         profile = yaml.safe_load(profile_yaml("spark", root, "braze_spark"))
         params = profile["braze_it"]["outputs"]["dev"]["server_side_parameters"]
         params["spark.sql.session.timeZone"] = SESSION_TIME_ZONE
