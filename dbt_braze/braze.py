@@ -200,12 +200,16 @@ class BrazeClient:
         that is not valid JSON (NaN, Infinity, unserialisable types): that is a payload bug, and
         nothing is sent.
         """
-        if len(objects) > self._max_objects:
-            raise ValueError(f"{len(objects)} objects > max_objects={self._max_objects}")
+        return self.track_encoded([_encode_object(i, obj) for i, obj in enumerate(objects)])
+
+    def track_encoded(self, parts: list[bytes]) -> TrackResult:
+        """`track_attributes` for objects already encoded as JSON (the sync's objects are
+        rendered by the warehouse, macros/json.sql): each part is one object."""
+        if len(parts) > self._max_objects:
+            raise ValueError(f"{len(parts)} objects > max_objects={self._max_objects}")
         tally = _Tally()
-        if objects:
-            parts = [_encode_object(i, obj) for i, obj in enumerate(objects)]
-            self._track(list(range(len(objects))), parts, tally)
+        if parts:
+            self._track(list(range(len(parts))), parts, tally)
         return TrackResult(sorted(tally.accepted), dict(sorted(tally.rejected.items())), tally.requests)
 
     def _track(self, indexes: list[int], parts: list[bytes], tally: _Tally) -> None:

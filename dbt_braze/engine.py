@@ -1,42 +1,47 @@
 """The sync loop: pending rows → Braze objects → requests → acknowledged state.
 
-For each model: read the pending changes in key order, one object per user,
-send batches concurrently (a bounded window of requests in flight), settle
+For each model: read the pending changes in key order, one row per user
+holding its object as JSON rendered by the warehouse (macros/json.sql), send
+batches concurrently (a bounded window of requests in flight), settle
 their answers in order, and checkpoint what Braze accepted (and what it
 rejected, with its reason) into the warehouse every few thousand objects or
 seconds. The state only ever advances for accepted objects, so a sync that
 fails or is killed loses nothing: the next one finds the rest still pending,
 and at most one checkpoint window plus the requests in flight are sent again.
 
-Each user appears in exactly one object of one batch per sync (the pending
-rows are grouped by key), so two requests in flight never touch one user.
+Each user appears in exactly one object of one batch per sync (the read
+groups the pending rows by key), so two requests in flight never touch one user.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from dbt_braze.config import ModelSync
 from dbt_braze.errors import SyncError
 from dbt_braze.payloads import (
-    ATTRIBUTE,
+    ACK_ATTRIBUTES,
+    ACK_HASHES,
+    DATA_POINTS,
+    IS_NEW,
+    KEY,
     MAX_OBJECTS_PER_REQUEST,
-    VALUE_HASH,
+    OBJECT_JSON,
     LocalRejection,
-    UserChange,
     batched,
-    build_object,
+    check_object,
     unset_object,
 )
-from dbt_braze.warehouse import RelationRef, Row
+from dbt_braze.warehouse import ROW_SEPARATOR, RelationRef, Row
 
 logger = logging.getLogger(__name__)
 
@@ -62,9 +67,9 @@ class WarehouseAccess(Protocol):
     def require_pending(self, model_name: str) -> None: ...
     def withheld(self, model_name: str) -> list[Row]: ...
     def stream(self, sql: str, batch_rows: int = ...) -> Iterator[list[Row]]: ...
-    def read_upserts_sql(self, model_name: str) -> str: ...
-    def read_removed_sql(self, model_name: str, *, mapped_only: bool) -> str: ...
-    def read_full_refresh_sql(self, relation: RelationRef, id_column: str, mappings: Any) -> str: ...
+    def read_objects_sql(self, model: ModelSync) -> str: ...
+    def read_removed_users_sql(self, model_name: str, *, mapped_only: bool) -> str: ...
+    def read_full_refresh_sql(self, model: ModelSync, relation: RelationRef) -> str: ...
     def checkpoint(self, model_name: str, run_id: str, acked: Any, rejected: Any) -> None: ...
     def background(self, name: str, work: Callable[[], None]) -> threading.Thread: ...
 
@@ -72,7 +77,7 @@ class WarehouseAccess(Protocol):
 class BrazeAccess(Protocol):
     """What the engine needs from Braze (dbt_braze.braze.BrazeClient)."""
 
-    def track_attributes(self, objects: list[dict[str, Any]]) -> Any: ...
+    def track_encoded(self, parts: list[bytes]) -> Any: ...
     def delete_users(self, ids: list[str], id_field: Any) -> Any: ...
 
 
@@ -124,24 +129,6 @@ class ModelReport:
     def counts(self) -> dict[str, int]:
         """The counts the run history keeps (columns of braze_sync_runs)."""
         return {name: getattr(self, name) for name in RUN_COUNTS}
-
-
-def group_users(batches: Iterable[list[Row]]) -> Iterator[UserChange]:
-    """Rows ordered by key → one UserChange per key (rows: key, attribute, text, type, hash, is_new)."""
-    key: str | None = None
-    changes: list[Row] = []
-    is_new = False
-    for batch in batches:
-        for row in batch:
-            row_key = row[0]
-            if row_key != key:
-                if changes:
-                    yield UserChange(str(key), tuple(changes), is_new)
-                    changes = []
-                key, is_new = row_key, bool(row[5])
-            changes.append(row)
-    if changes:
-        yield UserChange(str(key), tuple(changes), is_new)
 
 
 class _CheckpointWriter:
@@ -197,21 +184,21 @@ class _Checkpoint:
     ) -> None:
         self._writer, self._options, self._clock = writer, options, clock
         self._heartbeat = heartbeat
-        self._acked: list[tuple[str, str, str | None]] = []
-        self._rejected: list[tuple[str, str, str | None, str]] = []
+        # One entry per user: (key, attributes, hashes); the warehouse unpacks
+        # the lists (warehouse.Warehouse.checkpoint), so no per-attribute work here.
+        self._acked: list[UserAck] = []
+        self._rejected: list[UserRejection] = []
         self._objects = 0
         self._since = clock()
 
-    def accepted(self, change: UserChange, *, removed: bool = False) -> None:
+    def accepted(self, item: Sendable) -> None:
         self._objects += 1
-        key = change.key
-        self._acked.extend((key, c[ATTRIBUTE], None if removed else c[VALUE_HASH]) for c in change.changes)
+        self._acked.append(item.ack)
         self._maybe_flush()
 
-    def rejected(self, change: UserChange, reason: str) -> None:
+    def rejected(self, item: Sendable, reason: str) -> None:
         self._objects += 1
-        key, reason = change.key, reason[:1000]
-        self._rejected.extend((key, c[ATTRIBUTE], c[VALUE_HASH], reason) for c in change.changes)
+        self._rejected.append((*item.ack, reason[:1000]))
         self._maybe_flush()
 
     def _maybe_flush(self) -> None:
@@ -234,11 +221,44 @@ class _Checkpoint:
             self._writer.close()
 
 
+# (key, ROW_SEPARATOR-joined attributes, their joined hashes or None when removed)
+UserAck = tuple[str, str, str | None]
+UserRejection = tuple[str, str, str | None, str]
+
+
+class Sendable(NamedTuple):
+    """One user's object, ready to send, and what to acknowledge once Braze accepts it."""
+
+    body: bytes
+    ack: UserAck
+    data_points: int
+    kind: str  # "created", "updated" or "unset": how the report counts it
+
+    @property
+    def key(self) -> str:
+        return self.ack[0]
+
+
+def upsert_sendable(row: Row) -> Sendable:
+    """An object row of the read (payloads.UserObject layout)."""
+    return Sendable(
+        str(row[OBJECT_JSON]).encode("utf-8"),
+        (str(row[KEY]), row[ACK_ATTRIBUTES], row[ACK_HASHES]),
+        int(row[DATA_POINTS]),
+        "created" if row[IS_NEW] else "updated",
+    )
+
+
+def unset_sendable(id_field: str, key: str, attributes: str) -> Sendable:
+    names = attributes.split(ROW_SEPARATOR)
+    body = json.dumps(unset_object(id_field, key, names), separators=(",", ":"), ensure_ascii=False)
+    return Sendable(body.encode("utf-8"), (key, attributes, None), len(names), "unset")
+
+
 @dataclass
 class _InFlight:
     future: Future[Any]
-    prepared: list[tuple[UserChange, dict[str, Any]]]
-    unset: bool
+    prepared: list[Sendable]
 
 
 class SyncEngine:
@@ -275,10 +295,10 @@ class SyncEngine:
         in_flight: deque[_InFlight] = deque()
         try:
             if self._options.full_refresh:
-                sql = self._warehouse.read_full_refresh_sql(relation, model.id_column, model.attributes)
+                sql = self._warehouse.read_full_refresh_sql(model, relation)
             else:
-                sql = self._warehouse.read_upserts_sql(model.model_name)
-            self._send_upserts(model, sql, report, checkpoint, pool, in_flight)
+                sql = self._warehouse.read_objects_sql(model)
+            self._send_upserts(sql, model, report, checkpoint, pool, in_flight)
             if not self._options.full_refresh:
                 self._send_removals(model, report, checkpoint, pool, in_flight)
             while in_flight:
@@ -292,19 +312,28 @@ class SyncEngine:
         return report
 
     # -- sending -------------------------------------------------------------------
-    def _submit(
+    def _send(
         self,
-        pool: ThreadPoolExecutor,
-        in_flight: deque[_InFlight],
-        prepared: list[tuple[UserChange, dict[str, Any]]],
-        unset: bool,
+        prepared: list[Sendable],
         model: ModelSync,
         report: ModelReport,
         checkpoint: _Checkpoint,
+        pool: ThreadPoolExecutor,
+        in_flight: deque[_InFlight],
     ) -> None:
+        report.data_points += sum(item.data_points for item in prepared)
+        if len(report.sample_payloads) < SAMPLE_SIZE:
+            report.sample_payloads.extend(
+                json.loads(item.body) for item in prepared[: SAMPLE_SIZE - len(report.sample_payloads)]
+            )
+        if self._options.dry_run:
+            report.requests += 1
+            for item in prepared:
+                self._count_accepted(report, item)
+            return
         assert self._braze is not None
-        objects = [obj for _, obj in prepared]
-        in_flight.append(_InFlight(pool.submit(self._braze.track_attributes, objects), prepared, unset))
+        future = pool.submit(self._braze.track_encoded, [item.body for item in prepared])
+        in_flight.append(_InFlight(future, prepared))
         # Settle in order once the window is full: twice the workers keeps them busy.
         while len(in_flight) >= 2 * self._options.concurrency:
             self._settle(in_flight.popleft(), model, report, checkpoint)
@@ -315,13 +344,13 @@ class SyncEngine:
         result = item.future.result()
         report.requests += result.requests
         for index in result.accepted:
-            change, obj = item.prepared[index]
-            self._count_accepted(report, change, obj, unset=item.unset)
-            checkpoint.accepted(change, removed=item.unset)
+            sendable = item.prepared[index]
+            self._count_accepted(report, sendable)
+            checkpoint.accepted(sendable)
         for index, reason in sorted(result.rejected.items()):
-            change, _ = item.prepared[index]
-            report.reject(change.key, reason)
-            checkpoint.rejected(change, reason)
+            sendable = item.prepared[index]
+            report.reject(sendable.key, reason)
+            checkpoint.rejected(sendable, reason)
         report.objects_settled += len(item.prepared)
         self._on_progress(model.model_name, len(item.prepared))
         self._check_rejection_rate(report)
@@ -355,63 +384,46 @@ class SyncEngine:
                 "--max-rejection-rate if this is expected",
             )
 
+    def _rows(self, sql: str) -> Iterator[Row]:
+        for batch in self._warehouse.stream(sql, self._options.read_batch_rows):
+            yield from batch
+
     def _send_upserts(
         self,
-        model: ModelSync,
         sql: str,
-        report: ModelReport,
-        checkpoint: _Checkpoint,
-        pool: ThreadPoolExecutor,
-        in_flight: deque[_InFlight],
-    ) -> None:
-        users = group_users(self._warehouse.stream(sql, self._options.read_batch_rows))
-        for batch in batched(users, self._options.batch_size):
-            prepared: list[tuple[UserChange, dict[str, Any]]] = []
-            for change in batch:
-                try:
-                    prepared.append(
-                        (change, build_object(model.id_field, change, update_only=model.update_only))
-                    )
-                except LocalRejection as exc:
-                    report.reject(change.key, f"rejected before sending: {exc}")
-                    if not self._options.dry_run:
-                        checkpoint.rejected(change, f"rejected before sending: {exc}")
-            if prepared:
-                self._send(model, prepared, report, checkpoint, pool, in_flight, unset=False)
-
-    def _send(
-        self,
         model: ModelSync,
-        prepared: list[tuple[UserChange, dict[str, Any]]],
         report: ModelReport,
         checkpoint: _Checkpoint,
         pool: ThreadPoolExecutor,
         in_flight: deque[_InFlight],
-        *,
-        unset: bool,
     ) -> None:
-        objects = [obj for _, obj in prepared]
-        report.data_points += sum(change.data_points for change, _ in prepared)
-        if len(report.sample_payloads) < SAMPLE_SIZE:
-            report.sample_payloads.extend(objects[: SAMPLE_SIZE - len(report.sample_payloads)])
-        if self._options.dry_run:
-            report.requests += 1
-            for change, obj in prepared:
-                self._count_accepted(report, change, obj, unset=unset)
-            return
-        self._submit(pool, in_flight, prepared, unset, model, report, checkpoint)
+        for batch in batched(self._rows(sql), self._options.batch_size):
+            prepared: list[Sendable] = []
+            for row in batch:
+                sendable = upsert_sendable(row)
+                try:
+                    check_object(row)
+                except LocalRejection as exc:
+                    reason = f"rejected before sending: {exc}"
+                    report.reject(sendable.key, reason)
+                    if not self._options.dry_run:
+                        checkpoint.rejected(sendable, reason)
+                    continue
+                prepared.append(sendable)
+            if prepared:
+                self._send(prepared, model, report, checkpoint, pool, in_flight)
 
     @staticmethod
-    def _count_accepted(report: ModelReport, change: UserChange, obj: dict[str, Any], *, unset: bool) -> None:
-        report.attributes_sent += change.data_points
-        if unset:
+    def _count_accepted(report: ModelReport, item: Sendable) -> None:
+        report.attributes_sent += item.data_points
+        if item.kind == "unset":
             report.users_unset += 1
-            report.attributes_unset += change.data_points
-        elif change.is_new:
+            report.attributes_unset += item.data_points
+        elif item.kind == "created":
             report.users_created += 1
         else:
             report.users_updated += 1
-            report.attributes_updated += change.data_points
+            report.attributes_updated += item.data_points
 
     # -- removed rows ----------------------------------------------------------------
     def _send_removals(
@@ -426,14 +438,11 @@ class SyncEngine:
             report.removed_ignored = True
             return
         mapped_only = model.on_removed == "unset"
-        sql = self._warehouse.read_removed_sql(model.model_name, mapped_only=mapped_only)
-        users = group_users(self._warehouse.stream(sql, self._options.read_batch_rows))
+        sql = self._warehouse.read_removed_users_sql(model.model_name, mapped_only=mapped_only)
+        users = (unset_sendable(model.id_field, str(key), attributes) for key, attributes in self._rows(sql))
         if model.on_removed == "unset":
             for batch in batched(users, self._options.batch_size):
-                prepared = [
-                    (c, unset_object(model.id_field, c.key, [a[ATTRIBUTE] for a in c.changes])) for c in batch
-                ]
-                self._send(model, prepared, report, checkpoint, pool, in_flight, unset=True)
+                self._send(batch, model, report, checkpoint, pool, in_flight)
             return
         # Deletions go after every upsert has settled, one request at a time:
         # they are irreversible and rare.
@@ -445,13 +454,13 @@ class SyncEngine:
                 report.users_deleted += len(batch)
                 continue
             assert self._braze is not None
-            result = self._braze.delete_users([c.key for c in batch], model.id_field)
+            result = self._braze.delete_users([item.key for item in batch], model.id_field)
             report.requests += result.requests
             deleted = set(result.deleted)
-            for change in batch:
-                if change.key in deleted:
+            for item in batch:
+                if item.key in deleted:
                     report.users_deleted += 1
-                    checkpoint.accepted(change, removed=True)
+                    checkpoint.accepted(item)
             self._on_progress(model.model_name, len(batch))
 
     @staticmethod

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dbt_braze.config import AttributeMapping
+from dbt_braze.config import AttributeMapping, ModelSync
 from dbt_braze.errors import ConfigError, NotBuiltError, WarehouseError
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ DUCKDB_MEMORY_LIMIT = "256MB"  # for the sync's own session; dbt runs keep the p
 # dbt-spark's session cursor has no fetchmany (its fetchall is a collect()):
 # stream by keyset paging instead (keyset_page_sql)
 KEYSET_PAGING_ADAPTERS = frozenset({"spark", "databricks"})
-KEYSET_PAGE_ROWS = 100_000
+KEYSET_PAGE_ROWS = 25_000  # users (a row holds one rendered object)
 # no transactions: dbt-spark's commit() is a no-op that leaves the connection
 # marked as in a transaction, so begin() would then refuse to start one
 NON_TRANSACTIONAL_ADAPTERS = frozenset({"spark", "databricks"})
@@ -299,21 +299,28 @@ class Warehouse:
     def withheld(self, model_name: str) -> list[Row]:
         return self.fetch_all(self.macro("braze_withheld_sql", model_name=model_name))
 
-    def read_upserts_sql(self, model_name: str) -> str:
-        return str(self.macro("braze_read_upserts_sql", model_name=model_name))
+    def read_objects_sql(self, model: ModelSync) -> str:
+        return str(
+            self.macro(
+                "braze_read_objects_sql",
+                model_name=model.model_name,
+                id_field=model.id_field,
+                update_only=model.update_only,
+            )
+        )
 
-    def read_removed_sql(self, model_name: str, *, mapped_only: bool) -> str:
-        return str(self.macro("braze_read_removed_sql", model_name=model_name, mapped_only=mapped_only))
+    def read_removed_users_sql(self, model_name: str, *, mapped_only: bool) -> str:
+        return str(self.macro("braze_read_removed_users_sql", model_name=model_name, mapped_only=mapped_only))
 
-    def read_full_refresh_sql(
-        self, relation: RelationRef, id_column: str, mappings: Sequence[AttributeMapping]
-    ) -> str:
+    def read_full_refresh_sql(self, model: ModelSync, relation: RelationRef) -> str:
         found = self._relation(relation)
         sql = self.macro(
-            "braze_read_full_refresh_sql",
+            "braze_read_full_refresh_objects_sql",
             relation=found,
-            id_column=id_column,
-            mappings=[{"column": m.column, "attribute": m.attribute} for m in mappings],
+            id_column=model.id_column,
+            mappings=[{"column": m.column, "attribute": m.attribute} for m in model.attributes],
+            id_field=model.id_field,
+            update_only=model.update_only,
         )
         if not sql:
             raise NotBuiltError(f"a mapped column is missing from {found}", hint="run `dbt-braze validate`")
@@ -327,14 +334,16 @@ class Warehouse:
         rejected: Sequence[tuple[str, str, str | None, str]],
     ) -> None:
         """Record, in one transaction, what Braze rejected (with reasons) and what it
-        accepted: (key, attribute, value hash; None when the value was removed).
-        Rejections go first: were a non-transactional adapter to stop between the
-        two, the accepted objects would only be sent again, never lost."""
+        accepted. One entry per user: (key, its attributes and their value hashes,
+        each ROW_SEPARATOR-joined; hashes None when the values were removed), as
+        the objects read hands them over. Rejections go first: were a
+        non-transactional adapter to stop between the two, the accepted objects
+        would only be sent again, never lost."""
         statements = [
             self.macro(
                 "braze_record_rejected_sql",
                 model_name=model_name,
-                rows_sql=self._rows_sql(("braze_key", "attribute", "value_hash", "reason"), chunk),
+                rows_sql=self._rows_sql(("braze_key", "attribute", "value_hash", "reason"), unpack(chunk)),
             )
             for chunk in _chunks(rejected)
         ] + [
@@ -342,16 +351,16 @@ class Warehouse:
                 "braze_acknowledge_sql",
                 model_name=model_name,
                 run_id=run_id,
-                rows_sql=self._rows_sql(("braze_key", "attribute", "value_hash"), chunk),
+                rows_sql=self._rows_sql(("braze_key", "attribute", "value_hash"), unpack(chunk)),
             )
             for chunk in _chunks(acked)
         ]
         if statements:
             self.execute(*statements)
 
-    def _rows_sql(self, names: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-        """Rows as a relation (macro braze_rows_sql): one chr(31)-joined text per column."""
-        columns = [[name, ROW_SEPARATOR.join(_cell(row[i]) for row in rows)] for i, name in enumerate(names)]
+    def _rows_sql(self, names: Sequence[str], texts: Sequence[str]) -> str:
+        """Rows as a relation (macro braze_rows_sql): one ROW_SEPARATOR-joined text per column."""
+        columns = [[name, text] for name, text in zip(names, texts, strict=True)]
         return str(self.macro("braze_rows_sql", columns=columns))
 
     def pending_built_at(self, model_name: str) -> Any:
@@ -414,28 +423,45 @@ class Warehouse:
 ROW_SEPARATOR = "\x1f"  # ASCII unit separator: never in identifiers, attribute names or hashes
 
 
+def unpack(entries: Sequence[Sequence[Any]]) -> list[str]:
+    """Per-user entries (key, attributes, hashes[, reason]), lists ROW_SEPARATOR-joined,
+    as one joined text per column of braze_rows_sql: the key (and reason) repeated
+    for each attribute, '' for a NULL hash. Only string joins: a million users'
+    acknowledgements unpack in well under a second."""
+    keys: list[str] = []
+    attributes: list[str] = []
+    hashes: list[str] = []
+    reasons: list[str] = []
+    for entry in entries:
+        key, names, value_hashes = _cell(entry[0]), entry[1], entry[2]
+        count = names.count(ROW_SEPARATOR) + 1
+        keys.append(ROW_SEPARATOR.join([key] * count) if count > 1 else key)
+        attributes.append(names)
+        hashes.append(ROW_SEPARATOR * (count - 1) if value_hashes is None else value_hashes)
+        if len(entry) > 3:
+            reason = _cell(entry[3])
+            reasons.append(ROW_SEPARATOR.join([reason] * count) if count > 1 else reason)
+    columns = [ROW_SEPARATOR.join(keys), ROW_SEPARATOR.join(attributes), ROW_SEPARATOR.join(hashes)]
+    return columns + [ROW_SEPARATOR.join(reasons)] if reasons else columns
+
+
 def _cell(value: object) -> str:
     """One value of braze_rows_sql: '' stands for NULL (no hash or key is empty)."""
     return "" if value is None else str(value).replace(ROW_SEPARATOR, " ")
 
 
-_TRAILING_KEY_ORDER = re.compile(
-    r"\border\s+by\s+(?:\w+\.)?braze_key\s*,\s*(?:\w+\.)?attribute\s*;?\s*$", re.IGNORECASE
-)
+_TRAILING_KEY_ORDER = re.compile(r"\border\s+by\s+(?:\w+\.)?braze_key\s*;?\s*$", re.IGNORECASE)
 
 
-def keyset_page_sql(sql: str, after: tuple[str, str] | None, page_rows: int = KEYSET_PAGE_ROWS) -> str:
-    """One page of a read whose SQL ends with `order by <alias>.braze_key, <alias>.attribute`
-    (every read macro does; (braze_key, attribute) is unique in each): the rows
-    after the (key, attribute) pair `after`, or the first page when it is None."""
+def keyset_page_sql(sql: str, after: str | None, page_rows: int = KEYSET_PAGE_ROWS) -> str:
+    """One page of a read whose SQL ends with `order by braze_key` (every read
+    macro does; it returns one row per user): the rows after key `after`, or
+    the first page when it is None."""
     body, found = _TRAILING_KEY_ORDER.subn("", sql.strip())
     if not found:
-        raise ValueError("a read for keyset paging must end with `order by braze_key, attribute`")
-    where = ""
-    if after is not None:
-        key, attribute = (_text_literal(v) for v in after)
-        where = f"\nwhere q.braze_key > {key} or (q.braze_key = {key} and q.attribute > {attribute})"
-    return f"select * from (\n{body}\n) q{where}\norder by q.braze_key, q.attribute\nlimit {int(page_rows)}"
+        raise ValueError("a read for keyset paging must end with `order by braze_key`")
+    where = "" if after is None else f"\nwhere q.braze_key > {_text_literal(after)}"
+    return f"select * from (\n{body}\n) q{where}\norder by q.braze_key\nlimit {int(page_rows)}"
 
 
 def _text_literal(value: object) -> str:
@@ -453,7 +479,7 @@ class _KeysetCursor:
         self._page_rows = page_rows
         self._rows: list[Row] = []
         self._next = 0
-        self._after: tuple[str, str] | None = None
+        self._after: str | None = None
         self._done = False
 
     def fetchmany(self, size: int) -> list[Row]:
@@ -464,13 +490,13 @@ class _KeysetCursor:
             self._rows, self._next = [tuple(r) for r in cursor.fetchall() or []], 0
             self._done = len(self._rows) < self._page_rows
             if self._rows:
-                self._after = (self._rows[-1][0], self._rows[-1][1])
+                self._after = self._rows[-1][0]
         batch = self._rows[self._next : self._next + size]
         self._next += len(batch)
         return batch
 
 
-def _chunks(rows: Sequence[Any], size: int = 50_000) -> Iterator[Sequence[Any]]:
+def _chunks(rows: Sequence[Any], size: int = 10_000) -> Iterator[Sequence[Any]]:
     for start in range(0, len(rows), size):
         yield rows[start : start + size]
 

@@ -3,7 +3,19 @@
   override it by dispatch; the Python side only executes it).
 -#}
 
-{#- Pending attribute changes still unacknowledged and not rejected, grouped by user. -#}
+{#-
+  What the sync reads: one row per user (macros/json.sql), in key order, from
+  the per-attribute reads below.
+-#}
+{% macro braze_read_objects_sql(model_name, id_field, update_only) %}
+  {{ return(dbt_braze.braze_user_objects_sql(dbt_braze.braze_read_upserts_sql(model_name), id_field, update_only)) }}
+{% endmacro %}
+
+{% macro braze_read_removed_users_sql(model_name, mapped_only) %}
+  {{ return(dbt_braze.braze_removed_users_sql(dbt_braze.braze_read_removed_sql(model_name, mapped_only))) }}
+{% endmacro %}
+
+{#- Pending attribute changes still unacknowledged and not rejected, one row per attribute. -#}
 {% macro braze_read_upserts_sql(model_name) %}
   {{ return(adapter.dispatch('braze_read_upserts_sql', 'dbt_braze')(model_name)) }}
 {% endmacro %}
@@ -37,7 +49,6 @@ from (
     ) unsent
 ) judged
 where all_refused = 0
-order by braze_key, attribute
 {% endmacro %}
 
 {#- Removed users' attributes Braze still holds (mapped_only: the `unset` case). -#}
@@ -57,7 +68,6 @@ where p.change_kind = 'removed'
     where s.model_name = '{{ model_name }}' and s.acked_at >= p.built_at
       and s.braze_key = p.braze_key and s.attribute = p.attribute
       and s.value_hash is null)
-order by p.braze_key, p.attribute
 {% endmacro %}
 
 {#- --full-refresh: every current row, every mapped attribute, nulls included. -#}
@@ -75,9 +85,14 @@ select cv.braze_key, cv.attribute, cv.value_text, cv.value_type,
        false as is_new
 from ({{ dbt_braze.braze_current_values_sql(relation, id_column, typed) }}) cv
 inner join key_counts kc on kc.braze_key = cv.braze_key and kc.row_count = 1
-order by cv.braze_key, cv.attribute
   {%- endset %}
   {{ return(sql) }}
+{% endmacro %}
+
+{% macro braze_read_full_refresh_objects_sql(relation, id_column, mappings, id_field, update_only) %}
+  {%- set rows_sql = dbt_braze.braze_read_full_refresh_sql(relation, id_column, mappings) -%}
+  {%- if rows_sql is none -%}{{ return(none) }}{%- endif -%}
+  {{ return(dbt_braze.braze_user_objects_sql(rows_sql, id_field, update_only)) }}
 {% endmacro %}
 
 {% macro braze_withheld_sql(model_name) %}

@@ -1,13 +1,17 @@
 """`SyncEngine` against a scripted warehouse and a scripted Braze: nothing leaves the process.
 
-`FakeWarehouse` serves pending rows (key, attribute, value text, value type, value hash, is_new)
-for the sqls the engine asks for and records every acknowledge / record_rejected call.
-`FakeBraze` answers `track_attributes` / `delete_users` like `BrazeClient` (TrackResult,
+`FakeWarehouse` holds pending rows (key, attribute, value text, value type, value hash, is_new)
+and serves them as the objects read does (one row per user: `render_objects` restates
+macros/json.sql, whose SQL test_objects_sql.py checks against it on DuckDB); it records
+every acknowledgement and rejection, unpacked per attribute by `warehouse.unpack`.
+`FakeBraze` answers `track_encoded` / `delete_users` like `BrazeClient` (TrackResult,
 DeleteResult), rejecting scripted users and optionally failing on the n-th request.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import math
 import threading
 from collections.abc import Iterator
@@ -23,12 +27,11 @@ from dbt_braze.engine import (
     ModelReport,
     SyncEngine,
     SyncOptions,
-    group_users,
 )
 from dbt_braze.errors import BrazeUnavailable, NotBuiltError
-from dbt_braze.payloads import ATTRIBUTE, MAX_OBJECTS_PER_REQUEST, VALUE_HASH
+from dbt_braze.payloads import MAX_OBJECTS_PER_REQUEST
 from dbt_braze.report import model_summary
-from dbt_braze.warehouse import RelationRef, Row
+from dbt_braze.warehouse import ROW_SEPARATOR, RelationRef, Row, unpack
 
 MODEL_NAME = "braze_users"
 RELATION = RelationRef(None, "main", MODEL_NAME)
@@ -65,6 +68,54 @@ def user_rows(n: int, attrs: tuple[str, ...] = ATTRS, *, start: int = 0, new: bo
     return rows
 
 
+RAW_JSON_TYPES = ("integer", "number", "boolean", "json")
+NON_FINITE = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
+
+
+def render_objects(rows: list[Row], id_field: str, update_only: bool) -> list[Row]:
+    """macros/json.sql braze_user_objects_sql, restated: one row per user, in key order."""
+    objects: list[Row] = []
+    ordered = sorted(rows, key=lambda r: (r[0], r[1]))
+    for user_key, group in itertools.groupby(ordered, key=lambda r: r[0]):
+        changes = list(group)
+        pairs = [
+            json.dumps(a, ensure_ascii=False)
+            + ":"
+            + ("null" if t is None else t if vt in RAW_JSON_TYPES else json.dumps(t, ensure_ascii=False))
+            for _, a, t, vt, _, _ in changes
+        ]
+        flag = ',"_update_existing_only":true' if update_only else ""
+        body = "{" + f"{json.dumps(id_field)}:{json.dumps(str(user_key))}{flag}," + ",".join(pairs) + "}"
+        invalid = [a for _, a, t, vt, _, _ in changes if vt == "number" and str(t).lower() in NON_FINITE]
+        objects.append(
+            (
+                user_key,
+                changes[0][5],
+                len(changes),
+                body,
+                ROW_SEPARATOR.join(c[1] for c in changes),
+                ROW_SEPARATOR.join(c[4] or "" for c in changes),
+                max(invalid) if invalid else None,
+                int(any(vt == "json" and t is not None for _, _, t, vt, _, _ in changes)),
+            )
+        )
+    return objects
+
+
+def removed_users(rows: list[Row]) -> list[Row]:
+    ordered = sorted(rows, key=lambda r: (r[0], r[1]))
+    return [
+        (k, ROW_SEPARATOR.join(r[1] for r in group))
+        for k, group in itertools.groupby(ordered, key=lambda r: r[0])
+    ]
+
+
+def per_attribute(entries: list[Any]) -> list[tuple[Any, ...]]:
+    """Per-user checkpoint entries as rows, the way the warehouse inserts them."""
+    columns = [text.split(ROW_SEPARATOR) for text in unpack(entries)]
+    return [tuple(cell or None for cell in row) for row in zip(*columns, strict=True)]
+
+
 class FakeWarehouse:
     UPSERTS = "-- upserts"
     FULL_REFRESH = "-- full refresh"
@@ -78,19 +129,22 @@ class FakeWarehouse:
         *,
         pending: bool = True,
     ) -> None:
-        self.rows = {
-            self.UPSERTS: upserts or [],
-            self.FULL_REFRESH: full_refresh or [],
-            "-- removed mapped_only=True": removed or [],
-            "-- removed mapped_only=False": removed or [],
+        self.pending_rows = {self.UPSERTS: upserts or [], self.FULL_REFRESH: full_refresh or []}
+        self.rows: dict[str, list[Row]] = {
+            "-- removed mapped_only=True": removed_users(removed or []),
+            "-- removed mapped_only=False": removed_users(removed or []),
         }
         self._withheld = withheld or []
         self._pending = pending
         self.reads: list[str] = []
         self.full_refresh_args: list[tuple[Any, ...]] = []
-        self.acknowledged: list[list[tuple[str, str, str | None]]] = []
-        self.rejected: list[list[tuple[str, str, str | None, str]]] = []
+        self.acknowledged: list[list[tuple[Any, ...]]] = []
+        self.rejected: list[list[tuple[Any, ...]]] = []
         self.events: list[str] = []
+
+    def _objects(self, marker: str, model: ModelSync) -> str:
+        self.rows[marker] = render_objects(self.pending_rows[marker], model.id_field, model.update_only)
+        return marker
 
     def require_pending(self, model_name: str) -> None:
         assert model_name == MODEL_NAME
@@ -107,17 +161,17 @@ class FakeWarehouse:
         for i in range(0, len(rows), batch_rows):
             yield rows[i : i + batch_rows]
 
-    def read_upserts_sql(self, model_name: str) -> str:
-        assert model_name == MODEL_NAME
-        return self.UPSERTS
+    def read_objects_sql(self, model: ModelSync) -> str:
+        assert model.model_name == MODEL_NAME
+        return self._objects(self.UPSERTS, model)
 
-    def read_removed_sql(self, model_name: str, *, mapped_only: bool) -> str:
+    def read_removed_users_sql(self, model_name: str, *, mapped_only: bool) -> str:
         assert model_name == MODEL_NAME
         return f"-- removed mapped_only={mapped_only}"
 
-    def read_full_refresh_sql(self, relation: RelationRef, id_column: str, mappings: Any) -> str:
-        self.full_refresh_args.append((relation, id_column, mappings))
-        return self.FULL_REFRESH
+    def read_full_refresh_sql(self, model: ModelSync, relation: RelationRef) -> str:
+        self.full_refresh_args.append((relation, model.id_column, model.attributes))
+        return self._objects(self.FULL_REFRESH, model)
 
     def acknowledge(self, model_name: str, rows: Any) -> None:
         assert model_name == MODEL_NAME
@@ -137,9 +191,9 @@ class FakeWarehouse:
     def checkpoint(self, model_name: str, run_id: str, acked: Any, rejected: Any) -> None:
         """One transaction in the real warehouse: rejections first, then acknowledgements."""
         if rejected:
-            self.record_rejected(model_name, rejected)
+            self.record_rejected(model_name, per_attribute(rejected))
         if acked:
-            self.acknowledge(model_name, acked)
+            self.acknowledge(model_name, per_attribute(acked))
 
     @property
     def all_acknowledged(self) -> list[tuple[str, str, str | None]]:
@@ -168,7 +222,8 @@ class FakeBraze:
         self.track_calls: list[list[dict[str, Any]]] = []
         self.delete_calls: list[tuple[list[str], str]] = []
 
-    def track_attributes(self, objects: list[dict[str, Any]]) -> TrackResult:
+    def track_encoded(self, parts: list[bytes]) -> TrackResult:
+        objects = [json.loads(part) for part in parts]
         if self.on_request is not None:
             self.on_request()
         if self.fail_on_request == len(self.track_calls) + 1:
@@ -204,25 +259,6 @@ def run(
 # -- grouping and batching ------------------------------------------------------------------------
 
 
-def test_group_users_groups_consecutive_rows_across_read_batches() -> None:
-    rows = user_rows(3)
-    batches = [rows[:2], rows[2:4], rows[4:]]  # user 0 spans two batches, user 1 too
-    users = list(group_users(batches))
-    assert [u.key for u in users] == [key(0), key(1), key(2)]
-    assert all(len(u.changes) == len(ATTRS) for u in users)
-    assert [c[ATTRIBUTE] for c in users[0].changes] == list(ATTRS)
-    assert users[1].changes[0][VALUE_HASH] == f"h:{key(1)}:email"
-    assert users[0].is_new is True
-    assert list(group_users([])) == []
-    assert list(group_users([[]])) == []
-
-
-def test_group_users_stringifies_integer_keys() -> None:
-    users = list(group_users([[(42, "email", "x", "text", "h", False)]]))
-    assert users[0].key == "42"
-    assert users[0].is_new is False
-
-
 def test_several_attributes_per_user_become_one_object_per_user() -> None:
     warehouse = FakeWarehouse(upserts=user_rows(3))
     braze = FakeBraze()
@@ -247,7 +283,7 @@ def test_existing_users_count_as_updated() -> None:
 def test_at_most_75_objects_per_request_and_no_user_twice() -> None:
     warehouse = FakeWarehouse(upserts=user_rows(200))
     braze = FakeBraze()
-    # 7 rows per read batch: users are cut across read batches
+    # 7 users per read batch: requests span read batches
     report = run(warehouse, braze, read_batch_rows=7)
     assert [len(call) for call in braze.track_calls] == [75, 75, 50]
     for call in braze.track_calls:

@@ -1,0 +1,148 @@
+# ruff: noqa: F811  (pytest fixtures are parameters named like the imported fixture)
+"""The typing rules (contract, "What is sent") as the warehouse renders them: the
+objects of macros/json.sql built by real dbt and run on an in-memory DuckDB, then
+read back as JSON. The engine's unit tests serve objects from `render_objects`,
+the same rules restated in Python; the last test holds the two together."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import duckdb
+import pytest
+from test_dialects import Renderer, renderer  # noqa: F401  (the module-scoped fixture)
+from test_engine import render_objects
+
+from dbt_braze.payloads import (
+    ACK_ATTRIBUTES,
+    ACK_HASHES,
+    DATA_POINTS,
+    INVALID_ATTRIBUTE,
+    IS_NEW,
+    KEY,
+    NEEDS_CHECK,
+    OBJECT_JSON,
+    LocalRejection,
+    check_object,
+)
+from dbt_braze.warehouse import ROW_SEPARATOR
+
+Change = tuple[str, str, str | None, str, str | None, bool]
+
+
+def objects(
+    renderer: Renderer, changes: list[Change], *, id_field: str = "external_id", update_only: bool = False
+) -> list[Any]:
+    connection = duckdb.connect()
+    connection.execute(
+        "create table changes (braze_key varchar, attribute varchar, value_text varchar,"
+        " value_type varchar, value_hash varchar, is_new boolean)"
+    )
+    connection.executemany("insert into changes values (?, ?, ?, ?, ?, ?)", changes)
+    sql = renderer.adapter.execute_macro(
+        "braze_user_objects_sql",
+        project="dbt_braze",
+        kwargs={"rows_sql": "select * from changes", "id_field": id_field, "update_only": update_only},
+    )
+    return connection.execute(str(sql)).fetchall()
+
+
+def one_value(renderer: Renderer, text: str | None, value_type: str) -> Any:
+    (row,) = objects(renderer, [("u1", "value", text, value_type, "h", True)])
+    check_object(row)
+    return json.loads(row[OBJECT_JSON])["value"]
+
+
+STRINGS = ["plain", "", "Zoë Ñandú — 東京", "🎉👩‍💻", 'say "hi"', "it's", "back\\slash", "line\nbreak",
+           "tab\there", "\x01control", "</script>", "NaN"]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", STRINGS)
+def test_strings_arrive_unchanged(renderer: Renderer, text: str) -> None:
+    value = one_value(renderer, text, "string")
+    assert value == text
+    assert type(value) is str
+
+
+@pytest.mark.parametrize(
+    "text", ["0", "-17", "9223372036854775808", "-170141183460469231731687303715884105728"]
+)
+def test_integers_stay_exact(renderer: Renderer, text: str) -> None:
+    value = one_value(renderer, text, "integer")
+    assert type(value) is int
+    assert value == int(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("12.50", 12.5), ("-0.25", -0.25), ("1e+20", 1e20), ("1.0E20", 1e20), ("1E-3", 0.001), ("3.0", 3.0),
+     ("123456789012345678901234567890", 123456789012345678901234567890)],
+)  # fmt: skip
+def test_numbers_become_json_numbers(renderer: Renderer, text: str, expected: float) -> None:
+    assert one_value(renderer, text, "number") == expected
+
+
+@pytest.mark.parametrize("text", ["NaN", "nan", "inf", "-inf", "Infinity", "-Infinity", "+inf"])
+def test_non_finite_numbers_are_named_and_rejected_locally(renderer: Renderer, text: str) -> None:
+    (row,) = objects(
+        renderer, [("u1", "ltv", text, "number", "h", True), ("u1", "plan", "x", "string", "h", True)]
+    )
+    assert row[INVALID_ATTRIBUTE] == "ltv"
+    with pytest.raises(LocalRejection, match="ltv is not a finite number"):
+        check_object(row)
+
+
+def test_booleans_dates_timestamps_json_and_null(renderer: Renderer) -> None:
+    assert one_value(renderer, "true", "boolean") is True
+    assert one_value(renderer, "false", "boolean") is False
+    assert one_value(renderer, "2026-11-28", "date") == "2026-11-28"
+    assert one_value(renderer, "2026-11-28T10:15:00Z", "timestamp") == "2026-11-28T10:15:00Z"
+    doc = '{"a": 1, "b": [true, null, "x"], "c": {"d": 1.5}, "big": 123456789012345678901234567890}'
+    assert one_value(renderer, doc, "json") == json.loads(doc)
+    assert one_value(renderer, None, "string") is None
+    assert one_value(renderer, None, "json") is None
+
+
+def test_json_values_are_checked_for_nan(renderer: Renderer) -> None:
+    (row,) = objects(renderer, [("u1", "doc", "[1, NaN]", "json", "h", True)])
+    assert row[NEEDS_CHECK] == 1
+    with pytest.raises(LocalRejection):
+        check_object(row)
+
+
+def test_one_row_per_user_in_key_order_with_aligned_acknowledgement_lists(renderer: Renderer) -> None:
+    changes: list[Change] = [
+        ("b'2", "plan", "gold", "string", "h-b-plan", False),
+        ("a1", "score", "7", "integer", "h-a-score", True),
+        ("b'2", "email", None, "string", None, False),
+        ("a1", "email", "a@x.io", "string", "h-a-email", True),
+    ]
+    rows = objects(renderer, changes, id_field="braze_id", update_only=True)
+    assert [row[KEY] for row in rows] == ["a1", "b'2"]
+    first, second = rows
+    assert (first[IS_NEW], first[DATA_POINTS], second[IS_NEW], second[DATA_POINTS]) == (True, 2, False, 2)
+    assert json.loads(second[OBJECT_JSON]) == {
+        "braze_id": "b'2", "_update_existing_only": True, "email": None, "plan": "gold"
+    }  # fmt: skip
+    assert first[ACK_ATTRIBUTES].split(ROW_SEPARATOR) == ["email", "score"]
+    assert first[ACK_HASHES].split(ROW_SEPARATOR) == ["h-a-email", "h-a-score"]
+    assert second[ACK_HASHES].split(ROW_SEPARATOR) == ["", "h-b-plan"]  # a removed value: no hash
+
+
+def test_the_engine_tests_fake_renders_what_the_sql_renders(renderer: Renderer) -> None:
+    changes: list[Change] = [
+        (f"u{i}", attribute, text, value_type, f"h{i}{attribute}", i % 2 == 0)
+        for i, text in enumerate(STRINGS)
+        for attribute, value_type in (("name", "string"), ("ltv", "number"), ("doc", "json"))
+        if value_type == "string" or text == "NaN"
+    ] + [("u99", "ltv", "12.50", "number", "h", False), ("u99", "vip", "true", "boolean", "h", False)]
+    for update_only in (False, True):
+        from_sql = objects(renderer, changes, update_only=update_only)
+        restated = render_objects(changes, "external_id", update_only)
+        assert len(from_sql) == len(restated)
+        for ours, theirs in zip(from_sql, restated, strict=True):
+            assert json.loads(ours[OBJECT_JSON]) == json.loads(theirs[OBJECT_JSON])
+            assert tuple(ours[i] for i in (0, 1, 2, 4, 5, 6, 7)) == tuple(
+                theirs[i] for i in (0, 1, 2, 4, 5, 6, 7)
+            )
