@@ -57,8 +57,9 @@
     timestamps in the session zone.
   - number: with ANSI off, `cast(decimal as string)` gives `1.000E-7` for small
     values; format_number with the pattern `0.<scale zeros>` (typeof gives
-    the scale) prints the plain digits PostgreSQL and DuckDB print. Floats keep Spark's text (`1.0E20`, `100.0`):
-    the sync parses both forms as the same JSON number.
+    the scale) prints the plain digits PostgreSQL and DuckDB print. Doubles
+    and floats are rewritten from Java's text (`1.0E20`, `100.0`) into
+    PostgreSQL's (`1e+20`, `100`): see _braze_spark_float_text.
 -#}
 {% macro spark__braze_normalized_text(expr, value_type) %}
   {%- if value_type == 'date' -%}
@@ -75,6 +76,8 @@
     {%- set scale = "cast(substring_index(substring_index(typeof(" ~ expr ~ "), ',', -1), ')', 1) as int)" -%}
     case when typeof({{ expr }}) like 'decimal(%'
          then format_number({{ expr }}, concat('0', if({{ scale }} > 0, concat('.', repeat('0', {{ scale }})), '')))
+         when typeof({{ expr }}) in ('double', 'float')
+         then {{ dbt_braze._braze_spark_float_text(expr) }}
          else cast({{ expr }} as string) end
   {%- else -%}
     {{ dbt_braze.default__braze_normalized_text(expr, value_type) }}
@@ -84,4 +87,95 @@
 {#- `YYYY-MM-DDTHH:MM:SSZ` of a timestamp_ntz, truncated to the second, zone-free. -#}
 {% macro _braze_spark_iso_text(ntz_expr) -%}
   concat(replace(substr(cast({{ ntz_expr }} as string), 1, 19), ' ', 'T'), 'Z')
+{%- endmacro %}
+
+{#-
+  A double or float as PostgreSQL prints it (float8out/float4out with the
+  default extra_float_digits, Ryu): the shortest digits whose every nearby
+  decimal reads back as the same value (the rounding interval without its
+  bounds), the closest such; plain when the decimal exponent is in [-4, 15)
+  (float: [-4, 6)), else `d.ddde+NN` (two exponent digits at least); no `.0`
+  on whole numbers; `0`, `-0`, `NaN`, `Infinity`, `-Infinity`. The golden
+  texts (`0.1`, `1e+20`, `1.5e-07`) are PostgreSQL's and DuckDB's alike; on
+  whole numbers the two differ (`100`, `100.0`), and Spark gives
+  PostgreSQL's, the warehouse the default macros are written for.
+  Spark's `cast(x as string)` is Java's Double/Float.toString (`100.0`,
+  `1.0E20`), whose digits before Java 19 are not always the shortest
+  (4.9E-324; 1.2000000000000001E21 for 1.2e21; a quarter of floats, such as
+  1.00000003E16 for 1e16). So its digits (those of the double, for a float:
+  closer to the exact value) are only a start: rounded to 1, 2, ... places,
+  up or down (nearest first), the first candidate inside the interval wins,
+  and is laid out as PostgreSQL does. Inside: the candidate nudged by one part
+  in 10^20 either way casts back to the value. The lambdas name the parts so
+  that `expr` is evaluated once; the search stops at the first hit (coalesce
+  is lazy). Checked against PostgreSQL 15 on random doubles and floats
+  (tests/integration/test_hash_stability.py).
+-#}
+{% macro _braze_spark_float_text(expr) -%}
+  transform(array(named_struct(
+      'value', abs({{ expr }}), 'text', cast(cast({{ expr }} as double) as string),
+      'plain_up_to', if(typeof({{ expr }}) = 'double', 15, 6))),
+    v -> transform(array(named_struct(
+        'sign', if(v.text like '-%', '-', ''),
+        'mantissa', regexp_replace(substring_index(v.text, 'E', 1), '^-', ''),
+        'shift', if(v.text like '%E%', cast(substring_index(v.text, 'E', -1) as int), 0))),
+      m -> transform(array(named_struct(
+          {#- Java's digits, without leading or trailing zeros, and the decimal exponent of the first -#}
+          'digits', if(m.mantissa rlike '^[0-9]', regexp_replace(regexp_replace(replace(m.mantissa, '.', ''), '^0+', ''), '0+$', ''), ''),
+          'exponent', m.shift + length(substring_index(m.mantissa, '.', 1)) - 1
+                      - (length(replace(m.mantissa, '.', '')) - length(regexp_replace(replace(m.mantissa, '.', ''), '^0+', ''))))),
+        j -> transform(array(
+            {#- from all of Java's places down, while a candidate is inside (if k places
+                can hold one, k + 1 can): typical values stop after one or two steps -#}
+            aggregate(sequence(greatest(length(j.digits), 1), 1, -1), named_struct('best', cast(null as string), 'done', false),
+              (found, k) -> if(found.done, found, transform(array({{ dbt_braze._braze_spark_candidate('k') }}),
+                hit -> if(hit is null, named_struct('best', found.best, 'done', true),
+                                       named_struct('best', hit, 'done', false)))[0]),
+              found -> coalesce(found.best, j.digits))),
+          r -> transform(array(named_struct(
+              'digits', regexp_replace(r, '0+$', ''),
+              'exponent', j.exponent + length(r) - length(j.digits))),
+            n -> case
+              when v.text is null or v.text in ('NaN', 'Infinity', '-Infinity') then v.text
+              when j.digits = '' then concat(m.sign, '0')
+              when n.exponent < -4 or n.exponent >= v.plain_up_to
+                then concat(m.sign, substr(n.digits, 1, 1), if(length(n.digits) > 1, concat('.', substr(n.digits, 2)), ''),
+                            'e', if(n.exponent < 0, '-', '+'), if(abs(n.exponent) < 10, '0', ''), cast(abs(n.exponent) as string))
+              when n.exponent < 0
+                then concat(m.sign, '0.', repeat('0', -n.exponent - 1), n.digits)
+              when length(n.digits) <= n.exponent + 1
+                then concat(m.sign, n.digits, repeat('0', n.exponent + 1 - length(n.digits)))
+              else concat(m.sign, substr(n.digits, 1, n.exponent + 1), '.', substr(n.digits, n.exponent + 2))
+            end)[0])[0])[0])[0])[0]
+{%- endmacro %}
+
+{#-
+  Inside the rounding interval of v.value (bounds excluded): the candidate
+  `r` (digits scaled like j.digits), one part in 10^20 above and below it,
+  casts back to the value.
+-#}
+{% macro _braze_spark_inside(r) -%}
+  {%- set exponent = "'e', j.exponent - length(j.digits) - 19" -%}
+  {%- set above = "concat(" ~ r ~ ", '00000000000000000001', " ~ exponent ~ ")" -%}
+  {%- set below = "concat(cast(cast(" ~ r ~ " as decimal(38, 0)) - 1 as string), '99999999999999999999', " ~ exponent ~ ")" -%}
+  if(v.plain_up_to = 15,
+     cast({{ above }} as double) = v.value and cast({{ below }} as double) = v.value,
+     cast({{ above }} as float) = v.value and cast({{ below }} as float) = v.value)
+{%- endmacro %}
+
+{#-
+  The candidate of `k` places inside the interval, the nearest of the two
+  roundings of j.digits first (half to even on an exact tie, as Ryu does), as
+  an integer scaled like j.digits (a carry adds a digit); null if neither is.
+-#}
+{% macro _braze_spark_candidate(k) -%}
+  transform(array(named_struct(
+      'down', cast(concat('0', substr(j.digits, 1, {{ k }})) as decimal(38, 0)),
+      'up_first', substr(j.digits, {{ k }} + 1, 1) > '5' or (substr(j.digits, {{ k }} + 1, 1) = '5'
+                  and (length(j.digits) > {{ k }} + 1 or substr(j.digits, {{ k }}, 1) in ('1', '3', '5', '7', '9'))))),
+    c -> transform(array(named_struct(
+        'first', concat(cast(c.down + if(c.up_first, 1, 0) as string), repeat('0', length(j.digits) - {{ k }})),
+        'second', concat(cast(c.down + if(c.up_first, 0, 1) as string), repeat('0', length(j.digits) - {{ k }})))),
+      p -> case when {{ dbt_braze._braze_spark_inside('p.first') }} then p.first
+                when {{ dbt_braze._braze_spark_inside('p.second') }} then p.second end)[0])[0]
 {%- endmacro %}
