@@ -47,6 +47,65 @@
   timezone('UTC', now())
 {%- endmacro %}
 
+{#-
+  The current time less `seconds` (the lock's lease), comparable with the
+  package's time columns. Dispatched because dbt.dateadd is not that on every
+  warehouse (BigQuery: DATETIME, where the columns are TIMESTAMP).
+-#}
+{% macro braze_utc_seconds_ago(seconds) %}
+  {{ return(adapter.dispatch('braze_utc_seconds_ago', 'dbt_braze')(seconds)) }}
+{% endmacro %}
+
+{% macro default__braze_utc_seconds_ago(seconds) -%}
+  {{ dbt.dateadd('second', -1 * seconds, dbt_braze.braze_utc_now()) }}
+{%- endmacro %}
+
+{#-
+  `text` as a string literal of the warehouse's SQL. The default doubles the
+  quotes (standard SQL: PostgreSQL, DuckDB); warehouses where a backslash is
+  an escape, or where '' is no quote (BigQuery, Spark), override it.
+-#}
+{% macro braze_string_literal(text) %}
+  {{ return(adapter.dispatch('braze_string_literal', 'dbt_braze')(text)) }}
+{% endmacro %}
+
+{% macro default__braze_string_literal(text) -%}
+  '{{ text | replace("'", "''") }}'
+{%- endmacro %}
+
+{#-
+  For an adapter whose literals differ from the default's, while the default
+  macros of macros/changes.sql write attribute names as `'...''...'`: render
+  the default with a placeholder for each attribute name
+  (_braze_placeholder_mappings), then put the adapter's literal of the name
+  where the placeholder's literal is (_braze_literal_attributes). This keeps
+  one copy of the change-detection SQL. A placeholder holds no character any
+  literal escapes, so nested calls (pending -> current values) pass it through.
+-#}
+{% macro _braze_placeholder(index) -%}
+  braze{{ "\x1f" }}attribute{{ "\x1f" }}{{ index }}{{ "\x1f" }}
+{%- endmacro %}
+
+{% macro _braze_placeholder_mappings(mappings) %}
+  {%- set renamed = [] -%}
+  {%- for m in mappings -%}
+    {%- set copy = {} -%}
+    {%- do copy.update(m) -%}
+    {%- do copy.update({'attribute': dbt_braze._braze_placeholder(loop.index0)}) -%}
+    {%- do renamed.append(copy) -%}
+  {%- endfor -%}
+  {{ return(renamed) }}
+{% endmacro %}
+
+{% macro _braze_literal_attributes(sql, mappings) %}
+  {%- set rendered = namespace(sql=sql) -%}
+  {%- for m in mappings -%}
+    {%- set placeholder = "'" ~ dbt_braze._braze_placeholder(loop.index0) ~ "'" -%}
+    {%- set rendered.sql = rendered.sql | replace(placeholder, dbt_braze.braze_string_literal(m.attribute)) -%}
+  {%- endfor -%}
+  {{ return(rendered.sql) }}
+{% endmacro %}
+
 {% macro braze_state_columns() %}
   {{ return([
     ('model_name', dbt.type_string()), ('braze_key', dbt.type_string()),

@@ -10,8 +10,30 @@
   single-quoted literal cannot hold a newline
   (https://cloud.google.com/bigquery/docs/reference/standard-sql/lexical#string_and_bytes_literals).
 -#}
-{% macro _braze_bigquery_literal(text) -%}
+{% macro bigquery__braze_string_literal(text) -%}
   '{{ text | replace("\\", "\\\\") | replace("'", "\\'") | replace("\n", "\\n") | replace("\r", "\\r") }}'
+{%- endmacro %}
+
+{#-
+  Attribute names as GoogleSQL literals in the default change-detection SQL
+  (see _braze_literal_attributes in macros/state.sql).
+-#}
+{% macro bigquery__braze_current_values_sql(relation, id_column, mappings) %}
+  {{ return(dbt_braze._braze_literal_attributes(dbt_braze.default__braze_current_values_sql(
+      relation, id_column, dbt_braze._braze_placeholder_mappings(mappings)), mappings)) }}
+{% endmacro %}
+
+{% macro bigquery__braze_pending_sql(model_name, relation, id_column, mappings, built_at) %}
+  {{ return(dbt_braze._braze_literal_attributes(dbt_braze.default__braze_pending_sql(
+      model_name, relation, id_column, dbt_braze._braze_placeholder_mappings(mappings), built_at), mappings)) }}
+{% endmacro %}
+
+{#-
+  dbt.dateadd on BigQuery is datetime_add(cast(x as datetime), ...), a
+  DATETIME, which BigQuery does not compare with the TIMESTAMP columns.
+-#}
+{% macro bigquery__braze_utc_seconds_ago(seconds) -%}
+  timestamp_sub(current_timestamp(), interval {{ seconds | int }} second)
 {%- endmacro %}
 
 {#-
@@ -74,7 +96,7 @@
   from (
     select
     {%- for name, text in columns %}
-      split({{ dbt_braze._braze_bigquery_literal(text) }}, '\x1f') as c{{ loop.index0 }}{% if not loop.last %},{% endif %}
+      split({{ dbt_braze.braze_string_literal(text) }}, '\x1f') as c{{ loop.index0 }}{% if not loop.last %},{% endif %}
     {%- endfor %}
   ) handed
   cross join unnest(generate_array(0, array_length(handed.c0) - 1)) as position

@@ -42,6 +42,38 @@
   {%- endif -%}
 {% endmacro %}
 
+{#-
+  A Redshift string literal: a backslash is an escape there, as in
+  QUOTE_LITERAL's output (https://docs.aws.amazon.com/redshift/latest/dg/r_QUOTE_LITERAL.html).
+-#}
+{% macro redshift__braze_string_literal(text) -%}
+  '{{ text | replace("\\", "\\\\") | replace("'", "''") }}'
+{%- endmacro %}
+
+{#-
+  The default change-detection SQL with Redshift literals for attribute names
+  (see _braze_literal_attributes in macros/state.sql) and wide text: dbt's
+  text type, and the cast inside dbt.hash, are TEXT/VARCHAR, which Redshift
+  reads as VARCHAR(256) and truncates to, so the hash of a longer value would
+  miss a change past its 256th byte, and longer keys would merge.
+-#}
+{% macro redshift__braze_current_values_sql(relation, id_column, mappings) %}
+  {{ return(dbt_braze._braze_redshift_wide(dbt_braze._braze_literal_attributes(dbt_braze.default__braze_current_values_sql(
+      relation, id_column, dbt_braze._braze_placeholder_mappings(mappings)), mappings))) }}
+{% endmacro %}
+
+{% macro redshift__braze_pending_sql(model_name, relation, id_column, mappings, built_at) %}
+  {{ return(dbt_braze._braze_redshift_wide(dbt_braze._braze_literal_attributes(dbt_braze.default__braze_pending_sql(
+      model_name, relation, id_column, dbt_braze._braze_placeholder_mappings(mappings), built_at), mappings))) }}
+{% endmacro %}
+
+{#- Casts to dbt's text type, and dbt.hash of the value text, rewritten to the widest VARCHAR. -#}
+{% macro _braze_redshift_wide(sql) %}
+  {%- set wide = dbt_braze._braze_redshift_text_type() -%}
+  {{ return(sql | replace(dbt.hash('cv.value_text'), 'md5(cast(cv.value_text as ' ~ wide ~ '))')
+                | replace(' as ' ~ dbt.type_string() ~ ')', ' as ' ~ wide ~ ')')) }}
+{% endmacro %}
+
 {#- The package's text columns as the widest VARCHAR (error texts and keys can pass 256 bytes). -#}
 {% macro redshift__braze_create_table_sql(relation, columns_sql) %}
   {{ return(dbt_braze.default__braze_create_table_sql(relation, columns_sql | replace(' ' ~ dbt.type_string(), ' ' ~ dbt_braze._braze_redshift_text_type()))) }}
@@ -78,7 +110,7 @@
     {%- for name, text in columns %}
     nullif(cast(handed_row[{{ loop.index0 }}] as {{ dbt_braze._braze_redshift_text_type() }}), '') as {{ name }}{% if not loop.last %},{% endif %}
     {%- endfor %}
-  from (select json_parse('[{{ chunk | join(",") | replace("\\", "\\\\") | replace("'", "''") }}]') as handed_rows) handed,
+  from (select json_parse({{ dbt_braze.braze_string_literal('[' ~ chunk | join(",") ~ ']') }}) as handed_rows) handed,
        handed.handed_rows as handed_row
   {% if not loop.last %}union all{% endif %}
   {%- endfor %}

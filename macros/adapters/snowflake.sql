@@ -47,10 +47,24 @@
   {%- endif -%}
 {% endmacro %}
 
-{#- A Snowflake string literal: backslash is an escape character there. -#}
-{% macro _braze_snowflake_literal(text) -%}
+{#-
+  A Snowflake string literal: backslash is an escape character there
+  (https://docs.snowflake.com/en/sql-reference/data-types-text#escape-sequences-in-single-quoted-string-constants).
+-#}
+{% macro snowflake__braze_string_literal(text) -%}
   '{{ text | replace("\\", "\\\\") | replace("'", "''") }}'
 {%- endmacro %}
+
+{#- Attribute names as Snowflake literals (see _braze_literal_attributes in macros/state.sql). -#}
+{% macro snowflake__braze_current_values_sql(relation, id_column, mappings) %}
+  {{ return(dbt_braze._braze_literal_attributes(dbt_braze.default__braze_current_values_sql(
+      relation, id_column, dbt_braze._braze_placeholder_mappings(mappings)), mappings)) }}
+{% endmacro %}
+
+{% macro snowflake__braze_pending_sql(model_name, relation, id_column, mappings, built_at) %}
+  {{ return(dbt_braze._braze_literal_attributes(dbt_braze.default__braze_pending_sql(
+      model_name, relation, id_column, dbt_braze._braze_placeholder_mappings(mappings), built_at), mappings)) }}
+{% endmacro %}
 
 {#-
   No string_to_array/unnest: split() gives an ARRAY once per column, and
@@ -65,7 +79,7 @@
   from (
     select
     {%- for name, text in columns %}
-      split({{ dbt_braze._braze_snowflake_literal(text) }}, chr(31)) as c{{ loop.index0 }}{% if not loop.last %},{% endif %}
+      split({{ dbt_braze.braze_string_literal(text) }}, chr(31)) as c{{ loop.index0 }}{% if not loop.last %},{% endif %}
     {%- endfor %}
   ) handed,
   lateral flatten(input => handed.c0) item

@@ -187,8 +187,9 @@ def test_float_texts_are_postgresql_s(postgres_server: PostgresServer) -> None:
             assert cursor.fetchone() == (text,), (kind, literal)
 
 
-# The golden values in Spark SQL (a `\'` escape: '' is not a quote there) and
-# the float edge cases; zoned_timestamp is a Spark `timestamp` (an instant).
+# The golden values in Spark SQL (a `\'` escape: '' is not a quote there), the
+# float edge cases, and the golden text again under an odd attribute name;
+# zoned_timestamp is a Spark `timestamp` (an instant).
 SPARK_VALUES_MODEL = (
     """
 select 1 as user_id,
@@ -204,7 +205,8 @@ select 1 as user_id,
        false as false_value,
        date '2026-11-28' as date_value,
        timestamp_ntz '2026-11-28 10:15:00' as naive_timestamp,
-       timestamp '2026-11-28 10:15:00+01:00' as zoned_timestamp"""
+       timestamp '2026-11-28 10:15:00+01:00' as zoned_timestamp,
+       'Zoë 🚀 O\\'Brien' as odd_name_text"""
     + "".join(
         f",\n       cast('{literal}' as {kind}) as {kind}_{i}"
         for i, (kind, literal, _) in enumerate(FLOAT_TEXTS)
@@ -254,7 +256,9 @@ def test_spark_gives_the_golden_values_whatever_the_session_time_zone(tmp_path: 
     (root / "models" / "braze_users.sql").write_text(SPARK_VALUES_MODEL)
     floats = {f"{kind}_{i}": text for i, (kind, _, text) in enumerate(FLOAT_TEXTS)}
     expected = golden()
-    attributes = {name: name for name in [*expected, *floats]}
+    # an attribute name with quotes and a backslash: Spark reads '' as two literals
+    odd_name = "O'Brien's \\ text"
+    attributes = {name: name for name in [*expected, *floats]} | {"odd_name_text": odd_name}
     block = {
         "name": "braze_users",
         "config": {"meta": {"braze": {"external_id": "user_id", "attributes": attributes}}},
@@ -263,6 +267,7 @@ def test_spark_gives_the_golden_values_whatever_the_session_time_zone(tmp_path: 
     expected.update(
         {name: ("number", text, hashlib.md5(text.encode()).hexdigest()) for name, text in floats.items()}
     )
+    expected[odd_name] = expected["text_value"]
 
     started = time.monotonic()
     proc = subprocess.run(

@@ -36,12 +36,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # Dispatch prefixes per adapter (each adapter plugin declares its parents:
 # dbt-redshift -> postgres, dbt-databricks -> spark).
 PREFIXES = {
+    "default": ["default"],
     "snowflake": ["snowflake", "default"],
     "bigquery": ["bigquery", "default"],
     "redshift": ["redshift", "postgres", "default"],
     "databricks": ["databricks", "spark", "default"],
 }
-DIALECTS = list(PREFIXES)
+DIALECTS = [dialect for dialect in PREFIXES if dialect != "default"]
 
 MAPPINGS = [
     {"column": column, "attribute": column, "value_type": value_type}
@@ -398,3 +399,98 @@ def test_atomic_swaps(renderer: Renderer) -> None:
     assert swap["snowflake"] == f"alter table {staging} swap with {target}"
     assert swap["bigquery"] == f"create or replace table {target} copy {staging}"
     assert swap["databricks"] == f"create or replace table {target} as select * from {staging}"
+
+
+# Attribute names each dialect must carry through its own literal rules: a
+# quote ('' is two literals on BigQuery and Spark), a backslash (an escape on
+# Snowflake, Redshift, Spark and BigQuery), a newline (none inside a BigQuery
+# '...' literal), a double quote (around more than a word: parse() turns "word"
+# into `word`) and non-ASCII.
+ODD_NAMES = ["it's", "back\\slash", "two\nlines", 'say "hi there"', "Zoë's 🚀"]
+ODD_MAPPINGS = [
+    {"column": f"c{i}", "attribute": name, "value_type": "string"} for i, name in enumerate(ODD_NAMES)
+]
+
+
+def attribute_sql(renderer: Renderer, dialect: str) -> dict[str, str]:
+    """The statements that write attribute names as literals."""
+    return {
+        "pending": renderer.macro(
+            dialect,
+            "braze_pending_sql",
+            model_name="m",
+            relation=renderer.relation("users"),
+            id_column="id",
+            mappings=ODD_MAPPINGS,
+            built_at="(select " + renderer.macro(dialect, "braze_utc_now") + ")",
+        ),
+        "current_values": renderer.macro(
+            dialect,
+            "braze_current_values_sql",
+            relation=renderer.relation("users"),
+            id_column="id",
+            mappings=ODD_MAPPINGS,
+        ),
+    }
+
+
+def names_read_back(sql: str, dialect: str) -> list[str]:
+    try:
+        tree = parse(sql, dialect)
+    except sqlglot.errors.ParseError:
+        return []
+    return [text for text in literals(tree) if text in ODD_NAMES]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_attribute_names_survive_each_dialects_literals(renderer: Renderer, dialect: str) -> None:
+    for key, sql in attribute_sql(renderer, dialect).items():
+        found = names_read_back(sql, dialect)
+        # current values: one literal per name; pending: that, plus the list of mapped names
+        assert sorted(set(found)) == sorted(ODD_NAMES), f"{dialect} {key}:\n{sql}"
+        assert len(found) == len(ODD_NAMES) * (2 if key == "pending" else 1), f"{dialect} {key}:\n{sql}"
+        assert "\x1f" not in sql, f"{dialect} {key}: a placeholder is left:\n{sql}"
+    for name in ODD_NAMES:
+        literal = renderer.macro(dialect, "braze_string_literal", text=name)
+        assert literals(parse(f"select {literal}", dialect)) == [name], (dialect, literal)
+
+
+def test_the_default_literals_would_be_caught(renderer: Renderer) -> None:
+    """Rendered as the default (`'...''...'`), names do not read back in these dialects."""
+    default = attribute_sql(renderer, "default")["pending"]
+    for dialect in ("bigquery", "databricks", "snowflake", "redshift"):
+        assert sorted(set(names_read_back(default, dialect))) != sorted(ODD_NAMES), dialect
+
+
+def text_casts(tree: exp.Expression) -> list[exp.DataType]:
+    text_types = {exp.DataType.Type.VARCHAR, exp.DataType.Type.TEXT, exp.DataType.Type.CHAR}
+    return [cast.to for cast in tree.find_all(exp.Cast) if cast.to.this in text_types]
+
+
+def test_redshift_hashes_and_casts_the_whole_text(renderer: Renderer) -> None:
+    """VARCHAR without a length (and TEXT) is VARCHAR(256) on Redshift: a value
+    cast to it is cut at 256 bytes, so its hash would miss later changes."""
+    for key, sql in attribute_sql(renderer, "redshift").items():
+        tree = parse(sql, "redshift")
+        casts = text_casts(tree)
+        assert casts, key
+        assert all(cast.sql("redshift") == "VARCHAR(65535)" for cast in casts), (key, sql)
+        if key == "pending":
+            (md5,) = list(tree.find_all(exp.MD5))
+            argument = md5.this
+            assert isinstance(argument, exp.Cast) and argument.to.sql("redshift") == "VARCHAR(65535)", sql
+    default = parse(attribute_sql(renderer, "default")["pending"], "redshift")
+    assert any(cast.sql("redshift") != "VARCHAR(65535)" for cast in text_casts(default))
+
+
+def test_bigquery_lease_is_timestamp_arithmetic(renderer: Renderer) -> None:
+    """recorded_at is a TIMESTAMP; dbt.dateadd on BigQuery gives a DATETIME,
+    which BigQuery does not compare with it."""
+    sql = renderer.macro("bigquery", "braze_utc_seconds_ago", seconds=300)
+    node = parse(f"select {sql}", "bigquery").expressions[0]
+    assert isinstance(node, exp.TimestampSub), sql
+    assert isinstance(node.this, exp.CurrentTimestamp)
+    assert node.expression.name == "300" and node.unit.name.upper() == "SECOND"
+    assert not list(node.find_all(exp.DataType)), sql  # no cast to DATETIME
+    default = parse("select " + renderer.macro("default", "braze_utc_seconds_ago", seconds=300), "bigquery")
+    assert not isinstance(default.expressions[0], exp.TimestampSub)
