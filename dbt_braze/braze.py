@@ -37,6 +37,7 @@ from dbt_braze.errors import (
     MissingSettingError,
 )
 from dbt_braze.ratelimit import RateLimiter, RetryPolicy, wait_from_headers
+from dbt_braze.transport import RawResponse, Transport, TransportFailure, TransportTimeout, transport_factory
 
 __all__ = [
     "MAX_BODY_BYTES", "MAX_DELETE_IDS", "MAX_TRACK_OBJECTS", "BrazeClient", "DeleteResult",
@@ -130,7 +131,8 @@ class _Tally:
 class BrazeClient:
     """Talks to one Braze REST endpoint with one API key; safe to share between threads.
 
-    Each thread gets its own `requests.Session` (sessions are not thread-safe). `sleep` and
+    Each thread gets its own connection (dbt_braze.transport: http.client, or a
+    `requests.Session` when a proxy applies or `session_factory` is given). `sleep` and
     `clock` (monotonic) time the retries; `wall_clock` (epoch) reads `X-RateLimit-Reset` and
     HTTP-date `Retry-After` values.
     """
@@ -157,7 +159,6 @@ class BrazeClient:
         self._retry = retry
         self._limiter = limiter if limiter is not None else RateLimiter(None, clock=clock, sleep=sleep)
         self._max_objects = max_objects
-        self._session_factory = session_factory or requests.Session
         self._sleep = sleep
         self._clock = clock
         self._wall_clock = wall_clock
@@ -167,9 +168,10 @@ class BrazeClient:
             "Accept": "application/json",
             "User-Agent": f"dbt-braze/{_version()}",
         }
+        self._new_transport = transport_factory(self._endpoint, self._headers, timeout, session_factory)
         self._local = threading.local()
-        self._sessions: list[requests.Session] = []
-        self._sessions_lock = threading.Lock()
+        self._transports: list[Transport] = []
+        self._transports_lock = threading.Lock()
         self._closed = False
         self._warned_split = False
 
@@ -184,12 +186,12 @@ class BrazeClient:
         self.close()
 
     def close(self) -> None:
-        """Close every thread's session. The client cannot be used afterwards."""
-        with self._sessions_lock:
+        """Close every thread's connection. The client cannot be used afterwards."""
+        with self._transports_lock:
             self._closed = True
-            sessions, self._sessions = self._sessions, []
-        for session in sessions:
-            session.close()
+            transports, self._transports = self._transports, []
+        for transport in transports:
+            transport.close()
 
     # -- /users/track -------------------------------------------------------------------------
 
@@ -297,7 +299,7 @@ class BrazeClient:
 
     def _send(self, path: str, body: bytes, what: str) -> _Reply:
         """POST until Braze gives a non-transient answer; 401/403 raise, other replies return."""
-        session = self._session()
+        transport = self._transport()
         started = self._clock()
         attempts = 0
         while True:
@@ -306,7 +308,7 @@ class BrazeClient:
             if log.isEnabledFor(logging.DEBUG):
                 payload = self._clip(body.decode("utf-8", "replace"), DEBUG_BODY_CHARS)
                 log.debug("POST %s (%s, attempt %d): %s", path, what, attempts, payload)
-            outcome = self._attempt(session, path, body, failures=attempts - 1)
+            outcome = self._attempt(transport, path, body, failures=attempts - 1)
             if isinstance(outcome, _Reply):
                 return replace(outcome, attempts=attempts)
             last, wait = outcome
@@ -324,19 +326,17 @@ class BrazeClient:
             self._sleep(wait)
 
     def _attempt(
-        self, session: requests.Session, path: str, body: bytes, failures: int
+        self, transport: Transport, path: str, body: bytes, failures: int
     ) -> _Reply | tuple[str, float]:
         """One HTTP request: the reply, or (what went wrong, seconds to wait) when transient."""
         backoff = self._retry.backoff(failures)
         try:
-            response = session.post(
-                self._endpoint + path, data=body, timeout=self._timeout, allow_redirects=False
-            )
-        except requests.Timeout as exc:
-            return f"timeout ({type(exc).__name__})", backoff
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            return f"{type(exc).__name__}: {self._clip(str(exc), EXCERPT_CHARS)}", backoff
-        status = response.status_code
+            response = transport.post(path, body)
+        except TransportTimeout as exc:
+            return f"timeout ({exc})", backoff
+        except TransportFailure as exc:
+            return self._clip(str(exc), EXCERPT_CHARS), backoff
+        status = response.status
         if status in (401, 403):
             raise self._auth_error(path, status)  # never look at the body: it may echo the key
         reply = self._read(response)
@@ -350,23 +350,22 @@ class BrazeClient:
             self._limiter.on_rate_limited(wait)
         return f"{status} {reply.reason}".strip(), wait
 
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = self._session_factory()
-            session.headers.update(self._headers)
-            with self._sessions_lock:
+    def _transport(self) -> Transport:
+        transport: Transport | None = getattr(self._local, "transport", None)
+        if transport is None:
+            transport = self._new_transport()
+            with self._transports_lock:
                 if self._closed:
-                    session.close()
+                    transport.close()
                     raise RuntimeError("BrazeClient is closed")
-                self._sessions.append(session)
-            self._local.session = session
+                self._transports.append(transport)
+            self._local.transport = transport
         elif self._closed:
             raise RuntimeError("BrazeClient is closed")
-        return session
+        return transport
 
-    def _read(self, response: requests.Response) -> _Reply:
-        text = response.text or ""
+    def _read(self, response: RawResponse) -> _Reply:
+        text = response.body.decode("utf-8", "replace")
         data: dict[str, Any] | None = None
         try:
             parsed = json.loads(text) if text.strip() else None
@@ -374,8 +373,8 @@ class BrazeClient:
             parsed = None
         if isinstance(parsed, dict):
             data = parsed
-        log.debug("Braze answered %d: %s", response.status_code, self._clip(text, DEBUG_BODY_CHARS))
-        return _Reply(response.status_code, response.reason or "", response.headers, text, data, attempts=1)
+        log.debug("Braze answered %d: %s", response.status, self._clip(text, DEBUG_BODY_CHARS))
+        return _Reply(response.status, response.reason, response.headers, text, data, attempts=1)
 
     # -- messages -----------------------------------------------------------------------------
 

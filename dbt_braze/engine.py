@@ -31,11 +31,11 @@ from dbt_braze.errors import SyncError
 from dbt_braze.payloads import (
     ACK_ATTRIBUTES,
     ACK_HASHES,
+    ATTRIBUTES_JSON,
     DATA_POINTS,
     IS_NEW,
     KEY,
     MAX_OBJECTS_PER_REQUEST,
-    OBJECT_JSON,
     LocalRejection,
     batched,
     check_object,
@@ -239,11 +239,20 @@ class Sendable(NamedTuple):
         return self.ack[0]
 
 
-def upsert_sendable(row: Row) -> Sendable:
-    """An object row of the read (payloads.UserObject layout)."""
+def object_header(model: ModelSync) -> bytes:
+    """What opens each of the model's objects, up to its attributes: `{"external_id":` ...
+    (the key and the update-only flag follow: see upsert_sendable)."""
+    return b'{"' + model.id_field.encode() + b'":'
+
+
+def upsert_sendable(row: Row, header: bytes, update_only: bool) -> Sendable:
+    """A row of the objects read (payloads.UserObject layout) as a complete object."""
+    key = str(row[KEY])
+    flag = b',"_update_existing_only":true,' if update_only else b","
+    body = header + json.dumps(key, ensure_ascii=False).encode() + flag + row[ATTRIBUTES_JSON].encode() + b"}"
     return Sendable(
-        str(row[OBJECT_JSON]).encode("utf-8"),
-        (str(row[KEY]), row[ACK_ATTRIBUTES], row[ACK_HASHES]),
+        body,
+        (key, row[ACK_ATTRIBUTES], row[ACK_HASHES]),
         int(row[DATA_POINTS]),
         "created" if row[IS_NEW] else "updated",
     )
@@ -397,10 +406,11 @@ class SyncEngine:
         pool: ThreadPoolExecutor,
         in_flight: deque[_InFlight],
     ) -> None:
+        header = object_header(model)
         for batch in batched(self._rows(sql), self._options.batch_size):
             prepared: list[Sendable] = []
             for row in batch:
-                sendable = upsert_sendable(row)
+                sendable = upsert_sendable(row, header, model.update_only)
                 try:
                     check_object(row)
                 except LocalRejection as exc:

@@ -33,14 +33,16 @@ class UserObject(NamedTuple):
     key: str
     is_new: bool
     data_points: int  # attributes the object sends: each is billed (the identifier is not)
-    object_json: str
+    attributes_json: str  # the object's members but the identifier: `"email":"a@b.c","score":3`
     ack_attributes: str  # ROW_SEPARATOR-joined, in the order of ack_hashes
     ack_hashes: str  # ROW_SEPARATOR-joined, '' for a removed value
     invalid_attribute: str | None = None  # one attribute holding NaN or an infinity
     needs_check: int = 0  # 1: holds JSON-typed values, which may nest NaN or infinities
 
 
-KEY, IS_NEW, DATA_POINTS, OBJECT_JSON, ACK_ATTRIBUTES, ACK_HASHES, INVALID_ATTRIBUTE, NEEDS_CHECK = range(8)
+KEY, IS_NEW, DATA_POINTS, ATTRIBUTES_JSON, ACK_ATTRIBUTES, ACK_HASHES, INVALID_ATTRIBUTE, NEEDS_CHECK = range(
+    8
+)
 
 
 def check_object(row: tuple[Any, ...]) -> None:
@@ -51,7 +53,7 @@ def check_object(row: tuple[Any, ...]) -> None:
         )
     if row[NEEDS_CHECK]:
         try:
-            json.loads(row[OBJECT_JSON], parse_constant=_refuse_constant, parse_float=_finite)
+            json.loads("{" + row[ATTRIBUTES_JSON] + "}", parse_constant=_refuse_constant, parse_float=_finite)
         except LocalRejection:
             raise
         except ValueError as exc:
@@ -67,10 +69,6 @@ def _finite(text: str) -> float:
 
 def _refuse_constant(name: str) -> None:
     raise LocalRejection(f"{name} is not valid JSON; Braze accepts no NaN or infinity")
-
-
-def object_bytes(row: tuple[Any, ...]) -> bytes:
-    return str(row[OBJECT_JSON]).encode("utf-8")
 
 
 def unset_object(id_field: str, key: str, attributes: Iterable[str]) -> dict[str, JsonValue]:

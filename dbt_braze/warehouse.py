@@ -289,25 +289,19 @@ class Warehouse:
         return found
 
     def require_pending(self, model_name: str) -> None:
-        pending = self.macro("braze_pending_relation", model_name=model_name)
-        if self._adapter.get_relation(pending.database, pending.schema, pending.identifier) is None:
-            raise NotBuiltError(
-                f"{model_name}: no pending-changes relation ({pending})",
-                hint="run `dbt run` first: its on-run-end hook computes the pending changes",
-            )
+        for macro in ("braze_pending_relation", "braze_objects_relation"):
+            pending = self.macro(macro, model_name=model_name)
+            if self._adapter.get_relation(pending.database, pending.schema, pending.identifier) is None:
+                raise NotBuiltError(
+                    f"{model_name}: no pending-changes relation ({pending})",
+                    hint="run `dbt run` first: its on-run-end hook computes the pending changes",
+                )
 
     def withheld(self, model_name: str) -> list[Row]:
         return self.fetch_all(self.macro("braze_withheld_sql", model_name=model_name))
 
     def read_objects_sql(self, model: ModelSync) -> str:
-        return str(
-            self.macro(
-                "braze_read_objects_sql",
-                model_name=model.model_name,
-                id_field=model.id_field,
-                update_only=model.update_only,
-            )
-        )
+        return str(self.macro("braze_read_objects_sql", model_name=model.model_name))
 
     def read_removed_users_sql(self, model_name: str, *, mapped_only: bool) -> str:
         return str(self.macro("braze_read_removed_users_sql", model_name=model_name, mapped_only=mapped_only))
@@ -319,8 +313,6 @@ class Warehouse:
             relation=found,
             id_column=model.id_column,
             mappings=[{"column": m.column, "attribute": m.attribute} for m in model.attributes],
-            id_field=model.id_field,
-            update_only=model.update_only,
         )
         if not sql:
             raise NotBuiltError(f"a mapped column is missing from {found}", hint="run `dbt-braze validate`")

@@ -96,6 +96,7 @@
   {%- do run_query(get_create_table_as_sql(False, staging_relation, sql)) -%}
   {%- do dbt_braze.braze_swap_relation(staging_relation, target_relation) -%}
   {%- do adapter.commit() -%}
+  {%- do dbt_braze.braze_build_objects(spec.model_name) -%}
   {%- do dbt_braze._braze_log_pending(spec.model_name, target_relation) -%}
 {% endmacro %}
 

@@ -73,15 +73,15 @@
 {#-
   One row per user of `rows_sql` (key, attribute, value_text, value_type,
   value_hash, is_new, one row per changed attribute), in key order:
-  braze_key, is_new, data_points, object_json, ack_attributes, ack_hashes
+  braze_key, is_new, data_points, attributes_json (the object's attribute
+  members, `"name":value,...`: the sync adds the identifier, so a change of
+  mode or identifier field needs no rebuild), ack_attributes, ack_hashes
   (separator-joined, '' for a removed value), invalid_attribute, needs_check.
 -#}
-{% macro braze_user_objects_sql(rows_sql, id_field, update_only) %}
+{% macro braze_user_objects_sql(rows_sql) %}
   {%- set separator = dbt_braze.braze_list_separator() -%}
 select braze_key, is_new, count(*) as data_points,
-       '{"{{ id_field }}":' || {{ dbt_braze.braze_json_string('braze_key') }}
-       {%- if update_only %} || ',"_update_existing_only":true'{% endif %}
-       || ',' || {{ dbt_braze.braze_join_by_attribute('pair', "','") }} || '}' as object_json,
+       {{ dbt_braze.braze_join_by_attribute('pair', "','") }} as attributes_json,
        {{ dbt_braze.braze_join_by_attribute('attribute', separator) }} as ack_attributes,
        {{ dbt_braze.braze_join_by_attribute("coalesce(value_hash, '')", separator) }} as ack_hashes,
        max(invalid_attribute) as invalid_attribute,
@@ -99,7 +99,69 @@ from (
     from ({{ rows_sql }}) changed
 ) rendered
 group by braze_key, is_new
-order by braze_key
+{% endmacro %}
+
+{#-
+  braze_objects__<model>: the pending upserts of braze_pending__<model> as one
+  rendered row per user, built by the hook right after it (dbt run pays for
+  the aggregation once, with the warehouse's full memory; the sync streams
+  the result). Its built_at is the pending relation's.
+-#}
+{% macro braze_objects_relation(model_name) %}
+  {{ return(dbt_braze.braze_relation('braze_objects__' ~ model_name)) }}
+{% endmacro %}
+
+{% macro braze_build_objects(model_name) %}
+  {%- set target_relation = dbt_braze.braze_objects_relation(model_name) -%}
+  {%- set staging_relation = dbt_braze.braze_relation('braze_objects__' ~ model_name ~ '__building') -%}
+  {%- set pending = dbt_braze.braze_pending_relation(model_name) -%}
+  {%- set upserts -%}
+    select braze_key, attribute, value_text, value_type, value_hash, is_new
+    from {{ pending }} where change_kind = 'upsert'
+  {%- endset -%}
+  {%- set sql -%}
+    select objects.*, (select max(built_at) from {{ pending }}) as built_at
+    from ({{ dbt_braze.braze_user_objects_sql(upserts) }}) objects
+  {%- endset -%}
+  {%- do adapter.drop_relation(staging_relation) -%}
+  {%- do run_query(get_create_table_as_sql(False, staging_relation, sql)) -%}
+  {%- do dbt_braze.braze_swap_relation(staging_relation, target_relation) -%}
+  {%- do adapter.commit() -%}
+{% endmacro %}
+
+{#-
+  What the sync sends: the users of braze_objects__<model> not acknowledged
+  since the pending changes were computed (an object is acknowledged whole,
+  so any state row of the user since then means it was sent), and not held
+  back because Braze refused every one of their pending values as they are
+  now (nothing changed since; once one does, the whole object goes again).
+-#}
+{% macro braze_read_objects_sql(model_name) %}
+select o.braze_key, o.is_new, o.data_points, o.attributes_json, o.ack_attributes, o.ack_hashes,
+       o.invalid_attribute, o.needs_check
+from {{ dbt_braze.braze_objects_relation(model_name) }} o
+where not exists (
+    select 1 from {{ dbt_braze.braze_state_relation() }} s
+    where s.model_name = '{{ model_name }}' and s.acked_at >= o.built_at and s.braze_key = o.braze_key)
+  and not exists (
+    select 1 from ({{ dbt_braze.braze_refused_users_sql(model_name) }}) refused
+    where refused.braze_key = o.braze_key)
+order by o.braze_key
+{% endmacro %}
+
+{#- Users whose every pending value Braze refused with that very value (same hash). -#}
+{% macro braze_refused_users_sql(model_name) %}
+select p.braze_key
+from {{ dbt_braze.braze_pending_relation(model_name) }} p
+left join (
+    select distinct braze_key, attribute, coalesce(value_hash, '-') as value_hash
+    from {{ dbt_braze.braze_rejected_relation() }}
+    where model_name = '{{ model_name }}'
+) r on r.braze_key = p.braze_key and r.attribute = p.attribute and r.value_hash = coalesce(p.value_hash, '-')
+where p.change_kind = 'upsert'
+  and p.braze_key in (select braze_key from {{ dbt_braze.braze_rejected_relation() }} where model_name = '{{ model_name }}')
+group by p.braze_key
+having count(r.braze_key) = count(*)
 {% endmacro %}
 
 {#- One row per removed user: braze_key, ack_attributes (the attributes to unset or forget). -#}

@@ -4,13 +4,9 @@
 -#}
 
 {#-
-  What the sync reads: one row per user (macros/json.sql), in key order, from
-  the per-attribute reads below.
+  What the sync reads: one row per user, in key order (the upserts:
+  braze_read_objects_sql in macros/json.sql; removed users here).
 -#}
-{% macro braze_read_objects_sql(model_name, id_field, update_only) %}
-  {{ return(dbt_braze.braze_user_objects_sql(dbt_braze.braze_read_upserts_sql(model_name), id_field, update_only)) }}
-{% endmacro %}
-
 {% macro braze_read_removed_users_sql(model_name, mapped_only) %}
   {{ return(dbt_braze.braze_removed_users_sql(dbt_braze.braze_read_removed_sql(model_name, mapped_only))) }}
 {% endmacro %}
@@ -89,10 +85,10 @@ inner join key_counts kc on kc.braze_key = cv.braze_key and kc.row_count = 1
   {{ return(sql) }}
 {% endmacro %}
 
-{% macro braze_read_full_refresh_objects_sql(relation, id_column, mappings, id_field, update_only) %}
+{% macro braze_read_full_refresh_objects_sql(relation, id_column, mappings) %}
   {%- set rows_sql = dbt_braze.braze_read_full_refresh_sql(relation, id_column, mappings) -%}
   {%- if rows_sql is none -%}{{ return(none) }}{%- endif -%}
-  {{ return(dbt_braze.braze_user_objects_sql(rows_sql, id_field, update_only)) }}
+  {{ return(dbt_braze.braze_user_objects_sql(rows_sql) ~ "\norder by braze_key") }}
 {% endmacro %}
 
 {% macro braze_withheld_sql(model_name) %}

@@ -72,7 +72,7 @@ RAW_JSON_TYPES = ("integer", "number", "boolean", "json")
 NON_FINITE = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
 
 
-def render_objects(rows: list[Row], id_field: str, update_only: bool) -> list[Row]:
+def render_objects(rows: list[Row]) -> list[Row]:
     """macros/json.sql braze_user_objects_sql, restated: one row per user, in key order."""
     objects: list[Row] = []
     ordered = sorted(rows, key=lambda r: (r[0], r[1]))
@@ -84,8 +84,7 @@ def render_objects(rows: list[Row], id_field: str, update_only: bool) -> list[Ro
             + ("null" if t is None else t if vt in RAW_JSON_TYPES else json.dumps(t, ensure_ascii=False))
             for _, a, t, vt, _, _ in changes
         ]
-        flag = ',"_update_existing_only":true' if update_only else ""
-        body = "{" + f"{json.dumps(id_field)}:{json.dumps(str(user_key))}{flag}," + ",".join(pairs) + "}"
+        body = ",".join(pairs)
         invalid = [a for _, a, t, vt, _, _ in changes if vt == "number" and str(t).lower() in NON_FINITE]
         objects.append(
             (
@@ -142,8 +141,8 @@ class FakeWarehouse:
         self.rejected: list[list[tuple[Any, ...]]] = []
         self.events: list[str] = []
 
-    def _objects(self, marker: str, model: ModelSync) -> str:
-        self.rows[marker] = render_objects(self.pending_rows[marker], model.id_field, model.update_only)
+    def _objects(self, marker: str) -> str:
+        self.rows[marker] = render_objects(self.pending_rows[marker])
         return marker
 
     def require_pending(self, model_name: str) -> None:
@@ -163,7 +162,7 @@ class FakeWarehouse:
 
     def read_objects_sql(self, model: ModelSync) -> str:
         assert model.model_name == MODEL_NAME
-        return self._objects(self.UPSERTS, model)
+        return self._objects(self.UPSERTS)
 
     def read_removed_users_sql(self, model_name: str, *, mapped_only: bool) -> str:
         assert model_name == MODEL_NAME
@@ -171,7 +170,7 @@ class FakeWarehouse:
 
     def read_full_refresh_sql(self, model: ModelSync, relation: RelationRef) -> str:
         self.full_refresh_args.append((relation, model.id_column, model.attributes))
-        return self._objects(self.FULL_REFRESH, model)
+        return self._objects(self.FULL_REFRESH)
 
     def acknowledge(self, model_name: str, rows: Any) -> None:
         assert model_name == MODEL_NAME
