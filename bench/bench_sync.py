@@ -469,11 +469,11 @@ def sync_flags(concurrency: int | None, max_rps: float | None) -> tuple[list[str
             flags += ["--concurrency", str(concurrency)]
     else:
         notes.append("sync has no --concurrency (sequential engine)")
-    if "--max-requests-per-second" in help_text:
+    if "--requests-per-second" in help_text:
         if max_rps is not None:
-            flags += ["--max-requests-per-second", f"{max_rps:g}"]
+            flags += ["--requests-per-second", f"{max_rps:g}"]
     else:
-        notes.append("sync has no --max-requests-per-second")
+        notes.append("sync has no --requests-per-second")
     return flags, "; ".join(notes)
 
 
@@ -729,14 +729,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--concurrency",
         type=int,
-        default=8,
-        help="passed to `dbt-braze sync --concurrency` if it has that flag (default: %(default)s)",
+        default=None,
+        help="passed to `dbt-braze sync --concurrency` if given (default: the sync's own default)",
     )
     parser.add_argument(
         "--max-rps",
         type=float,
-        default=None,
-        help="passed as --max-requests-per-second if the sync has it (default: not passed)",
+        default=0.0,
+        help="passed as --requests-per-second: the client-side cap; 0 (default) = none, to "
+        "measure the client's own ceiling",
     )
     parser.add_argument(
         "--no-baseline", action="store_true", help="skip the hand-written full-resend baseline"
