@@ -197,8 +197,8 @@ select '{{ run_id }}', '{{ model_name }}', '{{ status }}', {{ started_at_sql }},
        {{ counts.get('attributes_unset', 0) }}, {{ counts.get('users_deleted', 0) }},
        {{ counts.get('rows_rejected', 0) }}, {{ counts.get('requests', 0) }},
        {{ counts.get('data_points', 0) }},
-       {% if error %}'{{ error | replace("'", "''") }}'{% else %}cast(null as {{ dbt.type_string() }}){% endif %},
-       '{{ holder | replace("'", "''") }}'
+       {% if error %}{{ dbt_braze.braze_string_literal(error) }}{% else %}cast(null as {{ dbt.type_string() }}){% endif %},
+       {{ dbt_braze.braze_string_literal(holder) }}
 {% endmacro %}
 
 {#-
@@ -214,7 +214,7 @@ from (
     where model_name = '{{ model_name }}'
 ) latest
 where recency = 1 and status = 'running'
-  and recorded_at >= {{ dbt.dateadd('second', -1 * lease_seconds, dbt_braze.braze_utc_now()) }}
+  and recorded_at >= {{ dbt_braze.braze_utc_seconds_ago(lease_seconds) }}
 order by started_at, run_id
 {% endmacro %}
 

@@ -188,6 +188,9 @@ def package_sql(renderer: Renderer, dialect: str) -> dict[str, str]:
             ),
         ),
         "live_runs": ("braze_live_runs_sql", dict(model_name=m, lease_seconds=300)),
+        "read_objects": ("braze_read_objects_sql", dict(model_name=m)),
+        "read_removed_users": ("braze_read_removed_users_sql", dict(model_name=m, mapped_only=False)),
+        "user_objects": ("braze_user_objects_sql", dict(rows_sql="select * from changes")),
         "run_started_at": ("braze_run_started_at_sql", dict(run_id="r1")),
         "recent_runs": ("braze_recent_runs_sql", dict(model_name=m, limit=5)),
         "pending_counts": ("braze_pending_counts_sql", dict(model_name=m, on_removed="unset")),
@@ -494,3 +497,28 @@ def test_bigquery_lease_is_timestamp_arithmetic(renderer: Renderer) -> None:
     assert not list(node.find_all(exp.DataType)), sql  # no cast to DATETIME
     default = parse("select " + renderer.macro("default", "braze_utc_seconds_ago", seconds=300), "bigquery")
     assert not isinstance(default.expressions[0], exp.TimestampSub)
+
+
+def test_the_lease_and_run_history_use_each_dialects_forms(renderer: Renderer) -> None:
+    """braze_live_runs_sql compares with timestamp_sub on BigQuery; an error
+    message with a quote stays one literal, quote included, in every dialect."""
+    live = parse(
+        renderer.macro("bigquery", "braze_live_runs_sql", model_name="m", lease_seconds=300), "bigquery"
+    )
+    assert list(live.find_all(exp.TimestampSub))
+    for dialect in DIALECTS:
+        sql = renderer.macro(
+            dialect,
+            "braze_record_run_sql",
+            run_id="r1",
+            model_name="m",
+            status="failed",
+            started_at_sql="(select 1)",
+            ended=True,
+            counts={},
+            error="Braze said: it's down \\ again",
+            holder="host's pid",
+        )
+        texts = {literal.this for literal in parse(sql, dialect).find_all(exp.Literal) if literal.is_string}
+        assert "Braze said: it's down \\ again" in texts, (dialect, sql)
+        assert "host's pid" in texts, (dialect, sql)
