@@ -32,11 +32,13 @@ from dbt_braze.payloads import (
     ACK_ATTRIBUTES,
     ACK_HASHES,
     ATTRIBUTES_JSON,
+    BUILT_STAMP,
     DATA_POINTS,
     IS_NEW,
     KEY,
     MAX_OBJECTS_PER_REQUEST,
     LocalRejection,
+    ObjectAcks,
     batched,
     check_object,
     unset_object,
@@ -70,7 +72,9 @@ class WarehouseAccess(Protocol):
     def read_objects_sql(self, model: ModelSync) -> str: ...
     def read_removed_users_sql(self, model_name: str, *, mapped_only: bool) -> str: ...
     def read_full_refresh_sql(self, model: ModelSync, relation: RelationRef) -> str: ...
-    def checkpoint(self, model_name: str, run_id: str, acked: Any, rejected: Any) -> None: ...
+    def checkpoint(
+        self, model_name: str, run_id: str, acked: Any, rejected: Any, acked_objects: ObjectAcks | None
+    ) -> None: ...
     def background(self, name: str, work: Callable[[], None]) -> threading.Thread: ...
 
 
@@ -139,7 +143,7 @@ class _CheckpointWriter:
 
     def __init__(self, warehouse: WarehouseAccess, model: str, run_id: str) -> None:
         self._warehouse, self._model, self._run_id = warehouse, model, run_id
-        self._queue: queue.Queue[tuple[list[Any], list[Any]] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[list[Any], list[Any], ObjectAcks | None] | None] = queue.Queue()
         self._idle = threading.Semaphore(1)  # held while a checkpoint is being written
         self._error: BaseException | None = None
         self._thread = warehouse.background("dbt_braze_checkpoints", self._loop)
@@ -154,10 +158,10 @@ class _CheckpointWriter:
             finally:
                 self._idle.release()
 
-    def submit(self, acked: list[Any], rejected: list[Any]) -> None:
+    def submit(self, acked: list[Any], rejected: list[Any], acked_objects: ObjectAcks | None) -> None:
         self._idle.acquire()
         self._raise_if_failed()
-        self._queue.put((acked, rejected))
+        self._queue.put((acked, rejected, acked_objects))
 
     def close(self) -> None:
         """Wait until everything submitted is written; raise what went wrong."""
@@ -184,8 +188,11 @@ class _Checkpoint:
     ) -> None:
         self._writer, self._options, self._clock = writer, options, clock
         self._heartbeat = heartbeat
-        # One entry per user: (key, attributes, hashes); the warehouse unpacks
-        # the lists (warehouse.Warehouse.checkpoint), so no per-attribute work here.
+        # Users read from braze_objects__<model>: their keys only (the warehouse takes
+        # names and hashes from there). Others (removed users, --full-refresh): one
+        # entry per user, (key, attributes, hashes), lists the warehouse unpacks.
+        self._acked_keys: list[str] = []
+        self._stamp: str | None = None
         self._acked: list[UserAck] = []
         self._rejected: list[UserRejection] = []
         self._objects = 0
@@ -193,7 +200,13 @@ class _Checkpoint:
 
     def accepted(self, item: Sendable) -> None:
         self._objects += 1
-        self._acked.append(item.ack)
+        if item.stamp is None:
+            self._acked.append(item.ack)
+        else:
+            if self._stamp is not None and item.stamp != self._stamp:
+                self.flush()
+            self._stamp = item.stamp
+            self._acked_keys.append(item.key)
         self._maybe_flush()
 
     def rejected(self, item: Sendable, reason: str) -> None:
@@ -209,10 +222,12 @@ class _Checkpoint:
             self.flush()
 
     def flush(self) -> None:
-        if self._writer is not None and (self._acked or self._rejected):
-            self._writer.submit(self._acked, self._rejected)
+        if self._writer is not None and (self._acked or self._rejected or self._acked_keys):
+            by_key = ObjectAcks(self._stamp, self._acked_keys) if self._stamp and self._acked_keys else None
+            self._writer.submit(self._acked, self._rejected, by_key)
             logger.debug("checkpoint of %d objects handed to the writer", self._objects)
         self._acked, self._rejected, self._objects, self._since = [], [], 0, self._clock()
+        self._acked_keys = []
         self._heartbeat()
 
     def close(self) -> None:
@@ -233,6 +248,7 @@ class Sendable(NamedTuple):
     ack: UserAck
     data_points: int
     kind: str  # "created", "updated" or "unset": how the report counts it
+    stamp: str | None = None  # payloads.UserObject.built_stamp
 
     @property
     def key(self) -> str:
@@ -255,6 +271,7 @@ def upsert_sendable(row: Row, header: bytes, update_only: bool) -> Sendable:
         (key, row[ACK_ATTRIBUTES], row[ACK_HASHES]),
         int(row[DATA_POINTS]),
         "created" if row[IS_NEW] else "updated",
+        row[BUILT_STAMP] if len(row) > BUILT_STAMP else None,
     )
 
 

@@ -38,11 +38,22 @@ class UserObject(NamedTuple):
     ack_hashes: str  # ROW_SEPARATOR-joined, '' for a removed value
     invalid_attribute: str | None = None  # one attribute holding NaN or an infinity
     needs_check: int = 0  # 1: holds JSON-typed values, which may nest NaN or infinities
+    # when braze_objects__<model> was built, as text: the sync acknowledges from that
+    # relation by key while it is unchanged. None when the read was not from it (--full-refresh).
+    built_stamp: str | None = None
 
 
 KEY, IS_NEW, DATA_POINTS, ATTRIBUTES_JSON, ACK_ATTRIBUTES, ACK_HASHES, INVALID_ATTRIBUTE, NEEDS_CHECK = range(
     8
 )
+BUILT_STAMP = 8
+
+
+class ObjectAcks(NamedTuple):
+    """Users of braze_objects__<model> (read at `stamp`) whose objects Braze accepted, in read order."""
+
+    stamp: str
+    keys: list[str]
 
 
 def check_object(row: tuple[Any, ...]) -> None:

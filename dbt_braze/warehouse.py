@@ -27,6 +27,7 @@ from typing import Any
 
 from dbt_braze.config import AttributeMapping, ModelSync
 from dbt_braze.errors import ConfigError, NotBuiltError, WarehouseError
+from dbt_braze.payloads import ObjectAcks
 
 logger = logging.getLogger(__name__)
 
@@ -331,11 +332,13 @@ class Warehouse:
         run_id: str,
         acked: Sequence[tuple[str, str, str | None]],
         rejected: Sequence[tuple[str, str, str | None, str]],
+        acked_objects: ObjectAcks | None = None,
     ) -> None:
         """Record, in one transaction, what Braze rejected (with reasons) and what it
-        accepted. One entry per user: (key, its attributes and their value hashes,
-        each ROW_SEPARATOR-joined; hashes None when the values were removed), as
-        the objects read hands them over. Rejections go first: were a
+        accepted. `acked_objects`: users of braze_objects__<model>, by key (the
+        names and hashes are taken from there); `acked`: one entry per other user
+        (key, its attributes and their value hashes, each ROW_SEPARATOR-joined;
+        hashes None when the values were removed). Rejections go first: were a
         non-transactional adapter to stop between the two, the accepted objects
         would only be sent again, never lost."""
         statements = [
@@ -354,6 +357,19 @@ class Warehouse:
             )
             for chunk in _chunks(acked)
         ]
+        if acked_objects is not None:
+            statements += [
+                self.macro(
+                    "braze_acknowledge_objects_sql",
+                    model_name=model_name,
+                    keys_sql=self._rows_sql(("braze_key",), [ROW_SEPARATOR.join(_cell(k) for k in keys)]),
+                    first_key=keys[0],
+                    last_key=keys[-1],
+                    stamp=acked_objects.stamp,
+                    run_id=run_id,
+                )
+                for keys in _chunks(acked_objects.keys)
+            ]
         if statements:
             self.execute(*statements)
 

@@ -119,12 +119,15 @@ group by braze_key, is_new
     select braze_key, attribute, value_text, value_type, value_hash, is_new
     from {{ pending }} where change_kind = 'upsert'
   {%- endset -%}
+  {#- sorted by key: checkpoints look users up by key ranges (braze_acknowledge_objects_sql) -#}
   {%- set sql -%}
     select objects.*, (select max(built_at) from {{ pending }}) as built_at
     from ({{ dbt_braze.braze_user_objects_sql(upserts) }}) objects
+    order by braze_key
   {%- endset -%}
   {%- do adapter.drop_relation(staging_relation) -%}
   {%- do run_query(get_create_table_as_sql(False, staging_relation, sql)) -%}
+  {%- do dbt_braze.braze_index_objects(staging_relation) -%}
   {%- do dbt_braze.braze_swap_relation(staging_relation, target_relation) -%}
   {%- do adapter.commit() -%}
 {% endmacro %}
@@ -138,7 +141,7 @@ group by braze_key, is_new
 -#}
 {% macro braze_read_objects_sql(model_name) %}
 select o.braze_key, o.is_new, o.data_points, o.attributes_json, o.ack_attributes, o.ack_hashes,
-       o.invalid_attribute, o.needs_check
+       o.invalid_attribute, o.needs_check, cast(o.built_at as {{ dbt.type_string() }}) as built_stamp
 from {{ dbt_braze.braze_objects_relation(model_name) }} o
 where not exists (
     select 1 from {{ dbt_braze.braze_state_relation() }} s
@@ -171,3 +174,101 @@ from ({{ rows_sql }}) removed
 group by braze_key
 order by braze_key
 {% endmacro %}
+
+{#-
+  Acknowledge the users of braze_objects__<model> whose objects Braze
+  accepted: `keys_sql` hands their keys (braze_rows_sql), `first_key` and
+  `last_key` bound them in the read's order (so sorted tables skip the rest),
+  and `stamp` is the built_at the sync read: were the relation rebuilt since,
+  nothing matches, and those users stay pending (sent again, never lost). The
+  names and hashes come from the relation, not from the sync: a checkpoint
+  hands one key per user instead of a row per attribute.
+-#}
+{% macro braze_acknowledge_objects_sql(model_name, keys_sql, first_key, last_key, stamp, run_id) %}
+  {%- set accepted -%}
+    select o.braze_key, o.ack_attributes, o.ack_hashes
+    from {{ dbt_braze.braze_objects_relation(model_name) }} o
+    where o.braze_key >= {{ dbt_braze.braze_string_literal(first_key) }}
+      and o.braze_key <= {{ dbt_braze.braze_string_literal(last_key) }}
+      and cast(o.built_at as {{ dbt.type_string() }}) = {{ dbt_braze.braze_string_literal(stamp) }}
+      and o.braze_key in (select braze_key from ({{ keys_sql }}) handed)
+  {%- endset %}
+insert into {{ dbt_braze.braze_state_relation() }} (model_name, braze_key, attribute, value_hash, acked_at, run_id)
+select '{{ model_name }}', braze_key, attribute, value_hash, {{ dbt_braze.braze_utc_now() }}, '{{ run_id }}'
+from ({{ dbt_braze.braze_unnest_acks_sql(accepted) }}) acked
+{% endmacro %}
+
+{#- (braze_key, ack_attributes, ack_hashes) rows → (braze_key, attribute, value_hash), '' hashes as NULL. -#}
+{% macro braze_unnest_acks_sql(objects_sql) %}
+  {{ return(adapter.dispatch('braze_unnest_acks_sql', 'dbt_braze')(objects_sql)) }}
+{% endmacro %}
+
+{#- regexp_split_to_array, not string_to_array: that turns '' into an empty array. -#}
+{% macro default__braze_unnest_acks_sql(objects_sql) %}
+select o.braze_key, acked.attribute, nullif(acked.value_hash, '') as value_hash
+from ({{ objects_sql }}) o
+cross join lateral unnest(regexp_split_to_array(o.ack_attributes, chr(31)),
+                          regexp_split_to_array(o.ack_hashes, chr(31))) as acked (attribute, value_hash)
+{% endmacro %}
+
+{#- Several unnests in one select list are zipped. -#}
+{% macro duckdb__braze_unnest_acks_sql(objects_sql) %}
+select braze_key,
+       unnest(string_split(ack_attributes, chr(31))) as attribute,
+       nullif(unnest(string_split(ack_hashes, chr(31))), '') as value_hash
+from ({{ objects_sql }}) o
+{% endmacro %}
+
+{% macro spark__braze_unnest_acks_sql(objects_sql) %}
+select braze_key, acked['0'] as attribute, nullif(acked['1'], '') as value_hash
+from (
+    select braze_key,
+           explode(arrays_zip(split(ack_attributes, '\\x1f', -1), split(ack_hashes, '\\x1f', -1))) as acked
+    from ({{ objects_sql }}) o
+) zipped
+{% endmacro %}
+
+{% macro snowflake__braze_unnest_acks_sql(objects_sql) %}
+select o.braze_key, cast(o.attributes[item.index] as varchar) as attribute,
+       nullif(cast(o.hashes[item.index] as varchar), '') as value_hash
+from (
+    select braze_key, split(ack_attributes, chr(31)) as attributes, split(ack_hashes, chr(31)) as hashes
+    from ({{ objects_sql }}) s
+) o,
+lateral flatten(input => o.attributes) item
+{% endmacro %}
+
+{% macro bigquery__braze_unnest_acks_sql(objects_sql) %}
+select o.braze_key, o.attributes[offset(position)] as attribute,
+       nullif(o.hashes[offset(position)], '') as value_hash
+from (
+    select braze_key, split(ack_attributes, '\x1f') as attributes, split(ack_hashes, '\x1f') as hashes
+    from ({{ objects_sql }}) s
+) o
+cross join unnest(generate_array(0, array_length(o.attributes) - 1)) as position
+{% endmacro %}
+
+{#- PartiQL over SUPER arrays (Redshift has no unnest of strings). -#}
+{% macro redshift__braze_unnest_acks_sql(objects_sql) %}
+select o.braze_key, cast(attribute as varchar(65535)) as attribute,
+       nullif(cast(o.hashes[position] as varchar(65535)), '') as value_hash
+from (
+    select braze_key, split_to_array(ack_attributes, chr(31)) as attributes,
+           split_to_array(ack_hashes, chr(31)) as hashes
+    from ({{ objects_sql }}) s
+) o, o.attributes as attribute at position
+{% endmacro %}
+
+{#- Lookups of a checkpoint's keys: an index where the warehouse has them. -#}
+{% macro braze_index_objects(relation) %}
+  {{ return(adapter.dispatch('braze_index_objects', 'dbt_braze')(relation)) }}
+{% endmacro %}
+
+{#- Columnar warehouses prune by the min/max of sorted blocks instead. -#}
+{% macro default__braze_index_objects(relation) %}{% endmacro %}
+
+{% macro postgres__braze_index_objects(relation) %}
+  {%- do run_query("create index on " ~ relation ~ " (braze_key)") -%}
+{% endmacro %}
+
+{% macro redshift__braze_index_objects(relation) %}{% endmacro %}

@@ -73,12 +73,17 @@ ROW_NAMES = ("braze_key", "attribute", "value_hash")
 FORBIDDEN: dict[str, tuple[type[exp.Expression], ...]] = {
     "snowflake": (exp.AtTimeZone, exp.StringToArray, exp.Unnest),
     "bigquery": (exp.AtTimeZone, exp.StringToArray, exp.ToChar),
-    "redshift": (exp.StringToArray,),
+    "redshift": (),  # string_to_array: checked as text (sqlglot reads split_to_array as the same node)
     "databricks": (exp.AtTimeZone, exp.StringToArray),
 }
 # sqlglot reads Redshift's getdate() as CURRENT_TIMESTAMP and PartiQL's
 # `from t, t.array as item` as UNNEST: check the text there.
-FORBIDDEN_TEXT = {"redshift": re.compile(r"\bcurrent_timestamp\b|\bnow\(|\bunnest\s*\(", re.IGNORECASE)}
+FORBIDDEN_TEXT = {
+    "redshift": re.compile(
+        r"\bcurrent_timestamp\b|\bnow\(|\bunnest\s*\(|\b(?<!split_)string_to_array\s*\(|regexp_split_to_array",
+        re.IGNORECASE,
+    )
+}
 
 
 class Renderer:
@@ -191,6 +196,12 @@ def package_sql(renderer: Renderer, dialect: str) -> dict[str, str]:
         "read_objects": ("braze_read_objects_sql", dict(model_name=m)),
         "read_removed_users": ("braze_read_removed_users_sql", dict(model_name=m, mapped_only=False)),
         "user_objects": ("braze_user_objects_sql", dict(rows_sql="select * from changes")),
+        "acknowledge_objects": (
+            "braze_acknowledge_objects_sql",
+            dict(
+                model_name=m, keys_sql=rows_sql, first_key="a", last_key="z'", stamp="2026-11-28", run_id="r1"
+            ),
+        ),
         "run_started_at": ("braze_run_started_at_sql", dict(run_id="r1")),
         "recent_runs": ("braze_recent_runs_sql", dict(model_name=m, limit=5)),
         "pending_counts": ("braze_pending_counts_sql", dict(model_name=m, on_removed="unset")),

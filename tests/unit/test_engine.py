@@ -29,7 +29,7 @@ from dbt_braze.engine import (
     SyncOptions,
 )
 from dbt_braze.errors import BrazeUnavailable, NotBuiltError
-from dbt_braze.payloads import MAX_OBJECTS_PER_REQUEST
+from dbt_braze.payloads import MAX_OBJECTS_PER_REQUEST, ObjectAcks
 from dbt_braze.report import model_summary
 from dbt_braze.warehouse import ROW_SEPARATOR, RelationRef, Row, unpack
 
@@ -141,8 +141,13 @@ class FakeWarehouse:
         self.rejected: list[list[tuple[Any, ...]]] = []
         self.events: list[str] = []
 
+    STAMP = "2026-11-28 10:00:00"
+
     def _objects(self, marker: str) -> str:
-        self.rows[marker] = render_objects(self.pending_rows[marker])
+        objects = render_objects(self.pending_rows[marker])
+        if marker == self.UPSERTS:  # read from braze_objects__<model>: acknowledged by key
+            objects = [(*row, self.STAMP) for row in objects]
+        self.rows[marker] = objects
         return marker
 
     def require_pending(self, model_name: str) -> None:
@@ -187,10 +192,18 @@ class FakeWarehouse:
         thread.start()
         return thread
 
-    def checkpoint(self, model_name: str, run_id: str, acked: Any, rejected: Any) -> None:
-        """One transaction in the real warehouse: rejections first, then acknowledgements."""
+    def checkpoint(
+        self, model_name: str, run_id: str, acked: Any, rejected: Any, acked_objects: ObjectAcks | None
+    ) -> None:
+        """One transaction in the real warehouse: rejections first, then acknowledgements
+        (by key: what braze_objects__<model> holds for those keys)."""
         if rejected:
             self.record_rejected(model_name, per_attribute(rejected))
+        if acked_objects is not None:
+            assert acked_objects.stamp == self.STAMP
+            by_key = {row[0]: row for row in self.rows[self.UPSERTS]}
+            assert acked_objects.keys == sorted(acked_objects.keys)  # in read order
+            acked = [*acked, *((k, by_key[k][4], by_key[k][5]) for k in acked_objects.keys)]
         if acked:
             self.acknowledge(model_name, per_attribute(acked))
 

@@ -145,3 +145,22 @@ def test_the_engine_tests_fake_renders_what_the_sql_renders(renderer: Renderer) 
         assert tuple(ours[i] for i in (0, 1, 2, 4, 5, 6, 7)) == tuple(
             theirs[i] for i in (0, 1, 2, 4, 5, 6, 7)
         )
+
+
+def test_acknowledgement_lists_unnest_aligned_with_empty_hashes_as_null(renderer: Renderer) -> None:
+    connection = duckdb.connect()
+    connection.execute("create table objects (braze_key varchar, ack_attributes varchar, ack_hashes varchar)")
+    sep = ROW_SEPARATOR
+    connection.executemany(
+        "insert into objects values (?, ?, ?)",
+        [("k1", "plan", ""), ("k2", f"a{sep}b{sep}c", f"h-a{sep}{sep}h-c")],
+    )
+    sql = renderer.adapter.execute_macro(
+        "braze_unnest_acks_sql", project="dbt_braze", kwargs={"objects_sql": "select * from objects"}
+    )
+    assert sorted(connection.execute(str(sql)).fetchall()) == [
+        ("k1", "plan", None),
+        ("k2", "a", "h-a"),
+        ("k2", "b", None),
+        ("k2", "c", "h-c"),
+    ]
