@@ -91,10 +91,10 @@ class SyncOptions:
     full_refresh: bool = False
     # A checkpoint writes acknowledgements to the warehouse; it bounds what a
     # crash can make us send again, and costs one INSERT (~1 s on some warehouses).
-    checkpoint_objects: int = 5_000
+    checkpoint_objects: int = 20_000
     checkpoint_seconds: float = 10.0
     batch_size: int = MAX_OBJECTS_PER_REQUEST
-    read_batch_rows: int = 10_000
+    read_batch_rows: int = 5_000  # users: a row holds a whole object (~1 KB in Python)
     concurrency: int = 1
     max_rejection_rate: float = 1.0
     rejection_check_objects: int = 500
@@ -265,7 +265,8 @@ def upsert_sendable(row: Row, header: bytes, update_only: bool) -> Sendable:
     """A row of the objects read (payloads.UserObject layout) as a complete object."""
     key = str(row[KEY])
     flag = b',"_update_existing_only":true,' if update_only else b","
-    body = header + json.dumps(key, ensure_ascii=False).encode() + flag + row[ATTRIBUTES_JSON].encode() + b"}"
+    # json.dumps' default encoder is cached (other options build one per call); \u escapes are JSON too
+    body = header + json.dumps(key).encode() + flag + row[ATTRIBUTES_JSON].encode() + b"}"
     return Sendable(
         body,
         (key, row[ACK_ATTRIBUTES], row[ACK_HASHES]),

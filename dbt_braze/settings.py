@@ -37,8 +37,10 @@ class SyncSettings:
     batch_size: int = field(
         default=75, metadata={"help": "objects per /users/track request (Braze allows 75; some contracts 50)"}
     )
+    # 20,000: a checkpoint's commit costs tens of milliseconds even when cheap;
+    # at 5,000 a fast sync spent most of its time waiting on them (bench/README.md)
     checkpoint_objects: int = field(
-        default=5_000,
+        default=20_000,
         metadata={
             "help": "record acknowledged objects in the warehouse at least every N objects; "
             "bounds what a crash makes a rerun send again"

@@ -34,10 +34,13 @@ logger = logging.getLogger(__name__)
 PACKAGE = "dbt_braze"
 # psycopg2-based adapters: stream through named (server-side) cursors
 SERVER_SIDE_CURSOR_ADAPTERS = frozenset({"postgres", "redshift"})
-DUCKDB_MEMORY_LIMIT = "256MB"  # for the sync's own session; dbt runs keep the profile's
+DUCKDB_MEMORY_LIMIT = "128MB"  # for the sync's own session; dbt runs keep the profile's
 # dbt-spark's session cursor has no fetchmany (its fetchall is a collect()):
 # stream by keyset paging instead (keyset_page_sql)
 KEYSET_PAGING_ADAPTERS = frozenset({"spark", "databricks"})
+# text compares by code point, as Python's str does (no locale collation): a
+# range computed in Python bounds the same keys there
+BINARY_TEXT_ORDER = frozenset({"duckdb", "spark", "databricks"})
 KEYSET_PAGE_ROWS = 25_000  # users (a row holds one rendered object)
 # no transactions: dbt-spark's commit() is a no-op that leaves the connection
 # marked as in a transaction, so begin() would then refuse to start one
@@ -309,7 +312,8 @@ class Warehouse:
         return self.fetch_all(self.macro("braze_withheld_sql", model_name=model_name))
 
     def read_objects_sql(self, model: ModelSync) -> str:
-        return str(self.macro("braze_read_objects_sql", model_name=model.model_name))
+        ordered = self.adapter_type in KEYSET_PAGING_ADAPTERS
+        return str(self.macro("braze_read_objects_sql", model_name=model.model_name, ordered=ordered))
 
     def read_removed_users_sql(self, model_name: str, *, mapped_only: bool) -> str:
         return str(self.macro("braze_read_removed_users_sql", model_name=model_name, mapped_only=mapped_only))
@@ -363,10 +367,9 @@ class Warehouse:
                     "braze_acknowledge_objects_sql",
                     model_name=model_name,
                     keys_sql=self._rows_sql(("braze_key",), [ROW_SEPARATOR.join(_cell(k) for k in keys)]),
-                    first_key=keys[0],
-                    last_key=keys[-1],
                     stamp=acked_objects.stamp,
                     run_id=run_id,
+                    key_range=(min(keys), max(keys)) if self.adapter_type in BINARY_TEXT_ORDER else None,
                 )
                 for keys in _chunks(acked_objects.keys)
             ]

@@ -133,13 +133,15 @@ group by braze_key, is_new
 {% endmacro %}
 
 {#-
-  What the sync sends: the users of braze_objects__<model> not acknowledged
+  What the sync sends (`ordered`: in key order, which keyset paging needs;
+  a streaming cursor does without the sort, which holds the whole result):
+  the users of braze_objects__<model> not acknowledged
   since the pending changes were computed (an object is acknowledged whole,
   so any state row of the user since then means it was sent), and not held
   back because Braze refused every one of their pending values as they are
   now (nothing changed since; once one does, the whole object goes again).
 -#}
-{% macro braze_read_objects_sql(model_name) %}
+{% macro braze_read_objects_sql(model_name, ordered=true) %}
 select o.braze_key, o.is_new, o.data_points, o.attributes_json, o.ack_attributes, o.ack_hashes,
        o.invalid_attribute, o.needs_check, cast(o.built_at as {{ dbt.type_string() }}) as built_stamp
 from {{ dbt_braze.braze_objects_relation(model_name) }} o
@@ -149,7 +151,7 @@ where not exists (
   and not exists (
     select 1 from ({{ dbt_braze.braze_refused_users_sql(model_name) }}) refused
     where refused.braze_key = o.braze_key)
-order by o.braze_key
+{% if ordered %}order by o.braze_key{% endif %}
 {% endmacro %}
 
 {#- Users whose every pending value Braze refused with that very value (same hash). -#}
@@ -177,20 +179,22 @@ order by braze_key
 
 {#-
   Acknowledge the users of braze_objects__<model> whose objects Braze
-  accepted: `keys_sql` hands their keys (braze_rows_sql), `first_key` and
-  `last_key` bound them in the read's order (so sorted tables skip the rest),
-  and `stamp` is the built_at the sync read: were the relation rebuilt since,
-  nothing matches, and those users stay pending (sent again, never lost). The
-  names and hashes come from the relation, not from the sync: a checkpoint
-  hands one key per user instead of a row per attribute.
+  accepted: `keys_sql` hands their keys (braze_rows_sql), and `stamp` is the
+  built_at the sync read: were the relation rebuilt since, nothing matches,
+  and those users stay pending (sent again, never lost). The names and hashes
+  come from the relation, not from the sync: a checkpoint hands one key per
+  user instead of a row per attribute. `key_range` (lowest, highest), where
+  given, lets a key-sorted table skip the blocks outside it.
 -#}
-{% macro braze_acknowledge_objects_sql(model_name, keys_sql, first_key, last_key, stamp, run_id) %}
+{% macro braze_acknowledge_objects_sql(model_name, keys_sql, stamp, run_id, key_range=none) %}
   {%- set accepted -%}
     select o.braze_key, o.ack_attributes, o.ack_hashes
     from {{ dbt_braze.braze_objects_relation(model_name) }} o
-    where o.braze_key >= {{ dbt_braze.braze_string_literal(first_key) }}
-      and o.braze_key <= {{ dbt_braze.braze_string_literal(last_key) }}
-      and cast(o.built_at as {{ dbt.type_string() }}) = {{ dbt_braze.braze_string_literal(stamp) }}
+    where cast(o.built_at as {{ dbt.type_string() }}) = {{ dbt_braze.braze_string_literal(stamp) }}
+      {%- if key_range %}
+      and o.braze_key >= {{ dbt_braze.braze_string_literal(key_range[0]) }}
+      and o.braze_key <= {{ dbt_braze.braze_string_literal(key_range[1]) }}
+      {%- endif %}
       and o.braze_key in (select braze_key from ({{ keys_sql }}) handed)
   {%- endset %}
 insert into {{ dbt_braze.braze_state_relation() }} (model_name, braze_key, attribute, value_hash, acked_at, run_id)

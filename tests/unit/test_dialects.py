@@ -198,9 +198,7 @@ def package_sql(renderer: Renderer, dialect: str) -> dict[str, str]:
         "user_objects": ("braze_user_objects_sql", dict(rows_sql="select * from changes")),
         "acknowledge_objects": (
             "braze_acknowledge_objects_sql",
-            dict(
-                model_name=m, keys_sql=rows_sql, first_key="a", last_key="z'", stamp="2026-11-28", run_id="r1"
-            ),
+            dict(model_name=m, keys_sql=rows_sql, stamp="2026-11-28", run_id="r1", key_range=("a", "z'")),
         ),
         "run_started_at": ("braze_run_started_at_sql", dict(run_id="r1")),
         "recent_runs": ("braze_recent_runs_sql", dict(model_name=m, limit=5)),
