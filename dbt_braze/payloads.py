@@ -89,11 +89,6 @@ def unset_object(id_field: str, key: str, attributes: Iterable[str]) -> dict[str
     return obj
 
 
-def data_points(obj: dict[str, JsonValue]) -> int:
-    """Attributes billed for one object: every key but the identifier and `_` flags."""
-    return sum(1 for k in obj if k not in ("external_id", "braze_id", "user_alias") and not k.startswith("_"))
-
-
 def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     if size < 1:
         raise ValueError("batch size must be at least 1")

@@ -13,7 +13,6 @@ from dbt_braze.payloads import (
     UserObject,
     batched,
     check_object,
-    data_points,
     unset_object,
 )
 
@@ -58,13 +57,6 @@ def test_unset_object_sends_null_for_every_attribute() -> None:
         "email": None,
         "plan_tier": None,
     }
-
-
-def test_data_points_count_attributes_only() -> None:
-    assert data_points({"external_id": "1", "_update_existing_only": True, "a": 1, "b": None}) == 2
-    assert data_points({"braze_id": "x", "a": 1}) == 1
-    assert data_points({"external_id": "1"}) == 0
-    assert data_points(unset_object("external_id", "1", ["a", "b", "c"])) == 3
 
 
 # -- batching ------------------------------------------------------------------------------------
