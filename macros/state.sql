@@ -8,6 +8,7 @@
                             INSERT on every adapter, Spark's parquet included.
     braze_rejected          objects Braze refused, per attribute, with the reason
     braze_pending__<model>  the changes computed by the last `dbt run`
+    braze_objects__<model>  its upserts rendered as one object per user (json.sql)
     braze_sync_runs         append-only run history: a `running` row at the start
                             of each sync (the lock claim), heartbeats, and a final
                             row with the status and counts
