@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--map", action="append", default=[], metavar="COLUMN=ATTRIBUTE", help="a mapped column; repeatable"
     )
+    parser.add_argument("--limit", type=int, default=None, help="read at most this many rows")
     args = parser.parse_args(argv)
     mapping = [tuple(m.split("=", 1)) for m in args.map]
     endpoint = os.environ["BRAZE_REST_ENDPOINT"].rstrip("/")
@@ -77,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         batch.clear()
 
     with duckdb.connect(args.db, read_only=True) as conn:
-        cursor = conn.execute(f"select {columns} from {args.table}")
+        limit = f" limit {int(args.limit)}" if args.limit else ""
+        cursor = conn.execute(f"select {columns} from {args.table}{limit}")
         while True:
             chunk = cursor.fetchmany(10_000)
             if not chunk:
