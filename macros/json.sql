@@ -79,26 +79,55 @@
   (separator-joined, '' for a removed value), invalid_attribute, needs_check.
 -#}
 {% macro braze_user_objects_sql(rows_sql) %}
+  {{ return(adapter.dispatch('braze_user_objects_sql', 'dbt_braze')(rows_sql)) }}
+{% endmacro %}
+
+{% macro default__braze_user_objects_sql(rows_sql) %}
   {%- set separator = dbt_braze.braze_list_separator() -%}
 select braze_key, is_new, count(*) as data_points,
        {{ dbt_braze.braze_join_by_attribute('pair', "','") }} as attributes_json,
        {{ dbt_braze.braze_join_by_attribute('attribute', separator) }} as ack_attributes,
        {{ dbt_braze.braze_join_by_attribute("coalesce(value_hash, '')", separator) }} as ack_hashes,
        max(invalid_attribute) as invalid_attribute,
-       max(case when value_type = 'json' and value_text is not null then 1 else 0 end) as needs_check
-from (
-    select changed.*,
-           {{ dbt_braze.braze_json_string('attribute') }} || ':' ||
-           case when value_text is null then 'null'
-                when value_type in ('integer', 'number', 'boolean', 'json') then value_text
-                else {{ dbt_braze.braze_json_string('value_text') }} end as pair,
-           case when value_type = 'number'
-                 and lower(value_text) in ('nan', '+nan', '-nan', 'inf', '+inf', '-inf',
-                                           'infinity', '+infinity', '-infinity')
-                then attribute end as invalid_attribute
-    from ({{ rows_sql }}) changed
-) rendered
+       max(needs_check) as needs_check
+from ({{ dbt_braze.braze_rendered_changes_sql(rows_sql) }}) rendered
 group by braze_key, is_new
+{% endmacro %}
+
+{#-
+  One list of (attribute, hash, member) per user, unordered: the three texts
+  come from the same list, so they line up. Three ordered string_agg took
+  10 s for 10M changes, this 2.5 s (DuckDB 1.x, 2 cores).
+-#}
+{% macro duckdb__braze_user_objects_sql(rows_sql) %}
+select braze_key, is_new, len(changes) as data_points,
+       array_to_string(list_transform(changes, lambda c: c.member), ',') as attributes_json,
+       array_to_string(list_transform(changes, lambda c: c.attribute), chr(31)) as ack_attributes,
+       array_to_string(list_transform(changes, lambda c: c.value_hash), chr(31)) as ack_hashes,
+       invalid_attribute, needs_check
+from (
+    select braze_key, is_new,
+           list(struct_pack(attribute := attribute, value_hash := coalesce(value_hash, ''), member := pair)) as changes,
+           max(invalid_attribute) as invalid_attribute,
+           max(needs_check) as needs_check
+    from ({{ dbt_braze.braze_rendered_changes_sql(rows_sql) }}) rendered
+    group by braze_key, is_new
+) grouped
+{% endmacro %}
+
+{#- Each changed attribute with its JSON member (`"name":value`) and checks. -#}
+{% macro braze_rendered_changes_sql(rows_sql) %}
+select changed.*,
+       {{ dbt_braze.braze_json_string('attribute') }} || ':' ||
+       case when value_text is null then 'null'
+            when value_type in ('integer', 'number', 'boolean', 'json') then value_text
+            else {{ dbt_braze.braze_json_string('value_text') }} end as pair,
+       case when value_type = 'number'
+             and lower(value_text) in ('nan', '+nan', '-nan', 'inf', '+inf', '-inf',
+                                       'infinity', '+infinity', '-infinity')
+            then attribute end as invalid_attribute,
+       case when value_type = 'json' and value_text is not null then 1 else 0 end as needs_check
+from ({{ rows_sql }}) changed
 {% endmacro %}
 
 {#-
