@@ -94,7 +94,7 @@ class SyncOptions:
     checkpoint_objects: int = 20_000
     checkpoint_seconds: float = 10.0
     batch_size: int = MAX_OBJECTS_PER_REQUEST
-    read_batch_rows: int = 5_000  # users: a row holds a whole object (~1 KB in Python)
+    read_batch_rows: int = 2_000  # users: a row holds a whole object (~1 KB in Python)
     concurrency: int = 1
     max_rejection_rate: float = 1.0
     rejection_check_objects: int = 500

@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 PACKAGE = "dbt_braze"
 # psycopg2-based adapters: stream through named (server-side) cursors
 SERVER_SIDE_CURSOR_ADAPTERS = frozenset({"postgres", "redshift"})
-DUCKDB_MEMORY_LIMIT = "128MB"  # for the sync's own session; dbt runs keep the profile's
+DUCKDB_MEMORY_LIMIT = "80MB"  # for the sync's own session; dbt runs keep the profile's
 # dbt-spark's session cursor has no fetchmany (its fetchall is a collect()):
 # stream by keyset paging instead (keyset_page_sql)
 KEYSET_PAGING_ADAPTERS = frozenset({"spark", "databricks"})
@@ -71,6 +71,7 @@ class Warehouse:
         self._target = target
         self._base_macros_only = base_macros_only
         self._adapter: Any = None
+        self._capped_duckdb_memory = False
         self._open()
 
     # -- set-up -----------------------------------------------------------
@@ -146,6 +147,7 @@ class Warehouse:
             return
         limit = os.environ.get("DBT_BRAZE_DUCKDB_MEMORY_LIMIT", DUCKDB_MEMORY_LIMIT)
         self._adapter.execute(f"set memory_limit = '{limit.replace(chr(39), '')}'")
+        self._capped_duckdb_memory = True
 
     def close(self) -> None:
         if self._adapter is not None:
@@ -229,7 +231,7 @@ class Warehouse:
     def stream(self, sql: str, batch_rows: int = 10_000) -> Iterator[list[Row]]:
         """Batches of rows, read on a connection of their own; memory stays bounded
         by a small queue of batches whatever the result's size."""
-        batches: queue.Queue[list[Row] | BaseException | None] = queue.Queue(maxsize=4)
+        batches: queue.Queue[list[Row] | BaseException | None] = queue.Queue(maxsize=2)
         stop = threading.Event()
 
         def read() -> None:
@@ -320,11 +322,17 @@ class Warehouse:
 
     def read_full_refresh_sql(self, model: ModelSync, relation: RelationRef) -> str:
         found = self._relation(relation)
+        if self._capped_duckdb_memory:
+            # a full refresh groups the whole model into objects here, not in the hook:
+            # give DuckDB back its default (80% of RAM) rather than fail for want of memory
+            self._adapter.execute("reset memory_limit")
+            self._capped_duckdb_memory = False
         sql = self.macro(
             "braze_read_full_refresh_objects_sql",
             relation=found,
             id_column=model.id_column,
             mappings=[{"column": m.column, "attribute": m.attribute} for m in model.attributes],
+            ordered=self.adapter_type in KEYSET_PAGING_ADAPTERS,
         )
         if not sql:
             raise NotBuiltError(f"a mapped column is missing from {found}", hint="run `dbt-braze validate`")

@@ -85,10 +85,10 @@ inner join key_counts kc on kc.braze_key = cv.braze_key and kc.row_count = 1
   {{ return(sql) }}
 {% endmacro %}
 
-{% macro braze_read_full_refresh_objects_sql(relation, id_column, mappings) %}
+{% macro braze_read_full_refresh_objects_sql(relation, id_column, mappings, ordered=true) %}
   {%- set rows_sql = dbt_braze.braze_read_full_refresh_sql(relation, id_column, mappings) -%}
   {%- if rows_sql is none -%}{{ return(none) }}{%- endif -%}
-  {{ return(dbt_braze.braze_user_objects_sql(rows_sql) ~ "\norder by braze_key") }}
+  {{ return(dbt_braze.braze_user_objects_sql(rows_sql) ~ ("\norder by braze_key" if ordered else "")) }}
 {% endmacro %}
 
 {% macro braze_withheld_sql(model_name) %}
