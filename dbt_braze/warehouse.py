@@ -350,31 +350,44 @@ class Warehouse:
         accepted. `acked_objects`: users of braze_objects__<model>, by key (the
         names and hashes are taken from there); `acked`: one entry per other user
         (key, its attributes and their value hashes, each ROW_SEPARATOR-joined;
-        hashes None when the values were removed). Rejections go first: were a
-        non-transactional adapter to stop between the two, the accepted objects
-        would only be sent again, never lost."""
-        statements = [
-            self.macro(
-                "braze_record_rejected_sql",
-                model_name=model_name,
-                rows_sql=self._rows_sql(("braze_key", "attribute", "value_hash", "reason"), unpack(chunk)),
-            )
-            for chunk in _chunks(rejected)
-        ] + [
-            self.macro(
-                "braze_acknowledge_sql",
-                model_name=model_name,
-                run_id=run_id,
-                rows_sql=self._rows_sql(("braze_key", "attribute", "value_hash"), unpack(chunk)),
-            )
-            for chunk in _chunks(acked)
-        ]
+        hashes None when the values were removed). Rejections go first, then the
+        acknowledged users' fingerprints are voided (their state moves), then the
+        acknowledgements: were a non-transactional adapter to stop in between,
+        those users would only be diffed or sent again, never skipped."""
+        acked_keys = [entry[0] for entry in acked] + (list(acked_objects.keys) if acked_objects else [])
+        statements = (
+            [
+                self.macro(
+                    "braze_record_rejected_sql",
+                    model_name=model_name,
+                    rows_sql=self._rows_sql(
+                        ("braze_key", "attribute", "value_hash", "reason"), unpack(chunk)
+                    ),
+                )
+                for chunk in _chunks(rejected)
+            ]
+            + [
+                self.macro(
+                    "braze_forget_fingerprints_sql", model_name=model_name, keys_sql=self._keys_sql(keys)
+                )
+                for keys in _chunks(acked_keys)
+            ]
+            + [
+                self.macro(
+                    "braze_acknowledge_sql",
+                    model_name=model_name,
+                    run_id=run_id,
+                    rows_sql=self._rows_sql(("braze_key", "attribute", "value_hash"), unpack(chunk)),
+                )
+                for chunk in _chunks(acked)
+            ]
+        )
         if acked_objects is not None:
             statements += [
                 self.macro(
                     "braze_acknowledge_objects_sql",
                     model_name=model_name,
-                    keys_sql=self._rows_sql(("braze_key",), [ROW_SEPARATOR.join(_cell(k) for k in keys)]),
+                    keys_sql=self._keys_sql(keys),
                     stamp=acked_objects.stamp,
                     run_id=run_id,
                     key_range=(min(keys), max(keys)) if self.adapter_type in BINARY_TEXT_ORDER else None,
@@ -383,6 +396,9 @@ class Warehouse:
             ]
         if statements:
             self.execute(*statements)
+
+    def _keys_sql(self, keys: Sequence[str]) -> str:
+        return self._rows_sql(("braze_key",), [ROW_SEPARATOR.join(_cell(k) for k in keys)])
 
     def _rows_sql(self, names: Sequence[str], texts: Sequence[str]) -> str:
         """Rows as a relation (macro braze_rows_sql): one ROW_SEPARATOR-joined text per column."""

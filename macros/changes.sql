@@ -34,18 +34,68 @@
   {%- endfor %}
 {% endmacro %}
 
-{% macro braze_latest_state_sql(model_name) %}
-  {{ return(adapter.dispatch('braze_latest_state_sql', 'dbt_braze')(model_name)) }}
+{#- `keys_sql`, when given: only the users it selects (a braze_key column). -#}
+{% macro braze_latest_state_sql(model_name, keys_sql=none) %}
+  {{ return(adapter.dispatch('braze_latest_state_sql', 'dbt_braze')(model_name, keys_sql)) }}
 {% endmacro %}
 
-{% macro default__braze_latest_state_sql(model_name) %}
+{% macro default__braze_latest_state_sql(model_name, keys_sql=none) %}
     select braze_key, attribute, value_hash
     from (
       select braze_key, attribute, value_hash,
              row_number() over (partition by braze_key, attribute order by acked_at desc) as recency
       from {{ dbt_braze.braze_state_relation() }}
       where model_name = '{{ model_name }}'
+        {%- if keys_sql %} and braze_key in ({{ keys_sql }}){% endif %}
     ) acknowledged
+    where recency = 1
+{% endmacro %}
+
+{#-
+  A user's fingerprint: the hash of its normalized values, each written as
+  `<length>:<text>` or `-` for null (so no two rows encode alike), after a
+  hash of the mapping (attribute names and types: a new mapping makes every
+  user a candidate once).
+-#}
+{% macro braze_fingerprint_sql(mappings) %}
+  {%- set ordered = mappings | sort(attribute='attribute') -%}
+  {%- set parts = [] -%}
+  {#- each name its own literal, as in the rest of this SQL (adapters rewrite those) -#}
+  {%- for m in ordered -%}
+    {%- do parts.append("'" ~ (m.attribute | replace("'", "''")) ~ "'") -%}
+    {%- do parts.append("'=" ~ m.value_type ~ ",'") -%}
+  {%- endfor -%}
+  {%- for m in ordered -%}
+    {%- set text = dbt_braze.braze_normalized_text(adapter.quote(m.column), m.value_type) -%}
+    {%- do parts.append("coalesce(cast(length(" ~ text ~ ") as " ~ dbt.type_string() ~ ") || ':' || " ~ text ~ ", '-')") -%}
+    {%- do parts.append("','") -%}
+  {%- endfor -%}
+  {{ return(dbt.hash(parts | join(" || "))) }}
+{% endmacro %}
+
+{#- The hook: the users whose diff came out empty, with their rows' fingerprints. -#}
+{% macro braze_record_fingerprints_sql(model_name) %}
+insert into {{ dbt_braze.braze_fingerprints_relation() }} (model_name, braze_key, fingerprint, recorded_at)
+select '{{ model_name }}', braze_key, value_text, built_at
+from {{ dbt_braze.braze_pending_relation(model_name) }}
+where change_kind = 'fingerprint'
+{% endmacro %}
+
+{#- The sync, for the users it acknowledged anything for: their state moved. -#}
+{% macro braze_forget_fingerprints_sql(model_name, keys_sql) %}
+insert into {{ dbt_braze.braze_fingerprints_relation() }} (model_name, braze_key, fingerprint, recorded_at)
+select '{{ model_name }}', braze_key, cast(null as {{ dbt.type_string() }}), {{ dbt_braze.braze_utc_now() }}
+from ({{ keys_sql }}) acknowledged
+{% endmacro %}
+
+{% macro braze_latest_fingerprints_sql(model_name) %}
+    select braze_key, fingerprint
+    from (
+      select braze_key, fingerprint,
+             row_number() over (partition by braze_key order by recorded_at desc) as recency
+      from {{ dbt_braze.braze_fingerprints_relation() }}
+      where model_name = '{{ model_name }}'
+    ) recorded
     where recency = 1
 {% endmacro %}
 
@@ -61,36 +111,68 @@ with key_counts as (
     from {{ relation }}
     group by 1
 ),
+row_fingerprints as (
+    select cast({{ adapter.quote(id_column) }} as {{ dbt.type_string() }}) as braze_key,
+           {{ dbt_braze.braze_fingerprint_sql(mappings) }} as fingerprint
+    from {{ relation }}
+),
+latest_fingerprints as (
+    {{ dbt_braze.braze_latest_fingerprints_sql(model_name) }}
+),
+candidates as (
+    select rf.braze_key, rf.fingerprint
+    from row_fingerprints rf
+    inner join key_counts kc on kc.braze_key = rf.braze_key and kc.row_count = 1
+    left join latest_fingerprints lf on lf.braze_key = rf.braze_key
+    where lf.fingerprint is null or lf.fingerprint <> rf.fingerprint
+),
+removed_keys as (
+    select distinct s.braze_key
+    from {{ dbt_braze.braze_state_relation() }} s
+    where s.model_name = '{{ model_name }}'
+      and not exists (select 1 from key_counts kc where kc.braze_key = s.braze_key)
+),
 current_values as (
     select cv.braze_key, cv.attribute, cv.value_text, cv.value_type,
            {{ dbt.hash('cv.value_text') }} as value_hash
     from ({{ dbt_braze.braze_current_values_sql(relation, id_column, mappings) }}) cv
-    inner join key_counts kc on kc.braze_key = cv.braze_key and kc.row_count = 1
+    inner join candidates c on c.braze_key = cv.braze_key
 ),
 latest_state as (
-    {{ dbt_braze.braze_latest_state_sql(model_name) }}
+    {{ dbt_braze.braze_latest_state_sql(model_name,
+         "select braze_key from candidates union all select braze_key from removed_keys") }}
 ),
 known_keys as (
     select distinct braze_key from latest_state where value_hash is not null
+),
+compared as (
+    select cv.braze_key, cv.attribute, cv.value_text, cv.value_type,
+           case when cv.value_text is null then null else cv.value_hash end as value_hash,
+           (kk.braze_key is null) as is_new,
+           case when coalesce(case when cv.value_text is null then null else cv.value_hash end, '-')
+                     <> coalesce(ls.value_hash, '-') then 1 else 0 end as differs
+    from current_values cv
+    left join latest_state ls on ls.braze_key = cv.braze_key and ls.attribute = cv.attribute
+    left join known_keys kk on kk.braze_key = cv.braze_key
 )
 select
     cast('upsert' as {{ dbt.type_string() }}) as change_kind,
-    cv.braze_key, cv.attribute, cv.value_text, cv.value_type,
-    case when cv.value_text is null then null else cv.value_hash end as value_hash,
-    (kk.braze_key is null) as is_new,
+    braze_key, attribute, value_text, value_type, value_hash, is_new,
     true as is_mapped,
     {{ built_at }} as built_at
-from current_values cv
-left join latest_state ls on ls.braze_key = cv.braze_key and ls.attribute = cv.attribute
-left join known_keys kk on kk.braze_key = cv.braze_key
-where coalesce(case when cv.value_text is null then null else cv.value_hash end, '-')
-      <> coalesce(ls.value_hash, '-')
+from compared
+where differs = 1
+union all
+{# Braze holds the row as it is: vouched for until the state moves (see braze_fingerprints). #}
+select 'fingerprint', c.braze_key, null, c.fingerprint, null, null, false, false, {{ built_at }}
+from candidates c
+where not exists (select 1 from compared d where d.braze_key = c.braze_key and d.differs = 1)
 union all
 select 'removed', ls.braze_key, ls.attribute, null, null, null, false,
        (ls.attribute in ({{ attribute_names | join(', ') }})), {{ built_at }}
 from latest_state ls
 where ls.value_hash is not null
-  and not exists (select 1 from key_counts kc where kc.braze_key = ls.braze_key)
+  and exists (select 1 from removed_keys rk where rk.braze_key = ls.braze_key)
 union all
 select 'withheld_duplicate', braze_key, null, cast(row_count as {{ dbt.type_string() }}), null, null, false, false, {{ built_at }}
 from key_counts

@@ -96,6 +96,8 @@
   {%- do run_query(get_create_table_as_sql(False, staging_relation, sql)) -%}
   {%- do dbt_braze.braze_swap_relation(staging_relation, target_relation) -%}
   {%- do adapter.commit() -%}
+  {#- committed with the objects relation's swap (braze_build_objects) -#}
+  {%- do run_query(dbt_braze.braze_record_fingerprints_sql(spec.model_name)) -%}
   {%- do dbt_braze.braze_build_objects(spec.model_name) -%}
   {%- do dbt_braze._braze_log_pending(spec.model_name, target_relation) -%}
 {% endmacro %}

@@ -9,6 +9,7 @@
     braze_rejected          objects Braze refused, per attribute, with the reason
     braze_pending__<model>  the changes computed by the last `dbt run`
     braze_objects__<model>  its upserts rendered as one object per user (json.sql)
+    braze_fingerprints      per user, a hash of the model row Braze holds (below)
     braze_sync_runs         append-only run history: a `running` row at the start
                             of each sync (the lock claim), heartbeats, and a final
                             row with the status and counts
@@ -25,6 +26,26 @@
 
 {% macro braze_state_relation() %}
   {{ return(dbt_braze.braze_relation('braze_state')) }}
+{% endmacro %}
+
+{#-
+  braze_fingerprints: per user, a hash of the model row whose values Braze
+  holds (written by the hook when a user's diff comes out empty), and NULL
+  rows the sync appends when it acknowledges anything for a user (the state
+  moved: the fingerprint no longer vouches for it). The hook diffs
+  attribute by attribute only the users whose latest fingerprint differs
+  from their row's: a run where 1% of a million users changed compares 10,000
+  users' attributes, not ten million. Append-only, like braze_state.
+-#}
+{% macro braze_fingerprints_relation() %}
+  {{ return(dbt_braze.braze_relation('braze_fingerprints')) }}
+{% endmacro %}
+
+{% macro braze_fingerprints_columns() %}
+  {{ return([
+    ('model_name', dbt.type_string()), ('braze_key', dbt.type_string()),
+    ('fingerprint', dbt.type_string()), ('recorded_at', dbt.type_timestamp()),
+  ]) }}
 {% endmacro %}
 
 {% macro braze_rejected_relation() %}
@@ -146,6 +167,7 @@
     (dbt_braze.braze_state_relation(), dbt_braze.braze_state_columns()),
     (dbt_braze.braze_rejected_relation(), dbt_braze.braze_rejected_columns()),
     (dbt_braze.braze_runs_relation(), dbt_braze.braze_runs_columns()),
+    (dbt_braze.braze_fingerprints_relation(), dbt_braze.braze_fingerprints_columns()),
   ]) }}
 {% endmacro %}
 

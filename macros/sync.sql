@@ -177,10 +177,17 @@ where s.model_name = '{{ model_name }}'
   and r.started_at < (select max(built_at) from {{ dbt_braze.braze_pending_relation(model_name) }})
 {% endmacro %}
 
-{#- Recompute a model's pending relation from Python (same macro as the hook). -#}
+{#-
+  Recompute a model's pending relation from Python (same macro as the hook),
+  when a sync acknowledged something after it was built: every user is
+  compared again, fingerprints notwithstanding (they vouch for a state that
+  may have moved).
+-#}
 {% macro braze_rebuild_pending(model_name, relation, id_column, mappings) %}
   {%- set typed = dbt_braze.braze_typed_mappings(relation, mappings) -%}
   {%- if typed is none -%}{{ return(false) }}{%- endif -%}
+  {%- do run_query(dbt_braze.braze_forget_fingerprints_sql(model_name,
+        "select braze_key from (" ~ dbt_braze.braze_latest_fingerprints_sql(model_name) ~ ") vouched where fingerprint is not null")) -%}
   {%- do dbt_braze.braze_build_pending({'model_name': model_name, 'relation': relation,
                                         'id_column': id_column, 'mappings': typed}) -%}
   {{ return(true) }}

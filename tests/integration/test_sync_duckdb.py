@@ -292,3 +292,48 @@ def test_a_model_with_too_many_duplicated_identifiers_is_paused(
     assert emulator.stats()["requests"] == 0
     runs = project.query("select status, error from braze_sync_runs where status <> 'running'")
     assert runs and runs[-1][0] == "failed" and "not synced" in runs[-1][1]
+
+
+def fingerprinted(project: DbtProject) -> int:
+    """Users the last dbt run vouched for as held by Braze (pending 'fingerprint' rows)."""
+    return int(
+        project.query("select count(*) from braze_pending__braze_users where change_kind = 'fingerprint'")[0][
+            0
+        ]
+    )
+
+
+def test_fingerprints_skip_unchanged_users_and_never_hide_a_change(
+    project: DbtProject, emulator: BrazeEmulator
+) -> None:
+    setup(project, n=20, on_removed="unset")
+    assert fingerprinted(project) == 0  # new users: nothing to vouch for yet
+    assert project.braze("sync").exit_code == 0
+    project.dbt("run")
+    assert fingerprinted(project) == 20  # the sync moved their state: diffed once more, all equal
+    project.dbt("run")
+    assert fingerprinted(project) == 0  # now skipped: no user compared attribute by attribute
+    assert project.braze("sync").exit_code == 0
+    sent = emulator.stats()["data_points"]
+
+    # a change, and the change undone: each reaches Braze
+    project.write_model(users_sql(20, plan="case when i = 3 then 'pro' else 'free' end"))
+    project.dbt("run")
+    assert project.braze("sync").exit_code == 0
+    assert emulator.profiles["3"]["plan"] == "pro"
+    project.write_model(users_sql(20))
+    project.dbt("run")
+    assert project.braze("sync").exit_code == 0
+    assert emulator.profiles["3"] == expected_profile(3)
+    assert emulator.stats()["data_points"] - sent == 2
+
+    # a vouched-for user removed (its values unset in Braze), then back as it was: sent again
+    project.dbt("run")
+    project.write_model(users_sql(20) + " where i <> 5")
+    project.dbt("run")
+    assert project.braze("sync").exit_code == 0
+    assert emulator.profiles["5"] == {}
+    project.write_model(users_sql(20))
+    project.dbt("run")
+    assert project.braze("sync").exit_code == 0
+    assert emulator.profiles["5"] == expected_profile(5)
