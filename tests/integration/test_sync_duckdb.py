@@ -337,3 +337,17 @@ def test_fingerprints_skip_unchanged_users_and_never_hide_a_change(
     project.dbt("run")
     assert project.braze("sync").exit_code == 0
     assert emulator.profiles["5"] == expected_profile(5)
+
+
+def test_arrays_arrive_as_json_arrays(project: DbtProject, emulator: BrazeEmulator) -> None:
+    """A PostgreSQL array's text is `{1,2}`, not JSON: it must reach Braze as [1, 2]."""
+    project.write_model(users_sql(3, extra=", array[i, i + 1] as tags"))
+    block = braze_model()
+    block["config"]["meta"]["braze"]["attributes"]["tags"] = "tags"
+    project.write_schema([block])
+    project.dbt("run")
+    result = project.braze("sync")
+    assert result.exit_code == 0, result.output
+    assert project.query("select count(*) from braze_rejected") == [(0,)]
+    for i in (1, 2, 3):
+        assert emulator.profiles[str(i)] == {**expected_profile(i), "tags": [i, i + 1]}
