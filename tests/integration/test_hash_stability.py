@@ -26,7 +26,7 @@ import yaml
 
 from dbt_braze.emulator import BrazeEmulator
 
-from harness import REPO_ROOT, DbtProject, write_dbt_project
+from harness import REPO_ROOT, DbtProject, braze_model, write_dbt_project
 from warehouses import PostgresServer, profile_yaml, spark_available
 
 pytestmark = pytest.mark.integration
@@ -78,18 +78,7 @@ def test_normalized_text_and_hash_match_the_golden_values(
     expected = golden()
     in_time_zone(project, zone)
     project.write_model(VALUES_MODEL)
-    project.write_schema(
-        [
-            {
-                "name": "braze_users",
-                "config": {
-                    "meta": {
-                        "braze": {"external_id": "user_id", "attributes": {name: name for name in expected}}
-                    }
-                },
-            }
-        ]
-    )
+    project.write_schema([braze_model(attributes={name: name for name in expected})])
     project.dbt("run")
     rows = project.query(
         "select attribute, value_type, value_text, value_hash from braze_pending__braze_users "
@@ -104,18 +93,7 @@ def test_the_golden_file_is_what_braze_receives(project: DbtProject, emulator: B
     """The pinned texts are also the values sent: one sync carries them to Braze typed."""
     expected = golden()
     project.write_model(VALUES_MODEL)
-    project.write_schema(
-        [
-            {
-                "name": "braze_users",
-                "config": {
-                    "meta": {
-                        "braze": {"external_id": "user_id", "attributes": {name: name for name in expected}}
-                    }
-                },
-            }
-        ]
-    )
+    project.write_schema([braze_model(attributes={name: name for name in expected})])
     project.dbt("run")
     assert project.braze("sync").exit_code == 0
     assert emulator.profiles["1"] == {
