@@ -32,6 +32,10 @@ select
 
 {#- Users whose latest objects Braze refused and that were not accepted since. -#}
 {% macro braze_rejected_summary_sql(model_name, limit) %}
+  {{ return(adapter.dispatch('braze_rejected_summary_sql', 'dbt_braze')(model_name, limit)) }}
+{% endmacro %}
+
+{% macro default__braze_rejected_summary_sql(model_name, limit) %}
 select braze_key, max(reason) as reason, max(rejected_at) as rejected_at
 from {{ dbt_braze.braze_rejected_relation() }} r
 where model_name = '{{ model_name }}'
@@ -44,6 +48,10 @@ limit {{ limit | int }}
 {% endmacro %}
 
 {% macro braze_rejected_count_sql(model_name) %}
+  {{ return(adapter.dispatch('braze_rejected_count_sql', 'dbt_braze')(model_name)) }}
+{% endmacro %}
+
+{% macro default__braze_rejected_count_sql(model_name) %}
 select count(distinct braze_key)
 from {{ dbt_braze.braze_rejected_relation() }} r
 where model_name = '{{ model_name }}'

@@ -68,6 +68,10 @@ where p.change_kind = 'removed'
 
 {#- --full-refresh: every current row, every mapped attribute, nulls included. -#}
 {% macro braze_read_full_refresh_sql(relation, id_column, mappings) %}
+  {{ return(adapter.dispatch('braze_read_full_refresh_sql', 'dbt_braze')(relation, id_column, mappings)) }}
+{% endmacro %}
+
+{% macro default__braze_read_full_refresh_sql(relation, id_column, mappings) %}
   {%- set typed = dbt_braze.braze_typed_mappings(relation, mappings) -%}
   {%- if typed is none -%}{{ return(none) }}{%- endif %}
   {%- set sql -%}

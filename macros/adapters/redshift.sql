@@ -67,6 +67,19 @@
       model_name, relation, id_column, dbt_braze._braze_placeholder_mappings(mappings), built_at), mappings))) }}
 {% endmacro %}
 
+{#-
+  The --full-refresh read hashes the current values itself (dbt.hash) and
+  casts the model's keys to count them: the same widening, or values past
+  their 256th byte would get a hash the next sync does not match, and keys
+  longer than 256 bytes would not join their values. The current values in it
+  are already wide (redshift__braze_current_values_sql); widening again
+  leaves them as they are.
+-#}
+{% macro redshift__braze_read_full_refresh_sql(relation, id_column, mappings) %}
+  {%- set sql = dbt_braze.default__braze_read_full_refresh_sql(relation, id_column, mappings) -%}
+  {{ return(none if sql is none else dbt_braze._braze_redshift_wide(sql)) }}
+{% endmacro %}
+
 {#- Casts to dbt's text type, and dbt.hash of the value text, rewritten to the widest VARCHAR. -#}
 {% macro _braze_redshift_wide(sql) %}
   {%- set wide = dbt_braze._braze_redshift_text_type() -%}

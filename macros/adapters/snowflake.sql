@@ -141,6 +141,40 @@ order by p.braze_key, p.attribute
 {% endmacro %}
 
 {#-
+  The status reads without the correlated `not exists` (an outer column
+  compared with `>`: "Unsupported subquery type", as above). A rejection
+  stands when no acknowledgement of its user is later than it, that is when
+  the user's latest acknowledgement is not later. Nulls as in the default: an
+  acknowledgement without a time is never later, and a rejection without a
+  time stands.
+-#}
+{% macro snowflake__braze_rejected_summary_sql(model_name, limit) %}
+select braze_key, max(reason) as reason, max(rejected_at) as rejected_at
+from ({{ dbt_braze._braze_snowflake_standing_rejections(model_name) }}) standing
+group by braze_key
+order by max(rejected_at) desc, braze_key
+limit {{ limit | int }}
+{% endmacro %}
+
+{% macro snowflake__braze_rejected_count_sql(model_name) %}
+select count(distinct braze_key)
+from ({{ dbt_braze._braze_snowflake_standing_rejections(model_name) }}) standing
+{% endmacro %}
+
+{% macro _braze_snowflake_standing_rejections(model_name) -%}
+select r.braze_key, r.reason, r.rejected_at
+from {{ dbt_braze.braze_rejected_relation() }} r
+left join (
+    select braze_key, max(acked_at) as last_acked_at
+    from {{ dbt_braze.braze_state_relation() }}
+    where model_name = '{{ model_name }}'
+    group by braze_key
+) s on s.braze_key = r.braze_key
+where r.model_name = '{{ model_name }}'
+  and (s.last_acked_at is null or r.rejected_at is null or s.last_acked_at <= r.rejected_at)
+{%- endmacro %}
+
+{#-
   DDL commits on its own in Snowflake, so drop-then-rename leaves a moment
   with no pending relation. ALTER TABLE ... SWAP WITH exchanges the two in one
   metadata operation (https://docs.snowflake.com/en/sql-reference/sql/alter-table).

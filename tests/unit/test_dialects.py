@@ -20,6 +20,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import random
 import re
 from argparse import Namespace
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import duckdb
 import pytest
 import sqlglot
 from sqlglot import exp
@@ -155,6 +157,34 @@ def parse(sql: str, dialect: str) -> exp.Expression:
     return tree
 
 
+@contextlib.contextmanager
+def model_columns(renderer: Renderer, mappings: list[dict[str, str]]) -> Iterator[None]:
+    """The model's key and mapped columns, as text, for the macros that inspect
+    the model (the --full-refresh read types its mappings from its columns).
+    With dispatch pointed at another adapter's prefixes, dbt's own
+    get_columns_in_relation macro has no implementation here (it dispatches
+    too, and only dbt-duckdb is installed): the adapter method is stood in for."""
+    columns = [column("character varying", name=name) for name in ["id", *(m["column"] for m in mappings)]]
+    with mock.patch.object(renderer.adapter, "get_columns_in_relation", lambda _relation: columns):
+        yield
+
+
+def full_refresh_sql(
+    renderer: Renderer, dialect: str, mappings: list[dict[str, str]], macro: str = ""
+) -> str:
+    """The --full-refresh read (`macro`: one of its dispatch candidates instead)."""
+    with model_columns(renderer, mappings):
+        return str(
+            renderer.macro(
+                dialect,
+                macro or "braze_read_full_refresh_sql",
+                relation=renderer.relation("users"),
+                id_column="id",
+                mappings=mappings,
+            )
+        )
+
+
 def package_sql(renderer: Renderer, dialect: str) -> dict[str, str]:
     """Every SQL statement the package runs, rendered for `dialect`."""
     m = "users_model"
@@ -214,6 +244,7 @@ def package_sql(renderer: Renderer, dialect: str) -> dict[str, str]:
     }
     rendered = {key: str(renderer.macro(dialect, name, **kwargs)) for key, (name, kwargs) in calls.items()}
     rendered["run_started_at"] = "select " + rendered["run_started_at"]
+    rendered["full_refresh"] = full_refresh_sql(renderer, dialect, MAPPINGS)
     swap = f"{dialect}__braze_swap_sql"
     if swap in {m.name for m in renderer.adapter._macro_resolver.macros.values()}:
         rendered["swap"] = renderer.macro(
@@ -348,13 +379,13 @@ def test_utc_now(renderer: Renderer) -> None:
         assert renderer.macro(dialect, "braze_utc_now").strip() == sql
 
 
-def column(dtype: str, **kwargs: Any) -> Any:
+def column(dtype: str, name: str = "c", **kwargs: Any) -> Any:
     from dbt.adapters.base.column import Column
 
     class WarehouseColumn(Column):  # BigQuery columns also carry a mode
         mode: str = "NULLABLE"
 
-    col = WarehouseColumn("c", dtype, numeric_scale=kwargs.pop("numeric_scale", None))
+    col = WarehouseColumn(name, dtype, numeric_scale=kwargs.pop("numeric_scale", None))
     for key, value in kwargs.items():
         setattr(col, key, value)
     return col
@@ -443,6 +474,7 @@ def attribute_sql(renderer: Renderer, dialect: str) -> dict[str, str]:
             id_column="id",
             mappings=ODD_MAPPINGS,
         ),
+        "full_refresh": full_refresh_sql(renderer, dialect, ODD_MAPPINGS),
     }
 
 
@@ -458,8 +490,8 @@ def names_read_back(sql: str, dialect: str) -> list[str]:
 def test_attribute_names_survive_each_dialects_literals(renderer: Renderer, dialect: str) -> None:
     for key, sql in attribute_sql(renderer, dialect).items():
         found = names_read_back(sql, dialect)
-        # current values: one literal per name; pending: that, plus the list of mapped
-        # names and the fingerprint's mapping signature
+        # current values and the full-refresh read: one literal per name; pending: that,
+        # plus the list of mapped names and the fingerprint's mapping signature
         assert sorted(set(found)) == sorted(ODD_NAMES), f"{dialect} {key}:\n{sql}"
         assert len(found) == len(ODD_NAMES) * (3 if key == "pending" else 1), f"{dialect} {key}:\n{sql}"
         assert "\x1f" not in sql, f"{dialect} {key}: a placeholder is left:\n{sql}"
@@ -480,22 +512,34 @@ def text_casts(tree: exp.Expression) -> list[exp.DataType]:
     return [cast.to for cast in tree.find_all(exp.Cast) if cast.to.this in text_types]
 
 
+def narrow_text(sql: str, hashes: int) -> list[str]:
+    """The text casts in `sql` that are not Redshift's widest VARCHAR, after
+    checking that each of its `hashes` md5 calls hashes such a cast."""
+    tree = parse(sql, "redshift")
+    casts = text_casts(tree)
+    assert casts, sql
+    md5s = list(tree.find_all(exp.MD5))
+    assert len(md5s) == hashes, sql
+    assert all(isinstance(md5.this, exp.Cast) and md5.this.to in casts for md5 in md5s), sql
+    return [cast.sql("redshift") for cast in casts if cast.sql("redshift") != "VARCHAR(65535)"]
+
+
 def test_redshift_hashes_and_casts_the_whole_text(renderer: Renderer) -> None:
     """VARCHAR without a length (and TEXT) is VARCHAR(256) on Redshift: a value
-    cast to it is cut at 256 bytes, so its hash would miss later changes."""
+    cast to it is cut at 256 bytes, so its hash would miss later changes (and
+    the full-refresh read would hash it differently from the next sync's)."""
+    hashes = {"pending": 2, "current_values": 0, "full_refresh": 1}  # pending: the value and the fingerprint
     for key, sql in attribute_sql(renderer, "redshift").items():
-        tree = parse(sql, "redshift")
-        casts = text_casts(tree)
-        assert casts, key
-        assert all(cast.sql("redshift") == "VARCHAR(65535)" for cast in casts), (key, sql)
-        if key == "pending":  # the value hash, and the row's fingerprint
-            hashes = list(tree.find_all(exp.MD5))
-            assert len(hashes) == 2, sql
-            for md5 in hashes:
-                argument = md5.this
-                assert isinstance(argument, exp.Cast) and argument.to.sql("redshift") == "VARCHAR(65535)", sql
-    default = parse(attribute_sql(renderer, "default")["pending"], "redshift")
-    assert any(cast.sql("redshift") != "VARCHAR(65535)" for cast in text_casts(default))
+        assert narrow_text(sql, hashes[key]) == [], (key, sql)
+    default = attribute_sql(renderer, "default")
+    assert narrow_text(default["pending"], 2)
+    assert narrow_text(default["full_refresh"], 1)
+    # The full-refresh read as it was before it was dispatched: wide current
+    # values, but the key count and the hash through dbt's TEXT/VARCHAR.
+    undispatched = full_refresh_sql(
+        renderer, "redshift", ODD_MAPPINGS, "default__braze_read_full_refresh_sql"
+    )
+    assert len(narrow_text(undispatched, 1)) == 2, undispatched
 
 
 def test_bigquery_lease_is_timestamp_arithmetic(renderer: Renderer) -> None:
@@ -534,3 +578,114 @@ def test_the_lease_and_run_history_use_each_dialects_forms(renderer: Renderer) -
         texts = {literal.this for literal in parse(sql, dialect).find_all(exp.Literal) if literal.is_string}
         assert "Braze said: it's down \\ again" in texts, (dialect, sql)
         assert "host's pid" in texts, (dialect, sql)
+
+
+def rejection_reads(renderer: Renderer, dialect: str, limit: int = 5) -> dict[str, str]:
+    """What `dbt-braze status` reads of the rejections."""
+    return {
+        "summary": str(renderer.macro(dialect, "braze_rejected_summary_sql", model_name="m", limit=limit)),
+        "count": str(renderer.macro(dialect, "braze_rejected_count_sql", model_name="m")),
+    }
+
+
+def test_snowflake_rejection_reads_have_no_correlated_subquery(renderer: Renderer) -> None:
+    """Snowflake refuses a correlated subquery that compares an outer column with
+    `>` ("Unsupported subquery type"): its status reads join a pre-aggregated
+    state instead, where the default uses `not exists`."""
+    for key, sql in rejection_reads(renderer, "snowflake").items():
+        tree = parse(sql, "snowflake")
+        assert not tree.find(exp.Exists) and "exists" not in sql.lower(), (key, sql)
+        assert tree.find(exp.Join), (key, sql)
+    for key, sql in rejection_reads(renderer, "default").items():
+        assert parse(sql, "snowflake").find(exp.Exists), key
+
+
+REJECTION_TABLES = (
+    "create schema analytics;"
+    " create table analytics.braze_state (model_name varchar, braze_key varchar, attribute varchar,"
+    " value_hash varchar, acked_at timestamp, run_id varchar);"
+    " create table analytics.braze_rejected (model_name varchar, braze_key varchar, attribute varchar,"
+    " value_hash varchar, reason varchar, rejected_at timestamp)"
+)
+T0 = dt.datetime(2026, 11, 28, 10)
+
+
+def minute(n: int | None) -> dt.datetime | None:
+    return None if n is None else T0 + dt.timedelta(minutes=n)
+
+
+# (model, key, rejected at, reason) and (model, key, acknowledged at), in minutes after T0.
+Rejection = tuple[str, str, int | None, str]
+Ack = tuple[str, str, int | None]
+
+
+def run_rejection_reads(
+    renderer: Renderer, dialect: str, rejected: list[Rejection], acked: list[Ack], limit: int = 5
+) -> dict[str, list[tuple[Any, ...]]]:
+    """The status reads rendered for `dialect`, run on DuckDB over these tables."""
+    connection = duckdb.connect()  # its catalog is "memory", as dbt-duckdb's in-memory target's
+    connection.execute(REJECTION_TABLES)
+    connection.executemany(
+        "insert into analytics.braze_rejected values (?, ?, 'a', 'h', ?, ?)",
+        [(model, key, reason, minute(at)) for model, key, at, reason in rejected],
+    )
+    connection.executemany(
+        "insert into analytics.braze_state values (?, ?, 'a', 'h', ?, 'r')",
+        [(model, key, minute(at)) for model, key, at in acked],
+    )
+    return {
+        key: connection.execute(sql).fetchall()
+        for key, sql in rejection_reads(renderer, dialect, limit).items()
+    }
+
+
+def test_snowflake_rejection_reads_give_the_defaults_result(renderer: Renderer) -> None:
+    """The Snowflake status reads use only SQL DuckDB runs as well: on the same
+    tables they give what the default gives, here and on random tables with
+    tied and missing times."""
+    rejected = [
+        ("m", "acked-before", 20, "x"),
+        ("m", "acked-after", 10, "x"),
+        ("m", "acked-same-time", 20, "x"),
+        ("m", "rejected-again", 10, "old"),  # answered by the ack at 15 ...
+        ("m", "rejected-again", 30, "new"),  # ... this one not
+        ("m", "acked-other-model", 10, "x"),
+        ("m", "ack-without-time", 10, "x"),
+        ("other", "other-model", 10, "x"),
+    ]
+    acked = [
+        ("m", "acked-before", 10),
+        ("m", "acked-after", 20),
+        ("m", "acked-same-time", 20),
+        ("m", "rejected-again", 15),
+        ("other", "acked-other-model", 20),
+        ("m", "ack-without-time", None),
+    ]
+    standing = run_rejection_reads(renderer, "snowflake", rejected, acked, limit=10)
+    assert standing == {
+        "summary": [
+            ("rejected-again", "new", minute(30)),
+            ("acked-before", "x", minute(20)),
+            ("acked-same-time", "x", minute(20)),
+            ("ack-without-time", "x", minute(10)),
+            ("acked-other-model", "x", minute(10)),
+        ],
+        "count": [(5,)],
+    }
+    assert run_rejection_reads(renderer, "default", rejected, acked, limit=10) == standing
+
+    draw = random.Random(7)
+    keys, times = ["k1", "k2", "k3", "k4"], [None, 0, 1, 2, 3]
+    for _ in range(30):
+        rejected = [
+            (draw.choice(["m", "m", "other"]), draw.choice(keys), draw.choice(times), draw.choice("xyz"))
+            for _ in range(draw.randint(1, 8))
+        ]
+        acked = [
+            (draw.choice(["m", "other"]), draw.choice(keys), draw.choice(times))
+            for _ in range(draw.randint(1, 8))
+        ]
+        limit = draw.choice([2, 10])
+        assert run_rejection_reads(renderer, "snowflake", rejected, acked, limit) == run_rejection_reads(
+            renderer, "default", rejected, acked, limit
+        ), (rejected, acked)
