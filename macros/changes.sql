@@ -27,7 +27,7 @@
     select
       cast({{ adapter.quote(id_column) }} as {{ dbt.type_string() }}) as braze_key,
       cast('{{ m.attribute | replace("'", "''") }}' as {{ dbt.type_string() }}) as attribute,
-      {{ dbt_braze.braze_normalized_text(adapter.quote(m.column), m.value_type) }} as value_text,
+      {{ dbt_braze.braze_mapped_text(m) }} as value_text,
       cast('{{ dbt_braze.braze_sent_type(m.value_type) }}' as {{ dbt.type_string() }}) as value_type
     from {{ relation }}
     {% if not loop.last %}union all{% endif %}
@@ -66,7 +66,7 @@
     {%- do parts.append("'=" ~ m.value_type ~ ",'") -%}
   {%- endfor -%}
   {%- for m in ordered -%}
-    {%- set text = dbt_braze.braze_normalized_text(adapter.quote(m.column), m.value_type) -%}
+    {%- set text = dbt_braze.braze_mapped_text(m) -%}
     {%- do parts.append("coalesce(cast(length(" ~ text ~ ") as " ~ dbt.type_string() ~ ") || ':' || " ~ text ~ ", '-')") -%}
     {%- do parts.append("','") -%}
   {%- endfor -%}
@@ -194,7 +194,8 @@ from key_counts
   {%- for m in mappings -%}
     {%- set col = columns_by_name.get(m.column | lower) -%}
     {%- if col is none -%}{{ return(none) }}{%- endif -%}
-    {%- do typed.append({'column': col.name, 'attribute': m.attribute, 'value_type': dbt_braze.braze_value_type(col)}) -%}
+    {%- do typed.append({'column': col.name, 'attribute': m.attribute, 'value_type': dbt_braze.braze_value_type(col),
+                          'data_type': dbt_braze.braze_column_data_type(relation, col)}) -%}
   {%- endfor -%}
   {{ return(typed) }}
 {% endmacro %}

@@ -27,7 +27,7 @@
     select cast({{ adapter.quote(id_column) }} as string) as braze_key,
            stack({{ mappings | length }}
            {%- for m in mappings %},
-             {{ dbt_braze.braze_string_literal(m.attribute) }}, {{ dbt_braze.braze_normalized_text(adapter.quote(m.column), m.value_type) }}, '{{ dbt_braze.braze_sent_type(m.value_type) }}'
+             {{ dbt_braze.braze_string_literal(m.attribute) }}, {{ dbt_braze.braze_mapped_text(m) }}, '{{ dbt_braze.braze_sent_type(m.value_type) }}'
            {%- endfor %}) as (attribute, value_text, value_type)
     from {{ relation }}
 {% endmacro %}

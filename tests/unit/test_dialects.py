@@ -58,6 +58,14 @@ MAPPINGS = [
         ("visits", "integer"),
         ("name", "string"),
     ]
+] + [
+    # a JSON column whose type Spark (so Databricks) walks: macros/json_values.sql
+    {
+        "column": "nested",
+        "attribute": "nested",
+        "value_type": "json",
+        "data_type": "struct<id:int,tags:array<string>,scores:map<string,double>,seen:array<timestamp>>",
+    }
 ]
 
 # Values as the sync hands them over: '' is NULL; quotes, backslashes,
@@ -371,6 +379,73 @@ def test_json_text_uses_each_warehouse_serializer(renderer: Renderer) -> None:
     for dialect, function in expected.items():
         sql = renderer.macro(dialect, "braze_normalized_text", expr="x", value_type="json")
         assert sql.strip().lower() == f"{function}(x)", (dialect, sql)
+
+
+JSON_TYPES = {
+    # DuckDB's spelling
+    'STRUCT("a ""b""" INTEGER[], c MAP(VARCHAR, DECIMAL(12,2)))[3]': {
+        "kind": "list",
+        "element": {
+            "kind": "struct",
+            "fields": [
+                ('a "b"', {"kind": "list", "element": {"kind": "leaf", "data_type": "INTEGER"}}),
+                (
+                    "c",
+                    {
+                        "kind": "map",
+                        "key": {"kind": "leaf", "data_type": "VARCHAR"},
+                        "value": {"kind": "leaf", "data_type": "DECIMAL(12,2)"},
+                    },
+                ),
+            ],
+        },
+    },
+    "INTEGER[][]": {
+        "kind": "list",
+        "element": {"kind": "list", "element": {"kind": "leaf", "data_type": "INTEGER"}},
+    },
+    # Spark's (DESCRIBE leaves field names unquoted)
+    "struct<a b:array<decimal(12,2)>,m:map<string,array<timestamp>>>": {
+        "kind": "struct",
+        "fields": [
+            ("a b", {"kind": "list", "element": {"kind": "leaf", "data_type": "decimal(12,2)"}}),
+            (
+                "m",
+                {
+                    "kind": "map",
+                    "key": {"kind": "leaf", "data_type": "string"},
+                    "value": {"kind": "list", "element": {"kind": "leaf", "data_type": "timestamp"}},
+                },
+            ),
+        ],
+    },
+    # PostgreSQL's catalog names
+    "timestamp with time zone[]": {
+        "kind": "list",
+        "element": {"kind": "leaf", "data_type": "timestamp with time zone"},
+    },
+    "json": {"kind": "leaf", "data_type": "json"},
+}
+
+
+@pytest.mark.parametrize("data_type", list(JSON_TYPES))
+def test_json_types_are_parsed(renderer: Renderer, data_type: str) -> None:
+    parsed = renderer.macro("default", "braze_json_type", data_type=data_type)
+    as_lists = json.loads(json.dumps(parsed))
+    assert as_lists == json.loads(json.dumps(JSON_TYPES[data_type]))
+
+
+def test_spark_walks_json_types(renderer: Renderer) -> None:
+    """Databricks builds the canonical JSON text from the column's type; the
+    warehouses that do not walk keep their serializer (above)."""
+    sql = renderer.macro("databricks", "braze_mapped_text", mapping=MAPPINGS[-1])
+    tree = parse(sql, "databricks")
+    functions = {node.sql_name().lower() for node in tree.find_all(exp.Func)}
+    assert {"transform", "array_to_string", "concat"} <= functions, functions
+    assert "map_entries(" in sql.lower() and "to_json" in sql.lower()
+    for dialect in ("snowflake", "bigquery", "redshift"):
+        default = renderer.macro(dialect, "braze_normalized_text", expr='"nested"', value_type="json")
+        assert renderer.macro(dialect, "braze_mapped_text", mapping=MAPPINGS[-1]) == default
 
 
 def test_utc_now(renderer: Renderer) -> None:
