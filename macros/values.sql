@@ -64,6 +64,11 @@
     strftime(timezone('UTC', {{ expr }}), '%Y-%m-%dT%H:%M:%SZ')
   {%- elif value_type == 'json' -%}
     cast(to_json({{ expr }}) as varchar)
+  {%- elif value_type == 'number' -%}
+    {#- doubles and floats as PostgreSQL and Spark print them (`100`, not `100.0`):
+        see duckdb_floats.sql; typeof is a constant, so one branch is kept #}
+    case when typeof({{ expr }}) in ('DOUBLE', 'FLOAT') then {{ dbt_braze._braze_duckdb_float_text(expr) }}
+         else cast({{ expr }} as varchar) end
   {%- else -%}
     cast({{ expr }} as varchar)
   {%- endif -%}
