@@ -28,9 +28,13 @@
   cast(to_json(cast({{ expr }} as varchar)) as varchar)
 {%- endmacro %}
 
-{#- to_json takes only structs and maps: wrap, then cut `{"v":` and `}` off. -#}
+{#-
+  to_json takes only structs and maps: wrap, then cut `{"v":` and `}` off. A
+  null is dropped from the struct (`{}`), which leaves '': made null again, as
+  on the other warehouses (a string always leaves at least `""`).
+-#}
 {% macro spark__braze_json_string(expr) -%}
-  substr(to_json(named_struct('v', {{ expr }})), 6, length(to_json(named_struct('v', {{ expr }}))) - 6)
+  nullif(substr(to_json(named_struct('v', {{ expr }})), 6, length(to_json(named_struct('v', {{ expr }}))) - 6), '')
 {%- endmacro %}
 
 {% macro snowflake__braze_json_string(expr) -%}

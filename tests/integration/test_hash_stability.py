@@ -316,6 +316,9 @@ def test_duckdb_prints_random_floats_as_postgresql_does(
     print(f"\nDuckDB float texts: {len(expected)} values, dbt run {seconds:.1f} s")
 
 
+# The float edge cases of both lists hold on Spark too.
+SPARK_FLOAT_TEXTS = FLOAT_TEXTS + DUCKDB_FLOAT_TEXTS
+
 # The golden values in Spark SQL (a `\'` escape: '' is not a quote there), the
 # float edge cases, and the golden text again under an odd attribute name;
 # zoned_timestamp is a Spark `timestamp` (an instant).
@@ -338,7 +341,7 @@ select 1 as user_id,
        'Zoë 🚀 O\\'Brien' as odd_name_text"""
     + "".join(
         f",\n       cast('{literal}' as {kind}) as {kind}_{i}"
-        for i, (kind, literal, _) in enumerate(FLOAT_TEXTS)
+        for i, (kind, literal, _) in enumerate(SPARK_FLOAT_TEXTS)
     )
     + "\n"
 )
@@ -363,8 +366,11 @@ SPARK_SCRIPT = textwrap.dedent("""
 SPARK_ZONES = {"tokyo": "Asia/Tokyo", "los_angeles": "America/Los_Angeles"}
 
 
-@pytest.mark.spark
-def test_spark_gives_the_golden_values_whatever_the_session_time_zone(tmp_path: Path) -> None:
+def run_spark_golden(
+    tmp_path: Path, model_sql: str, attributes: dict[str, str], zones: dict[str, str]
+) -> dict[str, dict[str, tuple[str, str, str]]]:
+    """`dbt run` of `model_sql` on a local Spark session once per zone (one JVM),
+    and the pending upserts of each run: {target: {attribute: (type, text, hash)}}."""
     assert spark_available(), "Spark is not usable here: install the `spark` extra and Java 17+"
     root = tmp_path / "project"
     (root / "models").mkdir(parents=True)
@@ -374,33 +380,23 @@ def test_spark_gives_the_golden_values_whatever_the_session_time_zone(tmp_path: 
     # small, short-lived: as in test_spark.py
     dev["server_side_parameters"]["spark.sql.shuffle.partitions"] = "2"
     dev["server_side_parameters"]["spark.driver.extraJavaOptions"] += " -XX:TieredStopAtLevel=1"
-    for target, zone in SPARK_ZONES.items():
+    for target, zone in zones.items():
         output = json.loads(json.dumps(dev))
         output["server_side_parameters"]["spark.sql.session.timeZone"] = zone
         profile["braze_it"]["outputs"][target] = output
-    profile["braze_it"]["target"] = next(iter(SPARK_ZONES))
+    profile["braze_it"]["target"] = next(iter(zones))
     (root / "profiles.yml").write_text(yaml.safe_dump(profile, sort_keys=False))
     (root / "dbt_packages").mkdir()
     (root / "dbt_packages" / "dbt_braze").symlink_to(REPO_ROOT)
-    (root / "models" / "braze_users.sql").write_text(SPARK_VALUES_MODEL)
-    floats = {f"{kind}_{i}": text for i, (kind, _, text) in enumerate(FLOAT_TEXTS)}
-    expected = golden()
-    # an attribute name with quotes and a backslash: Spark reads '' as two literals
-    odd_name = "O'Brien's \\ text"
-    attributes = {name: name for name in [*expected, *floats]} | {"odd_name_text": odd_name}
+    (root / "models" / "braze_users.sql").write_text(model_sql)
     block = {
         "name": "braze_users",
         "config": {"meta": {"braze": {"external_id": "user_id", "attributes": attributes}}},
     }
     (root / "models" / "schema.yml").write_text(yaml.safe_dump({"version": 2, "models": [block]}))
-    expected.update(
-        {name: ("number", text, hashlib.md5(text.encode()).hexdigest()) for name, text in floats.items()}
-    )
-    expected[odd_name] = expected["text_value"]
-
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-c", SPARK_SCRIPT, str(root), *SPARK_ZONES],
+        [sys.executable, "-c", SPARK_SCRIPT, str(root), *zones],
         cwd=root,
         env={**os.environ, "DO_NOT_TRACK": "1", "PYTHONWARNINGS": "ignore"},
         stdout=subprocess.PIPE,
@@ -411,7 +407,23 @@ def test_spark_gives_the_golden_values_whatever_the_session_time_zone(tmp_path: 
     )
     marker = [line for line in proc.stdout.splitlines() if line.startswith("FOUND ")]
     assert proc.returncode == 0 and marker, proc.stdout[-4000:]
-    for target, rows in json.loads(marker[0].removeprefix("FOUND ")).items():
-        found = {attribute: (value_type, text, digest) for attribute, value_type, text, digest in rows}
+    print(f"\nSpark, {len(zones)} zones: {time.monotonic() - started:.0f} s")
+    return {
+        target: {attribute: (value_type, text, digest) for attribute, value_type, text, digest in rows}
+        for target, rows in json.loads(marker[0].removeprefix("FOUND ")).items()
+    }
+
+
+@pytest.mark.spark
+def test_spark_gives_the_golden_values_whatever_the_session_time_zone(tmp_path: Path) -> None:
+    floats = {f"{kind}_{i}": text for i, (kind, _, text) in enumerate(SPARK_FLOAT_TEXTS)}
+    expected = golden()
+    # an attribute name with quotes and a backslash: Spark reads '' as two literals
+    odd_name = "O'Brien's \\ text"
+    attributes = {name: name for name in [*expected, *floats]} | {"odd_name_text": odd_name}
+    expected.update(
+        {name: ("number", text, hashlib.md5(text.encode()).hexdigest()) for name, text in floats.items()}
+    )
+    expected[odd_name] = expected["text_value"]
+    for target, found in run_spark_golden(tmp_path, SPARK_VALUES_MODEL, attributes, SPARK_ZONES).items():
         assert found == expected, target
-    print(f"\nSpark golden values, {len(SPARK_ZONES)} zones: {time.monotonic() - started:.0f} s")

@@ -10,19 +10,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
-from test_hash_stability import SPARK_SCRIPT, in_time_zone
+from test_hash_stability import in_time_zone, run_spark_golden
 
 from dbt_braze.emulator import BrazeEmulator
 
-from harness import REPO_ROOT, DbtProject, braze_model, write_dbt_project
-from warehouses import profile_yaml, spark_available
+from harness import REPO_ROOT, DbtProject, braze_model
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +29,7 @@ MODELS = {
     "duckdb": r"""
 select 1 as user_id,
        cast([1, 2, null] as integer[]) as integer_list,
-       ['a"b', 'Zoë 🚀', 'tab' || chr(9) || 'newline' || chr(10), 'back\slash', ''] as text_list,
+       ['a"b', 'Zoë 🚀', 'tab' || chr(9) || 'newline' || chr(10), 'back\slash', '', null] as text_list,
        cast([1234.50, -0.10] as decimal(12, 2)[]) as decimal_list,
        cast([0.1, 100, 1e20, -1.5e-7] as double[]) as double_list,
        [[1, 2], [3, 4]] as nested_list,
@@ -43,7 +38,8 @@ select 1 as user_id,
        [timestamp '2026-11-28 10:15:00'] as timestamp_list,
        [timestamptz '2026-11-28 10:15:00+01:00'] as zoned_timestamp_list,
        {'id': 7, 'name': 'x', 'tags': ['a'], 'score': cast(2.5 as double),
-        'amount': cast(1234.50 as decimal(12, 2)), 'missing': cast(null as integer)} as record,
+        'amount': cast(1234.50 as decimal(12, 2)), 'missing': cast(null as integer),
+        'note': cast(null as varchar)} as record,
        map {'b': 1, 'a': 2} as map_value,
        [{'k': 1}, {'k': null}] as record_list,
        cast('{"b" : [1, 2.50], "a" : "x"}' as json) as json_document,
@@ -54,7 +50,7 @@ select 1 as user_id,
     "postgres": r"""
 select 1 as user_id,
        array[1, 2, null]::integer[] as integer_list,
-       array['a"b', 'Zoë 🚀', 'tab' || chr(9) || 'newline' || chr(10), 'back\slash', ''] as text_list,
+       array['a"b', 'Zoë 🚀', 'tab' || chr(9) || 'newline' || chr(10), 'back\slash', '', null] as text_list,
        array[1234.50, -0.10]::numeric(12, 2)[] as decimal_list,
        array[0.1, 100, 1e20, -1.5e-7]::double precision[] as double_list,
        array[[1, 2], [3, 4]] as nested_list,
@@ -63,7 +59,8 @@ select 1 as user_id,
        array[timestamp '2026-11-28 10:15:00'] as timestamp_list,
        array[timestamptz '2026-11-28 10:15:00+01:00'] as zoned_timestamp_list,
        json_build_object('id', 7, 'name', 'x', 'tags', array['a'], 'score', 2.5::double precision,
-                         'amount', 1234.50::numeric(12, 2), 'missing', null::integer) as record,
+                         'amount', 1234.50::numeric(12, 2), 'missing', null::integer,
+                         'note', null::text) as record,
        json_build_object('b', 1, 'a', 2) as map_value,
        json_build_array(json_build_object('k', 1), json_build_object('k', null)) as record_list,
        '{"b" : [1, 2.50], "a" : "x"}'::json as json_document,
@@ -107,7 +104,8 @@ def test_golden_json_file_is_consistent() -> None:
 SPARK_MODEL = r"""
 select 1 as user_id,
        array(1, 2, cast(null as int)) as integer_list,
-       array('a"b', 'Zoë 🚀', concat('tab', chr(9), 'newline', chr(10)), 'back\\slash', '') as text_list,
+       array('a"b', 'Zoë 🚀', concat('tab', chr(9), 'newline', chr(10)), 'back\\slash', '',
+             null) as text_list,
        array(cast(1234.50 as decimal(12, 2)), cast(-0.10 as decimal(12, 2))) as decimal_list,
        array(cast(0.1 as double), cast(100 as double), cast(1e20 as double),
              cast(-1.5e-7 as double)) as double_list,
@@ -117,59 +115,14 @@ select 1 as user_id,
        array(timestamp_ntz '2026-11-28 10:15:00') as timestamp_list,
        array(timestamp '2026-11-28 10:15:00+01:00') as zoned_timestamp_list,
        named_struct('id', 7, 'name', 'x', 'tags', array('a'), 'score', cast(2.5 as double),
-                    'amount', cast(1234.50 as decimal(12, 2)), 'missing', cast(null as int)) as record,
+                    'amount', cast(1234.50 as decimal(12, 2)), 'missing', cast(null as int),
+                    'note', cast(null as string)) as record,
        map('b', 1, 'a', 2) as map_value,
        array(named_struct('k', 1), named_struct('k', cast(null as int))) as record_list,
        cast(array() as array<int>) as empty_list,
        named_struct('at', timestamp_ntz '2026-11-28 10:15:00', 'on', date '2026-11-28',
                     'ratio', cast(100 as double)) as dated_record
 """
-
-
-def run_spark_golden(
-    tmp_path: Path, model_sql: str, attributes: dict[str, str], zones: dict[str, str]
-) -> dict[str, dict[str, tuple[str, str, str]]]:
-    """`dbt run` of `model_sql` on a local Spark session once per zone (one JVM),
-    and the pending upserts of each run: {target: {attribute: (type, text, hash)}}."""
-    assert spark_available(), "Spark is not usable here: install the `spark` extra and Java 17+"
-    root = tmp_path / "project"
-    (root / "models").mkdir(parents=True)
-    write_dbt_project(root)
-    profile = yaml.safe_load(profile_yaml("spark", root, "braze_golden"))
-    dev = profile["braze_it"]["outputs"].pop("dev")
-    # small, short-lived: as in test_spark.py
-    dev["server_side_parameters"]["spark.sql.shuffle.partitions"] = "2"
-    dev["server_side_parameters"]["spark.driver.extraJavaOptions"] += " -XX:TieredStopAtLevel=1"
-    for target, zone in zones.items():
-        output = json.loads(json.dumps(dev))
-        output["server_side_parameters"]["spark.sql.session.timeZone"] = zone
-        profile["braze_it"]["outputs"][target] = output
-    profile["braze_it"]["target"] = next(iter(zones))
-    (root / "profiles.yml").write_text(yaml.safe_dump(profile, sort_keys=False))
-    (root / "dbt_packages").mkdir()
-    (root / "dbt_packages" / "dbt_braze").symlink_to(REPO_ROOT)
-    (root / "models" / "braze_users.sql").write_text(model_sql)
-    block = {
-        "name": "braze_users",
-        "config": {"meta": {"braze": {"external_id": "user_id", "attributes": attributes}}},
-    }
-    (root / "models" / "schema.yml").write_text(yaml.safe_dump({"version": 2, "models": [block]}))
-    proc = subprocess.run(
-        [sys.executable, "-c", SPARK_SCRIPT, str(root), *zones],
-        cwd=root,
-        env={**os.environ, "DO_NOT_TRACK": "1", "PYTHONWARNINGS": "ignore"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        timeout=300,
-    )
-    marker = [line for line in proc.stdout.splitlines() if line.startswith("FOUND ")]
-    assert proc.returncode == 0 and marker, proc.stdout[-4000:]
-    return {
-        target: {attribute: (value_type, text, digest) for attribute, value_type, text, digest in rows}
-        for target, rows in json.loads(marker[0].removeprefix("FOUND ")).items()
-    }
 
 
 @pytest.mark.spark
