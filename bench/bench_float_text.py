@@ -17,7 +17,10 @@ each set of values:
   floats       the magnitudes as FLOAT (float4)
 
 and the time DuckDB takes to bind and plan the text of one column (a query
-over one row). Prints figures; asserts nothing.
+over one row). Then the cost in a whole `dbt run`: a model of --wide double
+columns (1,000 rows) mapped to Braze, run twice (the second finds nothing
+changed), against the same model with DECIMAL columns, whose text is a plain
+cast. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -49,15 +52,11 @@ SETS = {
 MAGNITUDE = "(random() * 2 - 1) * pow(10, floor(random() * 40 - 20))"
 
 
-def compiled_text_sql() -> str:
-    """The SQL the package renders for a `number` attribute of column x, on DuckDB."""
-    from dbt.cli.main import dbtRunner
-
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        (root / "models").mkdir()
-        (root / "dbt_project.yml").write_text(
-            textwrap.dedent("""\
+def write_project(root: Path) -> None:
+    """A throwaway dbt project on DuckDB with the package installed (a symlink, as `local:` does)."""
+    (root / "models").mkdir()
+    (root / "dbt_project.yml").write_text(
+        textwrap.dedent("""\
             name: bench_float_text
             version: "1.0.0"
             config-version: 2
@@ -66,14 +65,23 @@ def compiled_text_sql() -> str:
             flags:
               send_anonymous_usage_stats: false
             """)
-        )
-        (root / "profiles.yml").write_text(
-            "bench_float_text:\n  target: dev\n  outputs:\n    dev:\n"
-            f"      type: duckdb\n      path: {root / 'bench.duckdb'}\n      threads: 1\n"
-        )
-        (root / "dbt_packages").mkdir()
-        (root / "dbt_packages" / "dbt_braze").symlink_to(REPO_ROOT)
-        os.environ["DO_NOT_TRACK"] = "1"
+    )
+    (root / "profiles.yml").write_text(
+        "bench_float_text:\n  target: dev\n  outputs:\n    dev:\n"
+        f"      type: duckdb\n      path: {root / 'bench.duckdb'}\n      threads: 1\n"
+    )
+    (root / "dbt_packages").mkdir()
+    (root / "dbt_packages" / "dbt_braze").symlink_to(REPO_ROOT)
+    os.environ["DO_NOT_TRACK"] = "1"
+
+
+def compiled_text_sql() -> str:
+    """The SQL the package renders for a `number` attribute of column x, on DuckDB."""
+    from dbt.cli.main import dbtRunner
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        write_project(root)
         inline = "select {{ dbt_braze.braze_normalized_text('x', 'number') }} as t from vals"
         dirs = ["--project-dir", str(root), "--profiles-dir", str(root)]
         with contextlib.redirect_stdout(io.StringIO()), contextlib.chdir(root):
@@ -82,6 +90,33 @@ def compiled_text_sql() -> str:
             raise SystemExit(f"dbt compile failed: {result.exception}")
         sql: str = result.result.results[0].node.compiled_code
     return sql[len("select ") : sql.rindex(" as t from vals")].strip()
+
+
+def wide_model_runs(columns: int, column_type: str) -> tuple[float, float]:
+    """Wall seconds of two `dbt run`s of a model of `columns` columns of
+    `column_type` (1,000 rows), every column mapped to a Braze attribute."""
+    from dbt.cli.main import dbtRunner
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        write_project(root)
+        values = ", ".join(f"cast(i * 1.5 + {c} as {column_type}) as c{c}" for c in range(columns))
+        (root / "models" / "wide.sql").write_text(f"select i as user_id, {values} from range(1000) t(i)")
+        attributes = "".join(f"\n              c{c}: a{c}" for c in range(columns))
+        (root / "models" / "schema.yml").write_text(
+            "version: 2\nmodels:\n  - name: wide\n    config:\n      meta:\n        braze:\n"
+            f"          external_id: user_id\n          attributes:{attributes}\n"
+        )
+        dirs = ["--project-dir", str(root), "--profiles-dir", str(root)]
+        seconds = []
+        for _ in range(2):
+            started = time.monotonic()
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.chdir(root):
+                result = dbtRunner().invoke(["run", "--quiet", *dirs])
+            if not result.success:
+                raise SystemExit(f"dbt run failed: {result.exception}")
+            seconds.append(time.monotonic() - started)
+    return seconds[0], seconds[1]
 
 
 def bit_patterns(rows: int) -> list[float]:
@@ -103,6 +138,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--wide", type=int, default=40, help="columns of the whole-run model (0: skip)")
     args = parser.parse_args()
 
     text = compiled_text_sql()
@@ -134,6 +170,12 @@ def main() -> None:
         print(f"{name:<14}{plain:9.2f}{ours:9.2f}{plain * per:9.2f}{ours * per:9.2f}{ours / plain:8.1f}")
     bind = best_cpu_seconds(conn, f"select {text} from one_row", max(args.repeat, 5))
     print(f"\nbind and plan, one column, one row: {bind * 1000:.0f} ms")
+    if args.wide:
+        print(f"\ndbt run, model of {args.wide} columns x 1,000 rows (wall s)")
+        print(f"{'columns':<16}{'first':>8}{'nothing changed':>17}")
+        for column_type in ("double", "decimal(18,6)"):
+            first, second = wide_model_runs(args.wide, column_type)
+            print(f"{column_type:<16}{first:8.1f}{second:17.1f}")
     sys.stdout.flush()
 
 

@@ -52,7 +52,53 @@
 {% endmacro %}
 
 {#-
-  A user's fingerprint: the hash of its normalized values, each written as
+  The text a mapped value enters the fingerprint as. It need not be the
+  normalized text, only the same for the same value (a fingerprint is
+  compared with those recorded on the same warehouse): where normalizing is
+  costly, the warehouse's own cast is used (see duckdb__, spark__). A value
+  whose cast follows the session time zone makes its user a candidate again
+  after a change of zone, which costs a comparison, never a resend.
+-#}
+{% macro braze_fingerprint_text(mapping) %}
+  {{ return(adapter.dispatch('braze_fingerprint_text', 'dbt_braze')(mapping)) }}
+{% endmacro %}
+
+{% macro default__braze_fingerprint_text(mapping) %}
+  {{ return(dbt_braze.braze_mapped_text(mapping)) }}
+{% endmacro %}
+
+{#-
+  DuckDB: its float text and the JSON walk are large expressions, bound
+  again wherever they appear (40 double columns: 13 s of binding for the
+  pending SQL). A double's cast gives its shortest digits, one text per
+  value; to_json quotes strings inside lists and structs (a list's own cast
+  does not: ['a, b'] and ['a', 'b'] both read [a, b]); a JSON document is
+  its own text.
+-#}
+{% macro duckdb__braze_fingerprint_text(mapping) %}
+  {%- set expr = adapter.quote(mapping.column) -%}
+  {%- if mapping.value_type == 'number' -%}
+    {{ return('cast(' ~ expr ~ ' as varchar)') }}
+  {%- elif mapping.value_type == 'json' -%}
+    {{ return('cast(' ~ expr ~ ' as varchar)' if (mapping.get('data_type') or '') | upper == 'JSON'
+              else 'cast(to_json(' ~ expr ~ ') as varchar)') }}
+  {%- endif -%}
+  {{ return(dbt_braze.braze_mapped_text(mapping)) }}
+{% endmacro %}
+
+{#- Spark: as DuckDB; Java's text of a double is unique to it, if not always the shortest. -#}
+{% macro spark__braze_fingerprint_text(mapping) %}
+  {%- set expr = adapter.quote(mapping.column) -%}
+  {%- if mapping.value_type == 'number' -%}
+    {{ return('cast(' ~ expr ~ ' as string)') }}
+  {%- elif mapping.value_type == 'json' -%}
+    {{ return(dbt_braze.braze_normalized_text(expr, 'json')) }}
+  {%- endif -%}
+  {{ return(dbt_braze.braze_mapped_text(mapping)) }}
+{% endmacro %}
+
+{#-
+  A user's fingerprint: the hash of its values (braze_fingerprint_text), each written as
   `<length>:<text>` or `-` for null (so no two rows encode alike), after a
   hash of the mapping (attribute names and types: a new mapping makes every
   user a candidate once).
@@ -66,7 +112,7 @@
     {%- do parts.append("'=" ~ m.value_type ~ ",'") -%}
   {%- endfor -%}
   {%- for m in ordered -%}
-    {%- set text = dbt_braze.braze_mapped_text(m) -%}
+    {%- set text = dbt_braze.braze_fingerprint_text(m) -%}
     {%- do parts.append("coalesce(cast(length(" ~ text ~ ") as " ~ dbt.type_string() ~ ") || ':' || " ~ text ~ ", '-')") -%}
     {%- do parts.append("','") -%}
   {%- endfor -%}

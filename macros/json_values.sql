@@ -21,12 +21,39 @@
   variant) keep their own key order and number texts.
 -#}
 
+{#- The normalized text of a mapped column. -#}
 {% macro braze_mapped_text(mapping) %}
-  {%- set expr = adapter.quote(mapping.column) -%}
-  {%- if mapping.value_type == 'json' and mapping.get('data_type') -%}
-    {{ return(adapter.dispatch('braze_json_text', 'dbt_braze')(expr, mapping.data_type)) }}
+  {{ return(dbt_braze.braze_typed_text(adapter.quote(mapping.column), mapping.value_type, mapping.get('data_type'))) }}
+{% endmacro %}
+
+{#- braze_normalized_text, told the column type when it is known (`data_type`). -#}
+{% macro braze_typed_text(expr, value_type, data_type) %}
+  {%- if value_type == 'json' and data_type -%}
+    {{ return(adapter.dispatch('braze_json_text', 'dbt_braze')(expr, data_type)) }}
+  {%- elif value_type == 'number' and data_type -%}
+    {{ return(adapter.dispatch('braze_number_text', 'dbt_braze')(expr, data_type)) }}
   {%- endif -%}
-  {{ return(dbt_braze.braze_normalized_text(expr, mapping.value_type)) }}
+  {{ return(dbt_braze.braze_normalized_text(expr, value_type)) }}
+{% endmacro %}
+
+{% macro default__braze_number_text(expr, data_type) %}
+  {{ return(dbt_braze.braze_normalized_text(expr, 'number')) }}
+{% endmacro %}
+
+{#-
+  DuckDB: the float text (duckdb_floats.sql) is a large expression that the
+  binder takes time over; with the column type known, decimals and integers
+  do without it (braze_normalized_text decides with typeof, in the query).
+-#}
+{% macro duckdb__braze_number_text(expr, data_type) %}
+  {%- set type_name = data_type | upper -%}
+  {%- if type_name in ('DOUBLE', 'FLOAT', 'REAL', 'FLOAT4', 'FLOAT8', 'DOUBLE PRECISION') -%}
+    {{ return(dbt_braze._braze_duckdb_float_text(expr)) }}
+  {%- elif type_name.startswith('DECIMAL') or type_name.startswith('NUMERIC') or type_name.endswith('INT')
+           or type_name.endswith('INTEGER') or type_name in ('HUGEINT', 'UHUGEINT', 'BIGINT', 'SMALLINT', 'TINYINT') -%}
+    {{ return('cast(' ~ expr ~ ' as varchar)') }}
+  {%- endif -%}
+  {{ return(dbt_braze.braze_normalized_text(expr, 'number')) }}
 {% endmacro %}
 
 {% macro default__braze_json_text(expr, data_type) %}
@@ -140,7 +167,7 @@
   {%- if value_type == 'json' -%}
     {{ return(adapter.dispatch('_braze_json_document', 'dbt_braze')(expr, t.data_type)) }}
   {%- endif -%}
-  {%- set text = dbt_braze.braze_normalized_text(expr, value_type) -%}
+  {%- set text = dbt_braze.braze_typed_text(expr, value_type, t.data_type) -%}
   {%- if value_type in ('integer', 'number', 'boolean') and not t.get('as_key') -%}
     {{ return(text) }}
   {%- endif -%}

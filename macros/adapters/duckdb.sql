@@ -1,0 +1,41 @@
+{#-
+  DuckDB overrides that are not about value texts (those are in values.sql,
+  duckdb_floats.sql and json_values.sql).
+-#}
+
+{#-
+  The long form with the float text written once per float type, not once per
+  column: it is a large expression, and DuckDB binds it again wherever it
+  appears (40 double columns: 3.0 s of binding per dbt run, 0.8 s this way).
+  The double (or float) columns become one list of (attribute, value) per
+  row, unnested, and the text is taken of the one value column. The other
+  columns keep the default's one branch each.
+-#}
+{% macro duckdb__braze_current_values_sql(relation, id_column, mappings) %}
+  {%- set floats = {} -%}
+  {%- set others = [] -%}
+  {%- for m in mappings -%}
+    {%- set type_name = (m.get('data_type') or '') | upper -%}
+    {%- if m.value_type == 'number' and type_name in ('DOUBLE', 'FLOAT', 'REAL', 'FLOAT4', 'FLOAT8', 'DOUBLE PRECISION') -%}
+      {%- do floats.update({type_name: floats.get(type_name, []) + [m]}) -%}
+    {%- else -%}
+      {%- do others.append(m) -%}
+    {%- endif -%}
+  {%- endfor -%}
+  {%- set branches = [] -%}
+  {%- if others -%}
+    {%- do branches.append(dbt_braze.default__braze_current_values_sql(relation, id_column, others)) -%}
+  {%- endif -%}
+  {%- for type_name, group in floats.items() -%}
+    {%- set pairs = [] -%}
+    {%- for m in group -%}
+      {%- do pairs.append("struct_pack(attribute := '" ~ (m.attribute | replace("'", "''")) ~ "', number := " ~ adapter.quote(m.column) ~ ")") -%}
+    {%- endfor -%}
+    {%- do branches.append(
+      "select braze_key, braze_pair.attribute as attribute, "
+      ~ dbt_braze._braze_duckdb_float_text('braze_pair.number') ~ " as value_text, cast('number' as varchar) as value_type"
+      ~ " from (select cast(" ~ adapter.quote(id_column) ~ " as varchar) as braze_key, unnest([" ~ pairs | join(', ') ~ "]) as braze_pair"
+      ~ " from " ~ relation ~ ") braze_floats") -%}
+  {%- endfor -%}
+  {{ return(branches | join('\nunion all\n')) }}
+{% endmacro %}
