@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_hash_stability import in_time_zone, run_spark_golden
+from test_hash_stability import in_time_zone, pending_upserts, run_spark_golden
 
 from dbt_braze.emulator import BrazeEmulator
 
@@ -87,12 +87,7 @@ def test_json_values_match_the_golden_texts(project: DbtProject, emulator: Braze
     project.write_model(MODELS[project.kind])
     project.write_schema([braze_model(attributes={name: name for name in expected})])
     project.dbt("run")
-    rows = project.query(
-        "select attribute, value_type, value_text, value_hash from braze_pending__braze_users "
-        "where change_kind = 'upsert' order by attribute"
-    )
-    found = {attribute: (value_type, text, digest) for attribute, value_type, text, digest in rows}
-    assert found == expected
+    assert pending_upserts(project) == expected
 
 
 def test_golden_json_file_is_consistent() -> None:
