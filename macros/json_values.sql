@@ -47,13 +47,18 @@
 -#}
 {% macro duckdb__braze_number_text(expr, data_type) %}
   {%- set type_name = data_type | upper -%}
-  {%- if type_name in ('DOUBLE', 'FLOAT', 'REAL', 'FLOAT4', 'FLOAT8', 'DOUBLE PRECISION') -%}
+  {%- if dbt_braze._braze_duckdb_is_float(data_type) -%}
     {{ return(dbt_braze._braze_duckdb_float_text(expr)) }}
   {%- elif type_name.startswith('DECIMAL') or type_name.startswith('NUMERIC') or type_name.endswith('INT')
            or type_name.endswith('INTEGER') or type_name in ('HUGEINT', 'UHUGEINT', 'BIGINT', 'SMALLINT', 'TINYINT') -%}
     {{ return('cast(' ~ expr ~ ' as varchar)') }}
   {%- endif -%}
   {{ return(dbt_braze.braze_normalized_text(expr, 'number')) }}
+{% endmacro %}
+
+{#- A DuckDB column type whose text is the float text (its aliases included). -#}
+{% macro _braze_duckdb_is_float(data_type) %}
+  {{ return((data_type or '') | upper in ('DOUBLE', 'FLOAT', 'REAL', 'FLOAT4', 'FLOAT8', 'DOUBLE PRECISION')) }}
 {% endmacro %}
 
 {% macro default__braze_json_text(expr, data_type) %}

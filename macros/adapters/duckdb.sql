@@ -15,8 +15,8 @@
   {%- set floats = {} -%}
   {%- set others = [] -%}
   {%- for m in mappings -%}
-    {%- set type_name = (m.get('data_type') or '') | upper -%}
-    {%- if m.value_type == 'number' and type_name in ('DOUBLE', 'FLOAT', 'REAL', 'FLOAT4', 'FLOAT8', 'DOUBLE PRECISION') -%}
+    {%- if m.value_type == 'number' and dbt_braze._braze_duckdb_is_float(m.get('data_type')) -%}
+      {%- set type_name = m.data_type | upper -%}
       {%- do floats.update({type_name: floats.get(type_name, []) + [m]}) -%}
     {%- else -%}
       {%- do others.append(m) -%}
