@@ -100,8 +100,10 @@
 {#-
   A user's fingerprint: the hash of its values (braze_fingerprint_text), each written as
   `<length>:<text>` or `-` for null (so no two rows encode alike), after a
-  hash of the mapping (attribute names and types: a new mapping makes every
-  user a candidate once).
+  hash of the mapping (attribute names, value types and column types: a new
+  mapping makes every user a candidate once; the column type too, because a
+  warehouse's cast of the same value may read alike in two types whose
+  normalized texts differ, such as 1234567 as DOUBLE and as FLOAT).
 -#}
 {% macro braze_fingerprint_sql(mappings) %}
   {%- set ordered = mappings | sort(attribute='attribute') -%}
@@ -109,7 +111,7 @@
   {#- each name its own literal, as in the rest of this SQL (adapters rewrite those) -#}
   {%- for m in ordered -%}
     {%- do parts.append("'" ~ (m.attribute | replace("'", "''")) ~ "'") -%}
-    {%- do parts.append("'=" ~ m.value_type ~ ",'") -%}
+    {%- do parts.append("'=" ~ m.value_type ~ ":" ~ local_md5(m.get('data_type') or '') ~ ",'") -%}
   {%- endfor -%}
   {%- for m in ordered -%}
     {%- set text = dbt_braze.braze_fingerprint_text(m) -%}

@@ -275,6 +275,25 @@ def random_floats(rng: random.Random, count: int) -> list[float]:
 
 
 @pytest.mark.parametrize("warehouse", ["duckdb"], indirect=True)
+def test_a_new_column_type_is_compared_whatever_the_fingerprints(
+    project: DbtProject, emulator: BrazeEmulator
+) -> None:
+    """DuckDB fingerprints a number by its own cast, which reads 1234567.0 as
+    DOUBLE and as FLOAT, while the texts differ (`1234567`, `1.234567e+06`):
+    the column type is part of the fingerprint, so the comparison happens."""
+    block = braze_model(attributes={"score": "score"})
+    project.write_schema([block])
+    project.write_model("select 1 as user_id, cast(1234567 as double) as score")
+    project.dbt("run")
+    assert project.braze("sync").exit_code == 0
+    project.dbt("run")  # compares the synced user again and records its fingerprint
+    assert "score" not in pending_upserts(project)
+    project.write_model("select 1 as user_id, cast(1234567 as float) as score")
+    project.dbt("run")
+    assert pending_upserts(project)["score"][1] == "1.234567e+06"
+
+
+@pytest.mark.parametrize("warehouse", ["duckdb"], indirect=True)
 def test_duckdb_prints_random_floats_as_postgresql_does(
     project: DbtProject, emulator: BrazeEmulator, postgres_server: PostgresServer
 ) -> None:
