@@ -87,6 +87,11 @@ def _sync_options(parser: argparse.ArgumentParser, *, plan: bool = False) -> Non
         action="store_true",
         help="resend every current row with all its mapped attributes, ignoring the stored state",
     )
+    parser.add_argument(
+        "--allow-removals",
+        action="store_true",
+        help="this run only: unset or delete removed users even above a model's max_removed_share",
+    )
     parser.add_argument("--output", choices=("text", "json"), default="text", help="output format")
     tuning = parser.add_argument_group(
         "tuning",
@@ -184,6 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             braze=None if dry_run else BrazeSettings.from_env(),
             settings=resolve_settings(project_dir, cli_settings),
             output=args.output,
+            allow_removals=args.allow_removals,
         )
         if args.command == "run":
             return commands.build_then_sync(project, request, out=sys.stdout)

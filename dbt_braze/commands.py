@@ -8,6 +8,7 @@ of manifests, profiles or printing.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -50,6 +51,7 @@ class SyncRequest:
     braze: BrazeSettings | None
     settings: SyncSettings
     output: str = "text"  # text | json
+    allow_removals: bool = False  # lift the mass-removal guard for this run
 
 
 def _target_path(project_dir: Path) -> str:
@@ -222,10 +224,8 @@ def _client(braze: BrazeSettings, settings: SyncSettings) -> BrazeClient:
 def _pending_users(warehouse: Warehouse, config: ModelSync) -> int:
     """Users the pending relation holds, an upper bound for the progress bar (cheap:
     no join with the state)."""
-    relation = warehouse.macro("braze_pending_relation", model_name=config.model_name)
-    rows = warehouse.fetch_macro("braze_pending_summary_sql", relation=relation)
     kinds = {"new", "changed"} | ({"removed"} if config.on_removed != "ignore" else set())
-    return sum(int(users) for kind, _, users, _ in rows if kind in kinds)
+    return sum(users for kind, users in warehouse.pending_users(config.model_name).items() if kind in kinds)
 
 
 def _sync_one(
@@ -253,18 +253,19 @@ def _sync_one(
         concurrency=settings.concurrency,
         max_rejection_rate=settings.max_rejection_rate,
         rejection_check_objects=settings.rejection_check_objects,
+        allow_removals=request.allow_removals,
     )
     report = ModelReport(config.model_name)
     if request.dry_run:
         try:
             SyncEngine(warehouse, None, options).sync_model(config, relation, report)
         except SyncError as exc:  # e.g. a model paused for its duplicates: plan says so
-            return report, exc.message
+            return report, str(exc)
         return report, None
     try:
         run.start()
     except LockedError as exc:  # this model only: the others still sync
-        return report, exc.message
+        return report, str(exc)
     progress = Progress(config.model_name, _pending_users(warehouse, config), sys.stderr)
     engine = SyncEngine(
         warehouse,
@@ -289,7 +290,7 @@ def _sync_one(
         status, error = "failed", exc.message
         if isinstance(exc, (BrazeAuthError, WarehouseError)):
             raise
-        return report, error
+        return report, str(exc)  # with its hint: what to do about this model
     finally:
         progress.close()
         run.finish(status, report.counts(), error)
@@ -338,14 +339,7 @@ def build_then_sync(project: Project, request: SyncRequest, *, out: TextIO) -> i
         return EXIT_OK if result.success else EXIT_SYNC_FAILED
     code = sync(
         project,
-        SyncRequest(
-            braze_names,
-            request.dry_run,
-            request.full_refresh,
-            request.braze,
-            request.settings,
-            request.output,
-        ),
+        dataclasses.replace(request, select=braze_names),
         out=out,
     )
     if not result.success:

@@ -30,6 +30,9 @@ OnRemoved = Literal["ignore", "unset", "delete"]
 RESERVED_ATTRIBUTE_NAMES = frozenset({"external_id", "braze_id", "user_alias"})
 # A model with more duplicated identifiers than this share of its rows is paused.
 DEFAULT_MAX_DUPLICATE_SHARE = 0.05
+# A sync that would unset or delete more than this share of the model's users in
+# Braze is paused (contract, "Safety rules": the mass-removal guard).
+DEFAULT_MAX_REMOVED_SHARE = 0.1
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class ModelSync:
     on_removed: OnRemoved
     attributes: tuple[AttributeMapping, ...]
     max_duplicate_share: float = DEFAULT_MAX_DUPLICATE_SHARE
+    max_removed_share: float = DEFAULT_MAX_REMOVED_SHARE
 
     @property
     def update_only(self) -> bool:
@@ -242,6 +246,7 @@ def validate_model(
             on_removed=on_removed,
             attributes=tuple(sorted(mappings, key=lambda m: m.attribute)),
             max_duplicate_share=float(block.get("max_duplicate_share", DEFAULT_MAX_DUPLICATE_SHARE)),
+            max_removed_share=float(block.get("max_removed_share", DEFAULT_MAX_REMOVED_SHARE)),
         ),
         [],
     )

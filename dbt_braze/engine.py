@@ -49,6 +49,10 @@ logger = logging.getLogger(__name__)
 
 # braze-api-notes.md: /users/delete takes at most 50 ids per request.
 MAX_DELETE_IDS = 50
+# The mass-removal guard (contract, "Safety rules") never pauses a sync that removes
+# this many users or fewer: small models and everyday churn go through, while an
+# emptied model of any real size is caught.
+REMOVAL_GUARD_FLOOR = 10
 SAMPLE_SIZE = 3
 # ModelReport counts kept per run in braze_sync_runs (macros/state.sql)
 RUN_COUNTS = (
@@ -68,6 +72,7 @@ class WarehouseAccess(Protocol):
 
     def require_pending(self, model_name: str) -> None: ...
     def withheld(self, model_name: str) -> list[Row]: ...
+    def pending_users(self, model_name: str) -> dict[str, int]: ...
     def stream(self, sql: str, batch_rows: int = ...) -> Iterator[list[Row]]: ...
     def read_objects_sql(self, model: ModelSync) -> str: ...
     def read_removed_users_sql(self, model_name: str, *, mapped_only: bool) -> str: ...
@@ -98,6 +103,7 @@ class SyncOptions:
     concurrency: int = 1
     max_rejection_rate: float = 1.0
     rejection_check_objects: int = 500
+    allow_removals: bool = False  # lifts the mass-removal guard for this run
     run_id: str = "dry-run"
 
 
@@ -314,6 +320,8 @@ class SyncEngine:
         self._warehouse.require_pending(model.model_name)
         self.count_withheld(model, report)
         self._check_duplicate_share(model, report)
+        if not self._options.full_refresh:  # a full refresh leaves removed rows alone
+            self._check_removed_share(model, report)
         writer = None
         if not self._options.dry_run:
             writer = _CheckpointWriter(self._warehouse, model.model_name, self._options.run_id)
@@ -506,6 +514,34 @@ class SyncEngine:
                 f"e.g. {', '.join(report.duplicate_samples[:3])}",
                 hint="fix the model so that each identifier appears once, or raise "
                 "`max_duplicate_share` in its braze meta block",
+            )
+
+    def _check_removed_share(self, model: ModelSync, report: ModelReport) -> None:
+        """The mass-removal guard: a model that suddenly lacks most of its users is far
+        more often a broken upstream (an empty join, a bad filter) than a real purge,
+        and a delete cannot be undone. Pause the whole model, before anything of it
+        is sent, when its removals exceed `max_removed_share` of the users it has in
+        Braze. Those are the removed users plus the model's unique identifiers that
+        are not new (a changed identifier column therefore counts as removing
+        everyone: every old key is removed, every new one is new)."""
+        if model.on_removed == "ignore" or self._options.allow_removals:
+            return
+        users = self._warehouse.pending_users(model.model_name)
+        removed = users.get("removed", 0)
+        if removed <= REMOVAL_GUARD_FLOOR:
+            return
+        unique_keys = report.model_rows - report.withheld_duplicate_rows - report.withheld_null_rows
+        in_braze = removed + max(0, unique_keys - users.get("new", 0))
+        share = removed / in_braze
+        if share > model.max_removed_share:
+            verb = "delete" if model.on_removed == "delete" else "unset the attributes of"
+            raise SyncError(
+                f"{model.model_name}: paused, nothing of it was sent: this sync would {verb} "
+                f"{removed:,} of the {in_braze:,} users the model has in Braze ({share:.1%}), above "
+                f"max_removed_share {model.max_removed_share:.1%}; the model has {unique_keys:,} "
+                "unique identifiers now (an empty or shrunken model is usually a broken upstream)",
+                hint="check the model; if these removals are intended, run the sync again with "
+                "--allow-removals (this run only), or raise `max_removed_share` in its braze meta block",
             )
 
     def count_withheld(self, model: ModelSync, report: ModelReport) -> None:

@@ -313,6 +313,12 @@ class Warehouse:
     def withheld(self, model_name: str) -> list[Row]:
         return self.fetch_all(self.macro("braze_withheld_sql", model_name=model_name))
 
+    def pending_users(self, model_name: str) -> dict[str, int]:
+        """Distinct users of the pending relation per kind (new, changed, removed, ...)."""
+        relation = self.macro("braze_pending_relation", model_name=model_name)
+        rows = self.fetch_macro("braze_pending_summary_sql", relation=relation)
+        return {str(kind): int(users) for kind, _, users, _ in rows}
+
     def read_objects_sql(self, model: ModelSync) -> str:
         ordered = self.adapter_type in KEYSET_PAGING_ADAPTERS
         return str(self.macro("braze_read_objects_sql", model_name=model.model_name, ordered=ordered))

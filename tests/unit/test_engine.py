@@ -10,6 +10,7 @@ DeleteResult), rejecting scripted users and optionally failing on the n-th reque
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -28,7 +29,7 @@ from dbt_braze.engine import (
     SyncEngine,
     SyncOptions,
 )
-from dbt_braze.errors import BrazeUnavailable, NotBuiltError
+from dbt_braze.errors import BrazeUnavailable, NotBuiltError, SyncError
 from dbt_braze.payloads import MAX_OBJECTS_PER_REQUEST, ObjectAcks
 from dbt_braze.report import model_summary
 from dbt_braze.warehouse import ROW_SEPARATOR, RelationRef, Row, unpack
@@ -158,6 +159,12 @@ class FakeWarehouse:
     def withheld(self, model_name: str) -> list[Row]:
         assert model_name == MODEL_NAME
         return list(self._withheld)
+
+    def pending_users(self, model_name: str) -> dict[str, int]:
+        assert model_name == MODEL_NAME
+        removed = {row[0] for row in self.rows["-- removed mapped_only=False"]}
+        new = {row[0] for row in self.pending_rows[self.UPSERTS] if row[5]}
+        return {"removed": len(removed), "new": len(new)}
 
     def stream(self, sql: str, batch_rows: int = 10_000) -> Iterator[list[Row]]:
         self.reads.append(sql)
@@ -458,7 +465,7 @@ def test_on_removed_delete_in_chunks_of_50_and_acknowledges_deleted_users() -> N
     assert MAX_DELETE_IDS == 50
     warehouse = FakeWarehouse(upserts=user_rows(1), removed=removed_rows(120))
     braze = FakeBraze(not_deleted={key(555)})
-    report = run(warehouse, braze, make_model(on_removed="delete"))
+    report = run(warehouse, braze, make_model(on_removed="delete"), allow_removals=True)
 
     assert "-- removed mapped_only=False" in warehouse.reads
     assert [len(ids) for ids, _ in braze.delete_calls] == [50, 50, 20]
@@ -469,6 +476,58 @@ def test_on_removed_delete_in_chunks_of_50_and_acknowledges_deleted_users() -> N
     removed_acks = {r for r in warehouse.all_acknowledged if r[0] != key(0)}
     assert removed_acks == {(key(i), a, None) for i in range(500, 620) if i != 555 for a in ("email", "plan")}
     assert report.requests == 1 + 3
+
+
+# -- the mass-removal guard ------------------------------------------------------------------------
+
+
+def model_rows(n: int) -> list[Row]:
+    """withheld() rows of a model holding n unique identifiers."""
+    return [("model_rows", None, n)]
+
+
+@pytest.mark.parametrize("on_removed", ["unset", "delete"])
+def test_removing_most_users_pauses_the_model_before_anything_is_sent(on_removed: str) -> None:
+    # the model emptied by a broken upstream: 40 users in Braze, none in the model
+    warehouse = FakeWarehouse(upserts=[], removed=removed_rows(40), withheld=model_rows(0))
+    braze = FakeBraze()
+    with pytest.raises(SyncError) as info:
+        run(warehouse, braze, make_model(on_removed=on_removed))
+    assert braze.track_calls == [] and braze.delete_calls == []
+    assert warehouse.acknowledged == [] and warehouse.reads == []
+    message = str(info.value)
+    assert "40 of the 40 users" in message and "100.0%" in message
+    assert "max_removed_share 10.0%" in message and "--allow-removals" in message
+
+
+def test_the_guard_weighs_removals_against_the_users_braze_holds() -> None:
+    # 100 users in the model (5 of them new), 11 removed: 11 / 106 = 10.4% > 10%
+    upserts = user_rows(5, start=0) + user_rows(5, start=10, new=False)
+    warehouse = FakeWarehouse(upserts=upserts, removed=removed_rows(11), withheld=model_rows(100))
+    with pytest.raises(SyncError, match="11 of the 106 users"):
+        run(warehouse, FakeBraze(), make_model(on_removed="unset"))
+    # 10.0% or less goes through: 11 / 111
+    warehouse = FakeWarehouse(upserts=upserts, removed=removed_rows(11), withheld=model_rows(105))
+    report = run(warehouse, FakeBraze(), make_model(on_removed="unset"))
+    assert report.users_unset == 11
+
+
+def test_the_guard_spares_small_removals_ignore_full_refresh_and_allow_removals() -> None:
+    floor = FakeWarehouse(removed=removed_rows(10), withheld=model_rows(0))
+    assert run(floor, FakeBraze(), make_model(on_removed="delete")).users_deleted == 10
+    ignored = FakeWarehouse(removed=removed_rows(40), withheld=model_rows(0))
+    assert run(ignored, FakeBraze(), make_model(on_removed="ignore")).removed_ignored
+    refresh = FakeWarehouse(removed=removed_rows(40), withheld=model_rows(0), full_refresh=user_rows(1))
+    run(refresh, FakeBraze(), make_model(on_removed="delete"), full_refresh=True)
+    allowed = FakeWarehouse(removed=removed_rows(40), withheld=model_rows(0))
+    report = run(allowed, FakeBraze(), make_model(on_removed="delete"), allow_removals=True)
+    assert report.users_deleted == 40
+
+
+def test_the_guard_reads_max_removed_share_from_the_model() -> None:
+    model = dataclasses.replace(make_model(on_removed="delete"), max_removed_share=1.0)
+    warehouse = FakeWarehouse(removed=removed_rows(40), withheld=model_rows(0))
+    assert run(warehouse, FakeBraze(), model).users_deleted == 40
 
 
 def test_full_refresh_reads_the_model_and_leaves_removed_rows_alone() -> None:
@@ -513,7 +572,7 @@ def test_dry_run_sends_nothing_writes_nothing_but_counts() -> None:
 
 def test_dry_run_delete_counts_without_calling_braze() -> None:
     warehouse = FakeWarehouse(removed=removed_rows(60))
-    report = run(warehouse, None, make_model(on_removed="delete"), dry_run=True)
+    report = run(warehouse, None, make_model(on_removed="delete"), dry_run=True, allow_removals=True)
     assert report.users_deleted == 60
     assert report.requests == 2
     assert warehouse.acknowledged == []
