@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import yaml
 
+from dbt_braze import __version__
 from dbt_braze.config import ModelSync, raise_if_problems, validate_model
 from dbt_braze.engine import RUN_COUNTS
 from dbt_braze.errors import (
@@ -111,7 +112,18 @@ def _open_warehouse(project: Project, *, base_macros_only: bool = False) -> Ware
     from dbt_braze.warehouse import Target, Warehouse
 
     target = Target(project.project_dir, project.profiles_dir, project.target)
-    return Warehouse(target, base_macros_only=base_macros_only)
+    warehouse = Warehouse(target, base_macros_only=base_macros_only)
+    if not base_macros_only and warehouse.package_version != __version__:
+        # the hook computed the pending changes with those macros; this CLI reads
+        # and acknowledges them with its own: two versions may disagree on the layout
+        warehouse.close()
+        raise ConfigError(
+            f"the dbt_braze package installed in this project is version {warehouse.package_version}, "
+            f"but this dbt-braze CLI is version {__version__}",
+            hint="install the same version of both: point packages.yml at the dbt package of this "
+            "CLI (`dbt-braze init` adds it; remove the old entry first), run `dbt deps`, then `dbt run`",
+        )
+    return warehouse
 
 
 # -- validate ------------------------------------------------------------------

@@ -72,6 +72,7 @@ class Warehouse:
         self._base_macros_only = base_macros_only
         self._adapter: Any = None
         self._capped_duckdb_memory = False
+        self.package_version: str | None = None
         self._open()
 
     # -- set-up -----------------------------------------------------------
@@ -118,6 +119,9 @@ class Warehouse:
                 "the dbt_braze package is not installed in this project",
                 hint="add it to packages.yml and run `dbt deps`, then `dbt run`",
             )
+        installed = config.load_dependencies().get(PACKAGE)
+        # the version of the macros the project installed (dbt_packages/), next to the CLI's
+        self.package_version = str(installed.version) if installed is not None else None
         adapter.set_macro_resolver(macros)
         adapter.set_macro_context_generator(generate_runtime_macro_context)
         self._adapter = adapter
