@@ -71,3 +71,28 @@ def test_a_claim_is_taken_over_only_from_a_provably_dead_holder(
     assert_braze_equals_model(emulator, 10)
     rows = project.query("select status, error from braze_sync_runs where run_id = 'dead' order by 1 desc")
     assert rows == [("running", None), ("interrupted", "its process was gone; lock taken over")]
+
+
+@pytest.mark.parametrize("warehouse", [("duckdb", None)], ids=["duckdb"])
+def test_a_duckdb_file_held_elsewhere_names_the_real_target(project: DbtProject) -> None:
+    """The profile's target is `dev` and no --target is given: the error names `dev`."""
+    project.write_model(users_sql(3))
+    project.write_schema([braze_model()])
+    project.dbt("parse")
+    project.query("select 1")  # creates the database file
+    code = "import duckdb, sys; db = duckdb.connect(sys.argv[1]); print('open', flush=True); sys.stdin.read()"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", code, str(project.db_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "open"
+        result = project.braze("status")
+    finally:
+        writer.kill()
+        writer.wait()
+    assert result.exit_code == 1, result.output
+    assert "cannot use the warehouse of target dev:" in result.output
+    assert "holds the DuckDB file" in result.output and "Traceback" not in result.output
