@@ -30,7 +30,7 @@ from typing import Protocol
 from dbt_braze.errors import LockedError
 
 MAX_HEARTBEAT_SECONDS = 30.0
-PROOF = {"boot", "pidns", "start"}  # the holder's fields that can prove it dead
+PROOF = frozenset({"boot", "pidns", "start"})  # the holder's fields that can prove it dead
 PID_MAX_LIMIT = 4_194_304  # Linux's ceiling on pids (include/linux/threads.h)
 
 
