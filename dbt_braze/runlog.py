@@ -6,8 +6,16 @@ a `running` heartbeat now and then, and one final row with its status and
 counts. A run holds the lock while its latest row is `running` and younger
 than the lease; of two live claims the older wins, so two syncs that start
 together cannot both proceed. A sync killed without a final row loses the
-lock when its lease runs out, or at once when the next sync runs on the same
-host and finds its process gone (each row names its holder, `host:pid`).
+lock when its lease runs out, or at once when the next sync provably runs on
+the same machine and in the same pid namespace and finds its process gone.
+
+Each row names its holder: `host:pid`, then what proves it dead to a later
+sync, `boot=` (the kernel's boot id), `pidns=` (its pid namespace) and
+`start=` (its start time, so that a reused pid is told apart). A hostname and
+a pid alone prove nothing: two containers may share a hostname (a fixed
+hostname, host networking) while each has its own pids. A holder without the
+proof (written by an older version, or on a system without /proc) is never
+judged dead: its lease decides.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ from typing import Protocol
 from dbt_braze.errors import LockedError
 
 MAX_HEARTBEAT_SECONDS = 30.0
+PROOF = frozenset({"boot", "pidns", "start"})  # the holder's fields that can prove it dead
+PID_MAX_LIMIT = 4_194_304  # Linux's ceiling on pids (include/linux/threads.h)
 
 
 class RunStore(Protocol):
@@ -40,21 +50,71 @@ class RunStore(Protocol):
 
 
 def this_holder() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process as a lock holder: `host:pid`, plus its proof where /proc has it."""
+    host, pid = socket.gethostname(), os.getpid()
+    namespace, stat = _namespace(), _stat(pid)
+    if namespace is None or stat is None:
+        return f"{host}:{pid}"
+    return f"{host}:{pid} boot={namespace[0]} pidns={namespace[1]} start={stat[1]}"
 
 
 def holder_is_dead(holder: object) -> bool:
-    """True only when the holder ran on this host and its process is gone."""
-    host, _, pid = str(holder).rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    """True only when the holder provably ran on this machine in our pid namespace
+    (same boot id, same namespace) and its process is gone: no such pid, a pid now
+    used by a process started at another time, or a zombie. Anything else, an
+    unreadable /proc included, leaves the holder alive until its lease runs out."""
+    claim = _parse_holder(str(holder))
+    if claim is None or _namespace() != (claim["boot"], claim["pidns"]):
         return False
+    pid = int(claim["pid"])
     try:
-        os.kill(int(pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    except PermissionError:  # alive, under another user
+    except PermissionError:  # a process of another user: its start time tells
+        pass
+    stat = _stat(pid)
+    if stat is None:  # gone meanwhile, or hidden (/proc mounted with hidepid): cannot tell
         return False
-    return False
+    state, started = stat
+    return started != claim["start"] or state == "Z"
+
+
+def _parse_holder(text: str) -> dict[str, str] | None:
+    """The fields of a holder with its proof; None for `host:pid` alone, or garbage."""
+    head, *rest = text.split(" ")
+    host, _, pid = head.rpartition(":")
+    fields = {key: value for key, _, value in (item.partition("=") for item in rest)}
+    if not host or not pid.isdecimal() or not 0 < int(pid) <= PID_MAX_LIMIT or not fields.keys() >= PROOF:
+        return None
+    return {**fields, "pid": pid}
+
+
+def _namespace() -> tuple[str, str] | None:
+    """The kernel's boot id and our pid namespace; None when /proc cannot say, or
+    when it is not ours (a /proc of another pid namespace would show other pids)."""
+    try:
+        if os.readlink("/proc/self") != str(os.getpid()):
+            return None
+        with open("/proc/sys/kernel/random/boot_id") as file:
+            boot = file.read().strip()
+        namespace = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"
+    except OSError:
+        return None
+    return boot, namespace.removeprefix("pid:[").removesuffix("]")
+
+
+def _stat(pid: int) -> tuple[str, str] | None:
+    """A process's state and start time (fields 3 and 22 of /proc/<pid>/stat, the
+    start in clock ticks since boot), or None when unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            text = file.read()
+        # the command name (field 2) may hold spaces and parentheses: count after its last ")"
+        fields = text[text.rindex(")") + 2 :].split()
+        return fields[0], fields[19]
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 class RunLog:
@@ -97,7 +157,8 @@ class RunLog:
                 f"{self._model}: another dbt-braze sync of this model is running "
                 f"(run {run_id} on {holder}, started {started_at})",
                 hint="wait for it to finish; a sync that died releases the lock after "
-                f"{int(self._lease)}s without a heartbeat (see the braze_sync_runs table)",
+                f"{int(self._lease)}s without a heartbeat, or at once to a sync on the same machine "
+                "and in the same pid namespace (see the braze_sync_runs table)",
             )
         self._last_beat = self._clock()
 

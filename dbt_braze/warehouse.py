@@ -135,7 +135,7 @@ class Warehouse:
             if "lock" in str(exc).lower():
                 hint = "another process (a dbt run or a sync) holds the DuckDB file; retry when it is done"
             raise WarehouseError(
-                f"cannot use the warehouse of target {self._target.target or 'default'}: {_first_line(exc)}",
+                f"cannot use the warehouse of target {config.target_name}: {_first_line(exc)}",
                 hint=hint,
             ) from exc
 
