@@ -58,6 +58,7 @@ class ModelSync:
     on_removed: OnRemoved
     attributes: tuple[AttributeMapping, ...]
     max_duplicate_share: float = DEFAULT_MAX_DUPLICATE_SHARE
+    truncate_strings: bool = False  # strings over 255 characters: cut (True) or rejected locally
 
     @property
     def update_only(self) -> bool:
@@ -242,6 +243,7 @@ def validate_model(
             on_removed=on_removed,
             attributes=tuple(sorted(mappings, key=lambda m: m.attribute)),
             max_duplicate_share=float(block.get("max_duplicate_share", DEFAULT_MAX_DUPLICATE_SHARE)),
+            truncate_strings=block.get("truncate_strings") is True,
         ),
         [],
     )
