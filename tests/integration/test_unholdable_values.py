@@ -21,37 +21,40 @@ pytestmark = pytest.mark.integration
 
 LONG = "".join(chr(ord("a") + i % 26) for i in range(299)) + "é"  # 300 characters, 301 bytes
 
-# user_id: (signed_up_on, last_seen_at, name) as SQL, and what Braze must not get
-GOOD = {
-    1: ("date '2024-01-01'", "timestamp '2024-01-01 10:15:00'", "'Ann'"),
-    2: ("date '0001-01-01'", "timestamp '9999-12-31 23:59:59'", "'Bob'"),
-    3: ("null", "null", "'Cy'"),
+COLUMNS = {"signed_up_on": "date", "last_seen_at": "timestamp", "last_login_at": "timestamp with time zone"}
+# user_id: the columns' values as SQL (null where not given); for a bad row, the reason's start
+GOOD: dict[int, dict[str, str]] = {
+    1: {
+        "signed_up_on": "'2024-01-01'",
+        "last_seen_at": "'2024-01-01 10:15:00'",
+        "last_login_at": "'2024-01-01 10:15:00+01:00'",
+        "name": "'Ann'",
+    },
+    2: {"signed_up_on": "'0001-01-01'", "last_seen_at": "'9999-12-31 23:59:59'", "name": "'Bob'"},
+    3: {"name": "'Cy'"},
 }
-BAD = {
-    4: ("date 'infinity'", "null", "'Dee'", "signed_up_on: infinity is not a date"),
-    5: ("date '-infinity'", "null", "'Eve'", "signed_up_on: -infinity is not a date"),
-    6: ("date '0001-01-01' - 1", "null", "'Fay'", "signed_up_on: 0001-12-31"),  # year 0 (1 BC)
-    7: ("date '10000-01-01'", "null", "'Gus'", "signed_up_on: 10000-01-01 is not a date"),
-    8: (
-        "date '294277-01-01'",
-        "null",
-        "'Hal'",
-        "signed_up_on: 294277-01-01 is not a date",
-    ),  # past timestamps
-    9: ("null", "timestamp 'infinity'", "'Ida'", "last_seen_at: infinity is not a timestamp"),
-    10: ("null", "timestamp '10000-01-01 00:00:00'", "'Jo'", "last_seen_at: 10000-01-01"),
-    11: ("null", "null", f"'{LONG}'", "name: a string of 300 characters; Braze drops strings over 255"),
+BAD: dict[int, tuple[dict[str, str], str]] = {
+    4: ({"signed_up_on": "'infinity'", "name": "'Dee'"}, "signed_up_on: infinity is not a date"),
+    5: ({"signed_up_on": "'-infinity'"}, "signed_up_on: -infinity is not a date"),
+    6: ({"signed_up_on": "date '0001-01-01' - 1"}, "signed_up_on: 0001-12-31"),  # year 0 (1 BC)
+    7: ({"signed_up_on": "'10000-01-01'"}, "signed_up_on: 10000-01-01 is not a date"),
+    8: ({"signed_up_on": "'294277-01-01'"}, "signed_up_on: 294277-01-01 is not a date"),  # past timestamps
+    9: ({"last_seen_at": "'infinity'"}, "last_seen_at: infinity is not a timestamp"),
+    10: ({"last_seen_at": "'10000-01-01 00:00:00'"}, "last_seen_at: 10000-01-01"),
+    11: ({"name": f"'{LONG}'"}, "name: a string of 300 characters; Braze drops strings over 255"),
+    12: ({"last_login_at": "'-infinity'"}, "last_login_at: -infinity is not a timestamp"),
 }
 
 
-def model_sql(kind: str, offset: int = 0, fixes: dict[int, str] | None = None) -> str:
-    rows = {**{k: v[:3] for k, v in BAD.items()}, **GOOD}
-    for user_id, date_sql in (fixes or {}).items():
-        rows[user_id] = (date_sql, *rows[user_id][1:])
+def model_sql(kind: str, offset: int = 0, fixes: dict[int, dict[str, str]] | None = None) -> str:
+    rows = {**{k: v[0] for k, v in BAD.items()}, **GOOD}
+    for user_id, values in (fixes or {}).items():
+        rows[user_id] = {**rows[user_id], **values}
+    types = {**COLUMNS, "name": "varchar(400)"}
     selects = [
-        f"select {user_id + offset} as user_id, cast({date} as date) as signed_up_on, "
-        f"cast({seen} as timestamp) as last_seen_at, cast({name} as varchar(400)) as name"
-        for user_id, (date, seen, name) in sorted(rows.items())
+        f"select {user_id + offset} as user_id, "
+        + ", ".join(f"cast({values.get(c, 'null')} as {t}) as {c}" for c, t in types.items())
+        for user_id, values in sorted(rows.items())
     ]
     sql = "\nunion all\n".join(selects)
     if kind == "duckdb":  # a fixed-size array: JSON, the same text as a LIST
@@ -62,12 +65,12 @@ def model_sql(kind: str, offset: int = 0, fixes: dict[int, str] | None = None) -
 def block(**extra: object) -> dict[str, object]:
     return {
         "external_id": "user_id",
-        "attributes": {"signed_up_on": "signed_up_on", "last_seen_at": "last_seen_at", "name": "name"},
+        "attributes": {name: name for name in (*COLUMNS, "name")},
         **extra,
     }
 
 
-def write(project: DbtProject, fixes: dict[int, str] | None = None) -> None:
+def write(project: DbtProject, fixes: dict[int, dict[str, str]] | None = None) -> None:
     project.write_model(model_sql(project.kind, fixes=fixes))
     project.write_model(model_sql(project.kind, offset=100), name="braze_users_cut")
     main, cut = block(), block(truncate_strings=True)
@@ -98,15 +101,12 @@ def test_values_braze_cannot_hold_are_rejected_locally(project: DbtProject, emul
     result = project.braze("sync")
     assert result.exit_code == 0, result.output
 
-    rejected = {
-        (key, reason)
-        for key, reason in project.query("select distinct braze_key, reason from braze_rejected")
-    }
+    rejected = set(project.query("select distinct braze_key, reason from braze_rejected"))
     by_key = {key: reason for key, reason in rejected}
     assert len(by_key) == len(rejected)  # one reason per user
     # model 1 rejects every bad row; the truncating model all but the long string
-    expected = {str(k): v[3] for k, v in BAD.items()} | {
-        str(k + 100): v[3] for k, v in BAD.items() if k != 11
+    expected = {str(k): v[1] for k, v in BAD.items()} | {
+        str(k + 100): v[1] for k, v in BAD.items() if k != 11
     }
     assert set(by_key) == set(expected), by_key
     for key, problem in expected.items():
@@ -120,6 +120,7 @@ def test_values_braze_cannot_hold_are_rejected_locally(project: DbtProject, emul
     assert all(value is not None for obj in sent for value in obj.values())  # nothing unset
     assert profiles["1"]["signed_up_on"] == "2024-01-01"
     assert profiles["1"]["last_seen_at"] == "2024-01-01T10:15:00Z"
+    assert profiles["1"]["last_login_at"] == "2024-01-01T09:15:00Z"
     assert profiles["2"]["signed_up_on"] == "0001-01-01"
     assert profiles["2"]["last_seen_at"] == "9999-12-31T23:59:59Z"
     assert profiles["111"]["name"] == LONG[:255]  # truncate_strings: the first 255 characters
@@ -127,7 +128,7 @@ def test_values_braze_cannot_hold_are_rejected_locally(project: DbtProject, emul
         assert profiles["1"]["scores"] == [1, 2, None] and profiles["111"]["scores"] == [111, 2, None]
 
     # rejected values stay rejected; once one changes, that user goes out whole
-    write(project, fixes={4: "date '2025-05-05'"})
+    write(project, fixes={4: {"signed_up_on": "'2025-05-05'"}})
     project.dbt("run")
     before = len(sent_objects(emulator))
     assert project.braze("sync").exit_code == 0
