@@ -136,3 +136,10 @@ def test_values_braze_cannot_hold_are_rejected_locally(project: DbtProject, emul
     assert emulator.profiles["4"] == {"signed_up_on": "2025-05-05", "name": "Dee"} | (
         {"scores": [4, 2, None]} if project.kind == "duckdb" else {}
     )
+
+    # --full-refresh reads the model itself, by the same rules
+    before = len(sent_objects(emulator))
+    assert project.braze("sync", "--full-refresh").exit_code == 0
+    resent = {str(o["external_id"]): o for o in sent_objects(emulator)[before:]}
+    assert set(resent) == {"1", "2", "3", "4", "101", "102", "103", "111"}
+    assert resent["111"]["name"] == LONG[:255]
