@@ -62,6 +62,7 @@ class ModelSync:
     attributes: tuple[AttributeMapping, ...]
     max_duplicate_share: float = DEFAULT_MAX_DUPLICATE_SHARE
     max_removed_share: float = DEFAULT_MAX_REMOVED_SHARE
+    truncate_strings: bool = False  # strings over 255 characters: cut (True) or rejected locally
 
     @property
     def update_only(self) -> bool:
@@ -247,6 +248,7 @@ def validate_model(
             attributes=tuple(sorted(mappings, key=lambda m: m.attribute)),
             max_duplicate_share=float(block.get("max_duplicate_share", DEFAULT_MAX_DUPLICATE_SHARE)),
             max_removed_share=float(block.get("max_removed_share", DEFAULT_MAX_REMOVED_SHARE)),
+            truncate_strings=block.get("truncate_strings") is True,
         ),
         [],
     )

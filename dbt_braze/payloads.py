@@ -1,9 +1,10 @@
 """Braze `/users/track` attributes objects: the rows the sync reads, their checks, and batching.
 
 The warehouse renders each user's object, by the contract's typing rules
-(macros/values.sql normalizes, macros/json.sql renders); this module refuses
-what Braze cannot take (NaN, infinity), builds the unset objects of removed
-users, and batches.
+(macros/values.sql normalizes, macros/json.sql renders) and names a value
+Braze cannot hold (NaN, infinity, a date outside ISO 8601's years, a string
+over 255 characters); this module refuses those objects, builds the unset
+objects of removed users, and batches.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ class UserObject(NamedTuple):
     attributes_json: str  # the object's members but the identifier: `"email":"a@b.c","score":3`
     ack_attributes: str  # ROW_SEPARATOR-joined, in the order of ack_hashes
     ack_hashes: str  # ROW_SEPARATOR-joined, '' for a removed value
-    invalid_attribute: str | None = None  # one attribute holding NaN or an infinity
+    # `<attribute>: <reason>` for one value Braze cannot hold (macros/json.sql, braze_invalid_value_sql)
+    invalid_attribute: str | None = None
     needs_check: int = 0  # 1: holds JSON-typed values, which may nest NaN or infinities
     # when braze_objects__<model> was built, as text: the sync acknowledges from that
     # relation by key while it is unchanged. None when the read was not from it (--full-refresh).
@@ -57,11 +59,9 @@ class ObjectAcks(NamedTuple):
 
 
 def check_object(row: tuple[Any, ...]) -> None:
-    """Raise LocalRejection for an object Braze must not get (NaN, infinity, broken JSON)."""
+    """Raise LocalRejection for an object Braze must not get (a value it cannot hold, broken JSON)."""
     if row[INVALID_ATTRIBUTE]:
-        raise LocalRejection(
-            f"{row[INVALID_ATTRIBUTE]} is not a finite number; Braze accepts no NaN or infinity"
-        )
+        raise LocalRejection(row[INVALID_ATTRIBUTE])
     if row[NEEDS_CHECK]:
         try:
             json.loads("{" + row[ATTRIBUTES_JSON] + "}", parse_constant=_refuse_constant, parse_float=_finite)

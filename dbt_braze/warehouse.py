@@ -341,7 +341,10 @@ class Warehouse:
             "braze_read_full_refresh_objects_sql",
             relation=found,
             id_column=model.id_column,
-            mappings=[{"column": m.column, "attribute": m.attribute} for m in model.attributes],
+            mappings=[
+                {"column": m.column, "attribute": m.attribute, "truncate_strings": model.truncate_strings}
+                for m in model.attributes
+            ],
             ordered=self.adapter_type in KEYSET_PAGING_ADAPTERS,
         )
         if not sql:

@@ -243,7 +243,8 @@ from key_counts
     {%- set col = columns_by_name.get(m.column | lower) -%}
     {%- if col is none -%}{{ return(none) }}{%- endif -%}
     {%- do typed.append({'column': col.name, 'attribute': m.attribute, 'value_type': dbt_braze.braze_value_type(col),
-                          'data_type': dbt_braze.braze_column_data_type(relation, col)}) -%}
+                          'data_type': dbt_braze.braze_column_data_type(relation, col),
+                          'truncate_strings': m.get('truncate_strings') is sameas true}) -%}
   {%- endfor -%}
   {{ return(typed) }}
 {% endmacro %}

@@ -84,6 +84,7 @@
   {%- endfor -%}
   {%- set mappings = dbt_braze.braze_typed_mappings(relation, requested) -%}
   {%- if mappings is none -%}{{ return(dbt_braze._braze_skip(node, "a mapped column is not in the model")) }}{%- endif -%}
+  {%- for m in mappings if block.get('truncate_strings') is sameas true -%}{%- do m.update({'truncate_strings': true}) -%}{%- endfor -%}
   {{ return({'model_name': node.name, 'relation': relation, 'id_column': identifiers[0], 'mappings': mappings}) }}
 {% endmacro %}
 

@@ -9,10 +9,11 @@
     null                              null (Braze removes the attribute)
     integer, number, boolean, json    the text itself (already JSON)
     string, date, timestamp           a JSON string
-  NaN and infinities are not JSON: the row names such an attribute
-  (invalid_attribute) and the sync rejects that user locally. JSON-typed
-  values may nest them, so a user holding one is checked in Python
-  (needs_check).
+  Values Braze cannot hold (NaN and infinities, which are not JSON; dates
+  out of ISO 8601's range; strings over 255 characters): the row names such
+  an attribute and the reason (invalid_attribute, braze_invalid_value_sql)
+  and the sync rejects that user locally. JSON-typed values may nest NaN or
+  infinities, so a user holding one is checked in Python (needs_check).
 -#}
 
 {#- A text expression as a JSON string literal (quotes and escapes included). -#}
@@ -80,7 +81,8 @@
   braze_key, is_new, data_points, attributes_json (the object's attribute
   members, `"name":value,...`: the sync adds the identifier, so a change of
   mode or identifier field needs no rebuild), ack_attributes, ack_hashes
-  (separator-joined, '' for a removed value), invalid_attribute, needs_check.
+  (separator-joined, '' for a removed value), invalid_attribute (`<attribute>:
+  <reason>`, one of the user's values Braze cannot hold), needs_check.
 -#}
 {% macro braze_user_objects_sql(rows_sql) %}
   {{ return(adapter.dispatch('braze_user_objects_sql', 'dbt_braze')(rows_sql)) }}
@@ -119,6 +121,34 @@ from (
 ) grouped
 {% endmacro %}
 
+{#-
+  What Braze cannot hold, as `<attribute>: <reason>` (null when the value is
+  fine): NaN and infinities; a date or timestamp that is not ISO 8601 with a
+  year from 1 to 9999 (the normalized text is then the warehouse's own, see
+  _braze_iso_or_raw); a string over Braze's limit, which Braze would bill
+  and then drop. Over columns attribute, value_text and value_type.
+-#}
+{% macro braze_invalid_value_sql() %}
+  {%- set limit = dbt_braze.braze_max_string_length() -%}
+case when value_text is null then null
+     when value_type = 'number'
+      and lower(value_text) in ('nan', '+nan', '-nan', 'inf', '+inf', '-inf', 'infinity', '+infinity', '-infinity')
+     then attribute || ': ' || value_text || ' is not a finite number; Braze accepts no NaN or infinity'
+     when value_type = 'date' and not {{ dbt_braze._braze_iso_shaped('____-__-__') }}
+     then attribute || ': ' || value_text || ' is not a date Braze can hold; it takes ISO 8601 dates (YYYY-MM-DD) from year 1 to 9999'
+     when value_type = 'timestamp' and not {{ dbt_braze._braze_iso_shaped('____-__-__T__:__:__Z') }}
+     then attribute || ': ' || value_text || ' is not a timestamp Braze can hold; it takes ISO 8601 times (YYYY-MM-DDTHH:MM:SSZ) from year 1 to 9999'
+     when value_type = 'string' and length(value_text) > {{ limit }}
+     then attribute || ': a string of ' || cast(length(value_text) as {{ dbt.type_string() }})
+          || ' characters; Braze drops strings over {{ limit }} characters (set truncate_strings: true in the braze block to send the first {{ limit }})'
+end
+{%- endmacro %}
+
+{#- value_text is laid out as `pattern` (LIKE), with a year from 0001 up (LIKE has no digit class). -#}
+{% macro _braze_iso_shaped(pattern) -%}
+  (value_text like '{{ pattern }}' and value_text not like '0000%' and value_text not like '-%')
+{%- endmacro %}
+
 {#- Each changed attribute with its JSON member (`"name":value`) and checks. -#}
 {% macro braze_rendered_changes_sql(rows_sql) %}
 select changed.*,
@@ -126,10 +156,7 @@ select changed.*,
        case when value_text is null then 'null'
             when value_type in ('integer', 'number', 'boolean', 'json') then value_text
             else {{ dbt_braze.braze_json_string('value_text') }} end as pair,
-       case when value_type = 'number'
-             and lower(value_text) in ('nan', '+nan', '-nan', 'inf', '+inf', '-inf',
-                                       'infinity', '+infinity', '-infinity')
-            then attribute end as invalid_attribute,
+       {{ dbt_braze.braze_invalid_value_sql() }} as invalid_attribute,
        case when value_type = 'json' and value_text is not null then 1 else 0 end as needs_check
 from ({{ rows_sql }}) changed
 {% endmacro %}

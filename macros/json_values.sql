@@ -21,9 +21,18 @@
   variant) keep their own key order and number texts.
 -#}
 
-{#- The normalized text of a mapped column. -#}
+{#-
+  The normalized text of a mapped column. With `truncate_strings` (the
+  model's meta), a string keeps its first braze_max_string_length()
+  characters, which is all Braze would hold; else a longer one is rejected
+  (braze_invalid_value_sql).
+-#}
 {% macro braze_mapped_text(mapping) %}
-  {{ return(dbt_braze.braze_typed_text(adapter.quote(mapping.column), mapping.value_type, mapping.get('data_type'))) }}
+  {%- set text = dbt_braze.braze_typed_text(adapter.quote(mapping.column), mapping.value_type, mapping.get('data_type')) -%}
+  {%- if mapping.value_type == 'string' and mapping.get('truncate_strings') -%}
+    {{ return('substr(' ~ text ~ ', 1, ' ~ dbt_braze.braze_max_string_length() ~ ')') }}
+  {%- endif -%}
+  {{ return(text) }}
 {% endmacro %}
 
 {#- braze_normalized_text, told the column type when it is known (`data_type`). -#}

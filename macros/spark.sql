@@ -62,7 +62,9 @@
 {% endmacro %}
 
 {#-
-  - date: Spark's to_char reads `YYYY`/`DD` as week-year/day-of-year.
+  - date: Spark's to_char reads `YYYY`/`DD` as week-year/day-of-year; its
+    `yyyy` is the year of the era (1 BC prints `0001`), so years outside 1 to
+    9999 keep Spark's own text, as in the default (_braze_iso_or_raw).
   - timestamps: date_format and `cast(timestamp as string)` render in the
     session zone, and to_utc_timestamp shifts through local wall-clock time
     (wrong in the hour a DST change skips). Only `cast(timestamp_ntz as
@@ -78,11 +80,11 @@
 -#}
 {% macro spark__braze_normalized_text(expr, value_type) %}
   {%- if value_type == 'date' -%}
-    date_format({{ expr }}, 'yyyy-MM-dd')
-  {%- elif value_type == 'timestamp' -%}
-    {{ dbt_braze._braze_spark_iso_text(expr) }}
-  {%- elif value_type == 'timestamptz' -%}
-    {{ dbt_braze._braze_spark_iso_text("timestampadd(SECOND, unix_seconds(" ~ expr ~ "), timestamp_ntz '1970-01-01 00:00:00')") }}
+    {{ dbt_braze._braze_iso_or_raw(expr, "date_format(" ~ expr ~ ", 'yyyy-MM-dd')", "cast(" ~ expr ~ " as string)") }}
+  {%- elif value_type in ('timestamp', 'timestamptz') -%}
+    {%- set ntz = expr if value_type == 'timestamp'
+                  else "timestampadd(SECOND, unix_seconds(" ~ expr ~ "), timestamp_ntz '1970-01-01 00:00:00')" -%}
+    {{ dbt_braze._braze_iso_or_raw("cast(" ~ ntz ~ " as date)", dbt_braze._braze_spark_iso_text(ntz), "cast(" ~ ntz ~ " as string)") }}
   {%- elif value_type == 'json' -%}
     to_json({{ expr }}, map('ignoreNullFields', 'false', 'timeZone', 'UTC',
                             'timestampFormat', "yyyy-MM-dd'T'HH:mm:ss'Z'",

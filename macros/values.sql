@@ -11,7 +11,8 @@
 
 {% macro default__braze_value_type(column) %}
   {%- set dtype = column.dtype | lower -%}
-  {%- if dtype.endswith('[]') or dtype.startswith('struct') or dtype.startswith('map')
+  {#- `[]` lists; `[3]` DuckDB's fixed-size arrays, JSON lists too -#}
+  {%- if dtype.endswith(']') or dtype.startswith('struct') or dtype.startswith('map')
         or dtype.startswith('array') or dtype.startswith('list') or dtype.startswith('json')
         or dtype in ('variant', 'object', 'super') -%}
     {{ return('json') }}
@@ -42,11 +43,12 @@
   {%- if value_type == 'boolean' -%}
     case when {{ expr }} then 'true' when not {{ expr }} then 'false' end
   {%- elif value_type == 'date' -%}
-    to_char({{ expr }}, 'YYYY-MM-DD')
-  {%- elif value_type == 'timestamp' -%}
-    to_char({{ expr }}, 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
-  {%- elif value_type == 'timestamptz' -%}
-    to_char({{ expr }} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+    {{ dbt_braze._braze_iso_or_raw(expr, "to_char(" ~ expr ~ ", 'YYYY-MM-DD')",
+                                   "cast(" ~ expr ~ " as " ~ dbt.type_string() ~ ")") }}
+  {%- elif value_type in ('timestamp', 'timestamptz') -%}
+    {%- set naive = "(" ~ expr ~ (" at time zone 'UTC')" if value_type == 'timestamptz' else ")") -%}
+    {%- set iso -%}to_char({{ naive }}, 'YYYY-MM-DD"T"HH24:MI:SS"Z"'){%- endset -%}
+    {{ dbt_braze._braze_iso_or_raw("cast(" ~ naive ~ " as date)", iso, "cast(" ~ naive ~ " as " ~ dbt.type_string() ~ ")") }}
   {%- else -%}
     cast({{ expr }} as {{ dbt.type_string() }})
   {%- endif -%}
@@ -56,12 +58,12 @@
   {%- if value_type == 'boolean' -%}
     case when {{ expr }} then 'true' when not {{ expr }} then 'false' end
   {%- elif value_type == 'date' -%}
-    strftime({{ expr }}, '%Y-%m-%d')
-  {%- elif value_type == 'timestamp' -%}
-    strftime(cast({{ expr }} as timestamp), '%Y-%m-%dT%H:%M:%SZ')
-  {%- elif value_type == 'timestamptz' -%}
+    {{ dbt_braze._braze_iso_or_raw(expr, "strftime(" ~ expr ~ ", '%Y-%m-%d')", "cast(" ~ expr ~ " as varchar)") }}
+  {%- elif value_type in ('timestamp', 'timestamptz') -%}
     {#- timezone('UTC', x) gives the naive UTC wall time whatever the session zone -#}
-    strftime(timezone('UTC', {{ expr }}), '%Y-%m-%dT%H:%M:%SZ')
+    {%- set naive = "timezone('UTC', " ~ expr ~ ")" if value_type == 'timestamptz' else "cast(" ~ expr ~ " as timestamp)" -%}
+    {{ dbt_braze._braze_iso_or_raw("cast(" ~ naive ~ " as date)", "strftime(" ~ naive ~ ", '%Y-%m-%dT%H:%M:%SZ')",
+                                   "cast(" ~ naive ~ " as varchar)") }}
   {%- elif value_type == 'json' -%}
     cast(to_json({{ expr }}) as varchar)
   {%- elif value_type == 'number' -%}
@@ -72,6 +74,28 @@
   {%- else -%}
     cast({{ expr }} as varchar)
   {%- endif -%}
+{% endmacro %}
+
+{#-
+  Braze reads ISO 8601 dates, years 1 to 9999 (`YYYY-MM-DD`,
+  `YYYY-MM-DDTHH:MM:SSZ`). A date or timestamp outside them (infinity on
+  DuckDB and PostgreSQL, a year before 1 or after 9999) gets the warehouse's
+  own text instead (`infinity`, `0045-03-15 BC`, `10000-01-01`): never null,
+  which would unset the attribute in Braze, never a wrong ISO text
+  (PostgreSQL's to_char prints 45 BC as `0045`, and gives null for infinity).
+  braze_rendered_changes_sql rejects that row, with the reason. The guard
+  also keeps PostgreSQL's to_char, which casts a date to a timestamp, off
+  the dates past the timestamp range (year 294277 on), where it would fail
+  the whole `dbt run`. `day` is the value as a date (null stays null).
+-#}
+{% macro _braze_iso_or_raw(day, iso_text, raw_text) -%}
+  case when {{ day }} between cast('0001-01-01' as date) and cast('9999-12-31' as date)
+       then {{ iso_text }} else {{ raw_text }} end
+{%- endmacro %}
+
+{#- Braze keeps strings of at most this many characters; it drops longer ones silently (braze-api-notes.md). -#}
+{% macro braze_max_string_length() %}
+  {{ return(255) }}
 {% endmacro %}
 
 {#- timestamptz is a tagging detail of normalization; the sync sees `timestamp`. -#}

@@ -34,12 +34,16 @@
     x) gives the UTC wall clock of TIMESTAMP_TZ/LTZ values.
   - json: casting a VARIANT to text drops the quotes of a string value;
     to_json always gives JSON text (keys in Snowflake's stored order).
+  Years outside 1 to 9999 keep Snowflake's own text, as in the default
+  (_braze_iso_or_raw in values.sql).
   Dates and naive timestamps use the default to_char formats, which Snowflake
   reads the same way (https://docs.snowflake.com/en/sql-reference/functions-conversion#date-and-time-formats-in-conversion-functions).
 -#}
 {% macro snowflake__braze_normalized_text(expr, value_type) %}
   {%- if value_type == 'timestamptz' -%}
-    to_char(convert_timezone('UTC', {{ expr }}), 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+    {%- set utc = "convert_timezone('UTC', " ~ expr ~ ")" -%}
+    {%- set iso -%}to_char({{ utc }}, 'YYYY-MM-DD"T"HH24:MI:SS"Z"'){%- endset -%}
+    {{ dbt_braze._braze_iso_or_raw("cast(" ~ utc ~ " as date)", iso, "cast(" ~ utc ~ " as varchar)") }}
   {%- elif value_type == 'json' -%}
     to_json({{ expr }})
   {%- else -%}

@@ -396,3 +396,11 @@ def test_raise_if_problems_lists_every_problem_with_exit_code_2() -> None:
 
 def test_raise_if_problems_is_silent_without_problems() -> None:
     raise_if_problems([])
+
+
+def test_truncate_strings_is_a_boolean_off_by_default() -> None:
+    config, _ = validate(base())
+    assert config is not None and config.truncate_strings is False
+    config, _ = validate(base(truncate_strings=True))
+    assert config is not None and config.truncate_strings is True
+    assert "truncate_strings" in only_problem(base(truncate_strings="yes"))

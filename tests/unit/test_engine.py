@@ -86,7 +86,11 @@ def render_objects(rows: list[Row]) -> list[Row]:
             for _, a, t, vt, _, _ in changes
         ]
         body = ",".join(pairs)
-        invalid = [a for _, a, t, vt, _, _ in changes if vt == "number" and str(t).lower() in NON_FINITE]
+        invalid = [
+            f"{a}: {t} is not a finite number; Braze accepts no NaN or infinity"
+            for _, a, t, vt, _, _ in changes
+            if vt == "number" and str(t).lower() in NON_FINITE
+        ]
         objects.append(
             (
                 user_key,

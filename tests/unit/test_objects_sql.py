@@ -97,9 +97,47 @@ def test_non_finite_numbers_are_named_and_rejected_locally(renderer: Renderer, t
     (row,) = objects(
         renderer, [("u1", "ltv", text, "number", "h", True), ("u1", "plan", "x", "string", "h", True)]
     )
-    assert row[INVALID_ATTRIBUTE] == "ltv"
-    with pytest.raises(LocalRejection, match="ltv is not a finite number"):
+    assert row[INVALID_ATTRIBUTE] == f"ltv: {text} is not a finite number; Braze accepts no NaN or infinity"
+    with pytest.raises(LocalRejection, match="ltv: .* is not a finite number"):
         check_object(row)
+
+
+@pytest.mark.parametrize(
+    ("text", "value_type", "problem"),
+    [
+        ("infinity", "date", "not a date Braze can hold"),  # DuckDB and PostgreSQL infinity
+        ("-infinity", "timestamp", "not a timestamp Braze can hold"),
+        ("0045-03-15 BC", "date", "not a date"),  # PostgreSQL before year 1
+        ("0001-06-01 (BC)", "date", "not a date"),  # DuckDB
+        ("0000-06-01", "date", "not a date"),
+        ("-044-03-15", "date", "not a date"),
+        ("10000-01-01", "date", "not a date"),
+        ("294277-01-01", "date", "not a date"),
+        ("10000-01-01 00:00:00", "timestamp", "not a timestamp"),
+        ("0000-01-01T00:00:00Z", "timestamp", "not a timestamp"),
+        ("x" * 256, "string", "a string of 256 characters; Braze drops strings over 255"),
+        ("é" * 300, "string", "a string of 300 characters"),
+    ],
+)
+def test_values_braze_cannot_hold_are_named_with_the_reason(
+    renderer: Renderer, text: str, value_type: str, problem: str
+) -> None:
+    (row,) = objects(
+        renderer, [("u1", "v", text, value_type, "h", True), ("u1", "plan", "x", "string", "h", True)]
+    )
+    assert row[INVALID_ATTRIBUTE].startswith("v: ") and problem in row[INVALID_ATTRIBUTE]
+    with pytest.raises(LocalRejection, match=problem):
+        check_object(row)
+
+
+@pytest.mark.parametrize(
+    ("text", "value_type"),
+    [("0001-01-01", "date"), ("9999-12-31", "date"), ("9999-12-31T23:59:59Z", "timestamp"),
+     ("0001-01-01T00:00:00Z", "timestamp"), ("x" * 255, "string"), ("🎉" * 255, "string")],
+)  # fmt: skip
+def test_values_at_the_limits_are_sent(renderer: Renderer, text: str, value_type: str) -> None:
+    """Braze's limit is in characters: 255 emoji (1,020 bytes) pass."""
+    assert one_value(renderer, text, value_type) == text
 
 
 def test_booleans_dates_timestamps_json_and_null(renderer: Renderer) -> None:

@@ -26,9 +26,10 @@ def test_a_plain_object_passes_unparsed() -> None:
     check_object(user_object('"a":{not parsed'))
 
 
-def test_an_attribute_named_invalid_by_the_warehouse_is_rejected_with_its_name() -> None:
-    with pytest.raises(LocalRejection, match="ltv is not a finite number"):
-        check_object(user_object('"ltv":nan', invalid="ltv"))
+def test_an_attribute_named_invalid_by_the_warehouse_is_rejected_with_its_reason() -> None:
+    reason = "signed_up: infinity is not a date Braze can hold"
+    with pytest.raises(LocalRejection, match=reason):
+        check_object(user_object('"signed_up":"infinity"', invalid=reason))
 
 
 @pytest.mark.parametrize("text", ['{"x": NaN}', "[1, Infinity]", '{"x": -Infinity}', "NaN", '{"x": 1e999}'])
