@@ -39,6 +39,7 @@ from requests.structures import CaseInsensitiveDict
 
 from dbt_braze.errors import (
     BrazeAuthError,
+    BrazeError,
     BrazeRequestError,
     BrazeTLSError,
     BrazeUnavailable,
@@ -221,6 +222,8 @@ class BrazeClient:
         self._transports_lock = threading.Lock()
         self._closed = False
         self._warned_split = False
+        self._check_lock = threading.Lock()
+        self._check_outcome: bool | BrazeError | None = None
 
     @property
     def endpoint(self) -> str:
@@ -334,7 +337,19 @@ class BrazeClient:
         else a JSON 400 "Valid data must be provided..." or a 2xx: the key works. Transient
         answers are retried like any request; any other answer raises BrazeRequestError, and an
         answer that is not Braze's JSON fails at once (a proxy or a wrong URL does not go away).
+        Checked once per client: later calls repeat the first outcome.
         """
+        with self._check_lock:
+            if self._check_outcome is None:
+                try:
+                    self._check_access()
+                    self._check_outcome = True
+                except BrazeError as exc:
+                    self._check_outcome = exc
+            if isinstance(self._check_outcome, BrazeError):
+                raise self._check_outcome
+
+    def _check_access(self) -> None:
         reply = self._send(TRACK_PATH, KEY_CHECK_BODY, "key check")
         if reply.from_braze and (reply.ok or reply.status == 400):
             return

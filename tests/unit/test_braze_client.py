@@ -982,3 +982,18 @@ def test_tls_verification_failure_fails_at_once(t: FakeTime, untrusted_https: st
     assert caught.value.exit_code == EXIT_SYNC_FAILED
     assert "certificate" in caught.value.message and "REQUESTS_CA_BUNDLE" in str(caught.value)
     assert t.sleeps == []  # not retried for five minutes
+
+
+def test_key_check_is_made_once_per_client(t: FakeTime) -> None:
+    fake = FakeBraze([Reply(400, {"message": NO_VALID_DATA})])
+    client = make_client(fake, t)
+    client.check_access()
+    client.check_access()
+    assert len(fake.sent) == 1
+
+    fake = FakeBraze([Reply(200, "<html>portal</html>")])
+    client = make_client(fake, t)
+    for _ in range(2):
+        with pytest.raises(BrazeRequestError):
+            client.check_access()
+    assert len(fake.sent) == 1  # a failed check is not repeated (nor its retries) per model
