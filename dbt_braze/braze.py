@@ -482,14 +482,13 @@ class BrazeClient:
         part echoes it, nothing downstream (messages, rejection reasons, logs) can see it."""
         key = self._api_key
         raw = response.body.decode("utf-8", "replace")
-        data: dict[str, Any] | None = None
         try:
-            parsed = json.loads(raw) if raw.strip() else None
-        except ValueError:
+            parsed = _redact_json(json.loads(raw), key) if raw.strip() else None
+        except (ValueError, RecursionError):  # not JSON, or nested beyond reason
             parsed = None
-        if isinstance(parsed, dict):
-            data = _redact_json(parsed, key)
-        text = redact(raw, key)
+        data = parsed if isinstance(parsed, dict) else None
+        # JSON is written out again from what was parsed: a key behind \u escapes is masked too
+        text = redact(raw, key) if parsed is None else json.dumps(parsed, ensure_ascii=False)
         headers = CaseInsensitiveDict({name: redact(value, key) for name, value in response.headers.items()})
         log.debug("Braze answered %d: %s", response.status, self._clip(text, DEBUG_BODY_CHARS))
         return _Reply(response.status, redact(response.reason, key), headers, text, data, attempts=1)

@@ -39,6 +39,23 @@ class BrazeSettings:
         return cls(os.environ["BRAZE_REST_ENDPOINT"], os.environ["BRAZE_API_KEY"])
 
 
+class _RedactingFilter(logging.Filter):
+    """Masks the API key in every log record, for handlers that do not write through
+    `_SafeStream` (a program that calls `main` with logging of its own)."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self._secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = redact(message, self._secret)
+        if masked != message:
+            record.msg = masked
+            record.args = ()
+        return True
+
+
 class _SafeStream:
     """stdout or stderr as every command writes to it: the one place where all output (messages,
     reports, `--output json`, logs, tracebacks) passes, so the API key is masked here.
@@ -187,14 +204,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.stdout = cast(TextIO, _SafeStream(stdout, secret))
     sys.stderr = cast(TextIO, _SafeStream(stderr, secret))
     try:
-        return _main(argv)
+        return _main(argv, secret)
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
         sys.stdout, sys.stderr = stdout, stderr
 
 
-def _main(argv: list[str]) -> int:
+def _main(argv: list[str], secret: str) -> int:
     args = build_parser().parse_args(argv)
 
     logging.basicConfig(
@@ -202,6 +219,8 @@ def _main(argv: list[str]) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_RedactingFilter(secret))
 
     from dbt_braze import commands
     from dbt_braze.selection import Project

@@ -271,7 +271,9 @@ class App:
             arrays[name] = value
         if not any(arrays.values()):
             # What Braze answers a request that changes nothing, the key check of a sync: answered
-            # before any fault, so a check never consumes a scripted status or a random draw.
+            # before any fault, so a check never consumes a scripted status or a random draw, and
+            # counted apart, so that `requests` still says whether a sync sent anything.
+            self.stats.bump({"requests": -1, "track_requests": -1, "empty_track_requests": 1})
             return json_reply(400, {"message": NO_VALID_DATA})
         self.stats.bump({"objects_sent": sum(len(objects) for objects in arrays.values())})
         users = users_of(arrays.values())

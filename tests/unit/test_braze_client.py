@@ -997,3 +997,14 @@ def test_key_check_is_made_once_per_client(t: FakeTime) -> None:
         with pytest.raises(BrazeRequestError):
             client.check_access()
     assert len(fake.sent) == 1  # a failed check is not repeated (nor its retries) per model
+
+
+def test_key_behind_json_escapes_is_masked_in_excerpts(t: FakeTime) -> None:
+    escaped = KEY.replace("a", "\\u0061")
+    fake = FakeBraze(
+        [Reply(404, '{"error": "no route for ' + escaped + '"}', {"Content-Type": "application/json"})]
+    )
+    with pytest.raises(BrazeRequestError) as caught:
+        make_client(fake, t).track_attributes(users(1))
+    assert "no route for ***" in caught.value.message
+    assert escaped not in caught.value.message and KEY not in caught.value.message

@@ -103,7 +103,9 @@ def test_a_request_with_no_object_is_brazes_400_before_any_fault(
         assert r.status_code == 400
         assert r.json() == {"message": "Valid data must be provided in the 'attributes', 'events', "
                             "or 'purchases' fields."}  # fmt: skip
-    assert emu.stats()["scripted_statuses_remaining"] == 1
+    stats = emu.stats()
+    assert stats["scripted_statuses_remaining"] == 1
+    assert (stats["empty_track_requests"], stats["requests"], stats["track_requests"]) == (3, 0, 0)
     assert track(emu, http, {"external_id": "u1"}).status_code == 503
     assert http.post(f"{emu.url}/users/track", json={"attributes": []}, headers={"Authorization":
                      "Bearer wrong-key"}, timeout=5).status_code == 401  # fmt: skip
