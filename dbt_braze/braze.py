@@ -10,14 +10,21 @@ A 400/413 without a per-object `errors` array (body too large, "Max Input Length
 invalid JSON) is not retried as is: the batch is halved until the offending objects are isolated,
 so one bad row never blocks its 74 neighbours.
 
+An answer counts only if it is Braze's: a JSON object with a `message`. A 2xx that is not (HTML
+from a proxy or captive portal, an empty body), or whose `errors` name objects outside the
+request, acknowledges nothing: it is retried like a 5xx. A 400 that is not Braze's (a WAF, a
+proxy) fails the request: nothing is recorded as rejected, so the objects stay pending.
+
 Every fact about Braze used here is in braze-api-notes.md (from braze-inc/braze-docs,
 `_docs/_api/`). The API key never reaches a log line, message or exception: Braze echoes it in
-some 401 bodies, so auth-failure bodies are never read, and other text is scrubbed with `redact`.
+some 401 bodies, so auth-failure bodies are never read, and every response (body, reason phrase,
+headers) is scrubbed with `redact` as it is read, before anything else looks at it.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import ipaddress
 import json
 import logging
 import threading
@@ -28,16 +35,26 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import requests
+from requests.structures import CaseInsensitiveDict
 
 from dbt_braze.errors import (
     BrazeAuthError,
+    BrazeError,
     BrazeRequestError,
+    BrazeTLSError,
     BrazeUnavailable,
     ConfigError,
     MissingSettingError,
 )
 from dbt_braze.ratelimit import RateLimiter, RetryPolicy, wait_from_headers
-from dbt_braze.transport import RawResponse, Transport, TransportFailure, TransportTimeout, transport_factory
+from dbt_braze.transport import (
+    RawResponse,
+    Transport,
+    TransportFailure,
+    TransportTimeout,
+    TransportTLSError,
+    transport_factory,
+)
 
 __all__ = [
     "MAX_BODY_BYTES", "MAX_DELETE_IDS", "MAX_TRACK_OBJECTS", "BrazeClient", "DeleteResult",
@@ -76,6 +93,12 @@ CLUSTER_EXAMPLES = (
     "https://rest.au-01.braze.com"
 )
 ENDPOINT_HINT = "BRAZE_REST_ENDPOINT should look like https://rest.iad-01.braze.com"
+# The key travels in a header, so plain http:// is allowed only where it never leaves the machine:
+# the emulator on a loopback address.
+LOOPBACK_NAMES = ("localhost",)
+# What the key check sends: a track request that changes nothing. Braze answers 401/403 for a bad
+# key or permission, else 400 "Valid data must be provided..." (notes, "POST /users/track").
+KEY_CHECK_BODY = b'{"attributes":[]}'
 
 _ID_FIELDS = {"external_id": "external_ids", "braze_id": "braze_ids"}
 
@@ -101,8 +124,27 @@ MIN_REDACTED_LENGTH = 6
 
 
 def redact(text: str, secret: str) -> str:
-    """`text` with every occurrence of `secret` masked."""
-    return text.replace(secret, "***") if len(secret) >= MIN_REDACTED_LENGTH else text
+    """`text` with every occurrence of `secret` masked (also in its JSON-escaped form).
+
+    The one redaction helper: the client applies it to every part of a response as it arrives
+    (`BrazeClient._read`), and the CLI to everything it writes to stdout and stderr.
+    """
+    if len(secret) < MIN_REDACTED_LENGTH:
+        return text
+    text = text.replace(secret, "***")
+    escaped = json.dumps(secret)[1:-1]
+    return text.replace(escaped, "***") if escaped != secret else text
+
+
+def _redact_json(value: Any, secret: str) -> Any:
+    """A parsed JSON value with the secret masked in every string, keys included."""
+    if isinstance(value, str):
+        return redact(value, secret)
+    if isinstance(value, list):
+        return [_redact_json(item, secret) for item in value]
+    if isinstance(value, dict):
+        return {redact(str(k), secret): _redact_json(v, secret) for k, v in value.items()}
+    return value
 
 
 @dataclass(frozen=True)
@@ -119,6 +161,12 @@ class _Reply:
     @property
     def ok(self) -> bool:
         return 200 <= self.status < 300
+
+    @property
+    def from_braze(self) -> bool:
+        """Braze answers every API call with a JSON object holding a `message` (notes, "POST
+        /users/track"); HTML from a proxy, an empty body or other JSON is somebody else's."""
+        return self.data is not None and isinstance(self.data.get("message"), str)
 
 
 @dataclass
@@ -174,6 +222,8 @@ class BrazeClient:
         self._transports_lock = threading.Lock()
         self._closed = False
         self._warned_split = False
+        self._check_lock = threading.Lock()
+        self._check_outcome: bool | BrazeError | None = None
 
     @property
     def endpoint(self) -> str:
@@ -231,9 +281,12 @@ class BrazeClient:
             self._split(indexes, parts, tally)
             return
 
-        reply = self._send(TRACK_PATH, body, f"{len(indexes)} attribute objects")
+        count = len(indexes)
+        reply = self._send(
+            TRACK_PATH, body, f"{count} attribute objects", unknown=lambda r: _unknown_outcome(r, count)
+        )
         tally.requests += reply.attempts
-        reasons = _attribute_errors(reply.data, len(indexes))
+        reasons = _attribute_errors(reply.data, count)
         if reply.ok:
             for local, index in enumerate(indexes):
                 if local in reasons:
@@ -243,6 +296,12 @@ class BrazeClient:
             return
         if reply.status not in (400, 413):
             raise self._request_error(TRACK_PATH, reply)
+        from_braze = reply.from_braze and not _errors_outside(reply.data, count)
+        if not from_braze and (reply.status == 400 or len(indexes) == 1):
+            # A WAF or proxy refused the request, not Braze: nothing says an object is at fault,
+            # so nothing is recorded as rejected and every object stays pending. (A 413 is about
+            # the body's size whoever measured it: halving it is safe, recording is not.)
+            raise self._not_braze_error(TRACK_PATH, reply)
 
         message = self._message(reply)
         if reply.status == 400 and reasons:
@@ -269,6 +328,35 @@ class BrazeClient:
         self._track(indexes[:middle], parts, tally)
         self._track(indexes[middle:], parts, tally)
 
+    # -- the key check ------------------------------------------------------------------------
+
+    def check_access(self) -> None:
+        """Prove the key and the endpoint with a track request that changes nothing.
+
+        Braze answers 401/403 for a bad key or a missing permission (raised as BrazeAuthError),
+        else a JSON 400 "Valid data must be provided..." or a 2xx: the key works. Transient
+        answers are retried like any request; any other answer raises BrazeRequestError, and an
+        answer that is not Braze's JSON fails at once (a proxy or a wrong URL does not go away).
+        Checked once per client: later calls repeat the first outcome.
+        """
+        with self._check_lock:
+            if self._check_outcome is None:
+                try:
+                    self._check_access()
+                    self._check_outcome = True
+                except BrazeError as exc:
+                    self._check_outcome = exc
+            if isinstance(self._check_outcome, BrazeError):
+                raise self._check_outcome
+
+    def _check_access(self) -> None:
+        reply = self._send(TRACK_PATH, KEY_CHECK_BODY, "key check")
+        if reply.from_braze and (reply.ok or reply.status == 400):
+            return
+        if reply.from_braze or reply.status == 404 or 300 <= reply.status < 400:
+            raise self._request_error(TRACK_PATH, reply)
+        raise self._not_braze_error(TRACK_PATH, reply)
+
     # -- /users/delete ------------------------------------------------------------------------
 
     def delete_users(self, ids: list[str], id_field: Literal["external_id", "braze_id"]) -> DeleteResult:
@@ -286,7 +374,9 @@ class BrazeClient:
         for start in range(0, len(ids), MAX_DELETE_IDS):
             chunk = list(ids[start : start + MAX_DELETE_IDS])
             body = json.dumps({key: chunk}, separators=(",", ":"), ensure_ascii=False)
-            reply = self._send(DELETE_PATH, body.encode("utf-8"), f"{len(chunk)} {key}")
+            reply = self._send(
+                DELETE_PATH, body.encode("utf-8"), f"{len(chunk)} {key}", unknown=_unknown_outcome
+            )
             requests_made += reply.attempts
             if not reply.ok:
                 raise self._request_error(DELETE_PATH, reply)
@@ -297,8 +387,15 @@ class BrazeClient:
 
     # -- one request, with retries ------------------------------------------------------------
 
-    def _send(self, path: str, body: bytes, what: str) -> _Reply:
-        """POST until Braze gives a non-transient answer; 401/403 raise, other replies return."""
+    def _send(
+        self, path: str, body: bytes, what: str, unknown: Callable[[_Reply], str | None] | None = None
+    ) -> _Reply:
+        """POST until Braze gives a non-transient answer; 401/403 raise, other replies return.
+
+        `unknown` says why a 2xx acknowledges nothing (not Braze's answer): such a reply is
+        retried like a 5xx, which is safe because plain attribute sets and deletions are
+        idempotent.
+        """
         transport = self._transport()
         started = self._clock()
         attempts = 0
@@ -308,7 +405,7 @@ class BrazeClient:
             if log.isEnabledFor(logging.DEBUG):
                 payload = self._clip(body.decode("utf-8", "replace"), DEBUG_BODY_CHARS)
                 log.debug("POST %s (%s, attempt %d): %s", path, what, attempts, payload)
-            outcome = self._attempt(transport, path, body, failures=attempts - 1)
+            outcome = self._attempt(transport, path, body, attempts - 1, unknown)
             if isinstance(outcome, _Reply):
                 return replace(outcome, attempts=attempts)
             last, wait = outcome
@@ -326,7 +423,12 @@ class BrazeClient:
             self._sleep(wait)
 
     def _attempt(
-        self, transport: Transport, path: str, body: bytes, failures: int
+        self,
+        transport: Transport,
+        path: str,
+        body: bytes,
+        failures: int,
+        unknown: Callable[[_Reply], str | None] | None,
     ) -> _Reply | tuple[str, float]:
         """One HTTP request: the reply, or (what went wrong, seconds to wait) when transient."""
         backoff = self._retry.backoff(failures)
@@ -334,6 +436,14 @@ class BrazeClient:
             response = transport.post(path, body)
         except TransportTimeout as exc:
             return f"timeout ({exc})", backoff
+        except TransportTLSError as exc:
+            # Not transient: retrying cannot make a certificate valid.
+            raise BrazeTLSError(
+                f"the TLS certificate of {self._endpoint} failed verification: "
+                f"{self._clip(str(exc), EXCERPT_CHARS)}",
+                hint="check BRAZE_REST_ENDPOINT; behind a proxy that inspects TLS, point "
+                "REQUESTS_CA_BUNDLE at its CA bundle. Nothing was sent.",
+            ) from None
         except TransportFailure as exc:
             return self._clip(str(exc), EXCERPT_CHARS), backoff
         status = response.status
@@ -341,6 +451,9 @@ class BrazeClient:
             raise self._auth_error(path, status)  # never look at the body: it may echo the key
         reply = self._read(response)
         if status != 429 and status < 500:
+            why = unknown(reply) if unknown is not None and reply.ok else None
+            if why:
+                return why, backoff
             if reply.ok:
                 self._limiter.on_success()
             return reply
@@ -365,16 +478,20 @@ class BrazeClient:
         return transport
 
     def _read(self, response: RawResponse) -> _Reply:
-        text = response.body.decode("utf-8", "replace")
-        data: dict[str, Any] | None = None
+        """The response with the key masked in its body, reason phrase and headers: whatever
+        part echoes it, nothing downstream (messages, rejection reasons, logs) can see it."""
+        key = self._api_key
+        raw = response.body.decode("utf-8", "replace")
         try:
-            parsed = json.loads(text) if text.strip() else None
-        except ValueError:
+            parsed = _redact_json(json.loads(raw), key) if raw.strip() else None
+        except (ValueError, RecursionError):  # not JSON, or nested beyond reason
             parsed = None
-        if isinstance(parsed, dict):
-            data = parsed
+        data = parsed if isinstance(parsed, dict) else None
+        # JSON is written out again from what was parsed: a key behind \u escapes is masked too
+        text = redact(raw, key) if parsed is None else json.dumps(parsed, ensure_ascii=False)
+        headers = CaseInsensitiveDict({name: redact(value, key) for name, value in response.headers.items()})
         log.debug("Braze answered %d: %s", response.status, self._clip(text, DEBUG_BODY_CHARS))
-        return _Reply(response.status, response.reason, response.headers, text, data, attempts=1)
+        return _Reply(response.status, redact(response.reason, key), headers, text, data, attempts=1)
 
     # -- messages -----------------------------------------------------------------------------
 
@@ -430,6 +547,54 @@ class BrazeClient:
             hint=hint,
         )
 
+    def _not_braze_error(self, path: str, reply: _Reply) -> BrazeRequestError:
+        """Something that is not Braze refused the request (a WAF, a proxy, a wrong URL): its
+        answer says nothing about our objects, so none is recorded as rejected."""
+        excerpt = self._clip(reply.text, EXCERPT_CHARS) or "an empty body"
+        return BrazeRequestError(
+            f"POST {path} at {self._endpoint} was answered {reply.status} {reply.reason}".rstrip()
+            + f" but not with Braze's JSON ({excerpt}): nothing was recorded as rejected",
+            status=reply.status,
+            hint=f"{ENDPOINT_HINT} ({CLUSTER_EXAMPLES}); a proxy, firewall or captive portal "
+            "between this machine and Braze may have answered instead. What was not delivered "
+            "stays pending.",
+        )
+
+
+def _unknown_outcome(reply: _Reply, count: int | None = None) -> str | None:
+    """Why a 2xx acknowledges nothing, or None when it is Braze's answer. `count`: the objects
+    sent, when Braze's `errors` may name them."""
+    status = f"{reply.status} {reply.reason}".strip()
+    if not reply.from_braze:
+        return f"{status} whose body is not Braze's JSON (a proxy, a captive portal, a wrong URL?)"
+    if count is not None and _errors_outside(reply.data, count):
+        return f"{status} whose errors name objects outside the request"
+    return None
+
+
+def _errors_outside(data: dict[str, Any] | None, count: int) -> bool:
+    """Whether Braze's `errors` (null or absent is fine) holds an entry that names no object of
+    the request: the answer is then not about this request, and acknowledges nothing."""
+    errors = data.get("errors") if data else None
+    if errors is None:
+        return False
+    if not isinstance(errors, list):
+        return True
+    return any(
+        not isinstance(entry, dict)
+        or entry.get("input_array", "attributes") != "attributes"
+        or _error_index(entry.get("index"), count) is None
+        for entry in errors
+    )
+
+
+def _error_index(index: object, count: int) -> int | None:
+    if isinstance(index, str) and index.isdigit():
+        index = int(index)
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < count:
+        return None
+    return index
+
 
 def _attribute_errors(data: dict[str, Any] | None, count: int) -> dict[int, str]:
     """Local index -> reason from Braze's `errors` array; tolerates null, absent or malformed."""
@@ -440,10 +605,8 @@ def _attribute_errors(data: dict[str, Any] | None, count: int) -> dict[int, str]
     for entry in errors:
         if not isinstance(entry, dict) or entry.get("input_array", "attributes") != "attributes":
             continue
-        index = entry.get("index")
-        if isinstance(index, str) and index.isdigit():
-            index = int(index)
-        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < count:
+        index = _error_index(entry.get("index"), count)
+        if index is None:
             log.debug("ignoring Braze error entry without a usable index: %r", entry)
             continue
         reason = str(entry.get("type") or "rejected by Braze")
@@ -463,12 +626,29 @@ def _encode_object(index: int, obj: dict[str, Any]) -> bytes:
 def _normalise_endpoint(endpoint: str) -> str:
     url = (endpoint or "").strip().rstrip("/")
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    rule = "it must be an https:// URL (http:// only on a loopback host, e.g. the emulator)"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(
-            f"invalid Braze REST endpoint {endpoint!r}: it must be an https:// URL",
+            f"invalid Braze REST endpoint {endpoint!r}: {rule}",
             hint=f"{ENDPOINT_HINT} (one of {CLUSTER_EXAMPLES})",
         )
+    if parts.scheme == "http" and not _loopback(parts.hostname):
+        raise ConfigError(
+            f"refusing Braze REST endpoint {endpoint!r}: plain http:// would send the API key "
+            f"in clear to {parts.hostname}; {rule}",
+            hint=f"use https:// ({ENDPOINT_HINT})",
+        )
     return url
+
+
+def _loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or `localhost`: addresses that never leave the machine."""
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _check_api_key(api_key: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -11,6 +12,7 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any, TextIO, cast
 
 from dbt_braze import __version__
 from dbt_braze.braze import redact
@@ -38,7 +40,8 @@ class BrazeSettings:
 
 
 class _RedactingFilter(logging.Filter):
-    """Masks the API key in every log record, whatever module wrote it."""
+    """Masks the API key in every log record, for handlers that do not write through
+    `_SafeStream` (a program that calls `main` with logging of its own)."""
 
     def __init__(self, secret: str) -> None:
         super().__init__()
@@ -51,6 +54,50 @@ class _RedactingFilter(logging.Filter):
             record.msg = masked
             record.args = ()
         return True
+
+
+class _SafeStream:
+    """stdout or stderr as every command writes to it: the one place where all output (messages,
+    reports, `--output json`, logs, tracebacks) passes, so the API key is masked here.
+
+    A reader that goes away (`dbt-braze sync | head -1`) must not stop or fail the sync: the
+    stream goes quiet and the command finishes with its own exit status.
+    """
+
+    def __init__(self, stream: TextIO, secret: str) -> None:
+        self._stream = stream
+        self._secret = secret
+        self._closed_pipe = False
+
+    def write(self, text: str) -> int:
+        if not self._closed_pipe:
+            try:
+                self._stream.write(redact(text, self._secret))
+            except BrokenPipeError:
+                self._silence()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._closed_pipe:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._silence()
+
+    def _silence(self) -> None:
+        self._closed_pipe = True
+        # Python flushes the real stream once more at exit; pointed at /dev/null, that flush
+        # cannot end in "Exception ignored ... BrokenPipeError".
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+
+    def isatty(self) -> bool:
+        return not self._closed_pipe and self._stream.isatty()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def _project_options() -> argparse.ArgumentParser:
@@ -157,6 +204,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         from dbt_braze.emulator import main as emulator_main
 
         return emulator_main(argv[1:])
+    secret = os.environ.get("BRAZE_API_KEY", "")
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout = cast(TextIO, _SafeStream(stdout, secret))
+    sys.stderr = cast(TextIO, _SafeStream(stderr, secret))
+    try:
+        return _main(argv, secret)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = stdout, stderr
+
+
+def _main(argv: list[str], secret: str) -> int:
     args = build_parser().parse_args(argv)
 
     logging.basicConfig(
@@ -164,7 +224,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    secret = os.environ.get("BRAZE_API_KEY", "")
     for handler in logging.getLogger().handlers:
         handler.addFilter(_RedactingFilter(secret))
 
@@ -195,13 +254,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return commands.build_then_sync(project, request, out=sys.stdout)
         return commands.sync(project, request, out=sys.stdout)
     except DbtBrazeError as exc:
-        text = redact(str(exc), secret)
-        print(f"error: {text}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
         if getattr(args, "output", "text") == "json":  # machines still get a document
             document = {
                 "command": args.command,
                 "exit_code": exc.exit_code,
-                "error": redact(exc.message, secret),
+                "error": exc.message,
                 "hint": exc.hint,
             }
             print(json.dumps(document, indent=2))
@@ -212,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted: what was not acknowledged stays pending", file=sys.stderr)
         return 1
     except Exception as exc:  # a bug of ours: say so plainly, keep the traceback for --debug
-        print(f"error: unexpected {type(exc).__name__}: {redact(str(exc), secret)}", file=sys.stderr)
+        print(f"error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
         print("  hint: rerun with --debug for the traceback, and report it", file=sys.stderr)
         if args.debug:
             traceback.print_exc()

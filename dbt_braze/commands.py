@@ -288,6 +288,10 @@ def _sync_one(
     )
     status, error = "interrupted", None
     try:
+        # Before the first model sends anything, pending or not (the answer is kept for the
+        # others): a revoked key fails every scheduled sync, and its run is recorded as failed.
+        assert client is not None
+        client.check_access()
         if warehouse.pending_is_stale(config.model_name):
             # a sync that overlapped the last `dbt run` acknowledged after it: re-diff
             warehouse.rebuild_pending(config.model_name, relation, config.id_column, config.attributes)

@@ -356,7 +356,6 @@ class SyncEngine:
         pool: ThreadPoolExecutor,
         in_flight: deque[_InFlight],
     ) -> None:
-        report.data_points += sum(item.data_points for item in prepared)
         if len(report.sample_payloads) < SAMPLE_SIZE:
             report.sample_payloads.extend(
                 json.loads(item.body) for item in prepared[: SAMPLE_SIZE - len(report.sample_payloads)]
@@ -451,6 +450,9 @@ class SyncEngine:
 
     @staticmethod
     def _count_accepted(report: ModelReport, item: Sendable) -> None:
+        # Counted once Braze accepted the object (or, in a dry run, as the estimate): a failed
+        # request delivered nothing and costs nothing to report.
+        report.data_points += item.data_points
         report.attributes_sent += item.data_points
         if item.kind == "unset":
             report.users_unset += 1

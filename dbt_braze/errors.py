@@ -10,6 +10,7 @@
         ├── BrazeError            Braze answered in a way we cannot get past
         │   ├── BrazeAuthError    401/403: wrong key, wrong cluster or missing permission
         │   ├── BrazeUnavailable  transient failures outlasted the retry budget
+        │   ├── BrazeTLSError     the endpoint's certificate failed verification (never retried)
         │   └── BrazeRequestError another 4xx we cannot split our way out of
         ├── WarehouseError        the warehouse refused a read or a write
         └── LockedError           another sync of the same model is running
@@ -83,6 +84,10 @@ class BrazeAuthError(BrazeError):
 
 
 class BrazeUnavailable(BrazeError):
+    pass
+
+
+class BrazeTLSError(BrazeError):
     pass
 
 

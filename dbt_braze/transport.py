@@ -1,7 +1,9 @@
 """One HTTP POST at a time on a thread's own keep-alive connection.
 
 Two transports with one interface (`post(path, body) -> RawResponse`, raising
-`TransportTimeout` or `TransportFailure` when the outcome is unknown):
+`TransportTimeout` or `TransportFailure` when the outcome is unknown, and
+`TransportTLSError` when the endpoint's certificate fails verification, which
+no retry can cure):
 
 - `HttpClientTransport`, the default: the standard library's http.client. On
   a 2-core machine `requests` spends ~1 ms of CPU per request (bench: 1,000
@@ -46,6 +48,10 @@ class TransportFailure(Exception):
     """The connection failed or dropped: the request may or may not have been applied."""
 
 
+class TransportTLSError(Exception):
+    """The server's certificate failed verification: nothing was sent, and retrying will not help."""
+
+
 class Transport(Protocol):
     def post(self, path: str, body: bytes) -> RawResponse: ...
     def close(self) -> None: ...
@@ -73,6 +79,9 @@ class HttpClientTransport:
         except TimeoutError as exc:
             self.close()
             raise TransportTimeout(type(exc).__name__) from exc
+        except ssl.SSLCertVerificationError as exc:
+            self.close()
+            raise TransportTLSError(exc.verify_message or str(exc)) from exc
         except (OSError, http.client.HTTPException) as exc:
             self.close()
             raise TransportFailure(f"{type(exc).__name__}: {exc}") from exc
@@ -122,6 +131,11 @@ class RequestsTransport:
             )
         except requests.Timeout as exc:
             raise TransportTimeout(type(exc).__name__) from exc
+        except requests.exceptions.SSLError as exc:
+            verification = _cert_verification_error(exc)
+            if verification is None:  # a handshake cut short: as any dropped connection
+                raise TransportFailure(f"{type(exc).__name__}: {exc}") from exc
+            raise TransportTLSError(verification.verify_message or str(verification)) from exc
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
             raise TransportFailure(f"{type(exc).__name__}: {exc}") from exc
         return RawResponse(response.status_code, response.reason or "", response.headers, response.content)
@@ -150,6 +164,21 @@ def _proxied(endpoint: str) -> bool:
     return bool(
         proxies.get(urlsplit(endpoint).scheme) or proxies.get("all")
     ) and not urllib.request.proxy_bypass(host)
+
+
+def _cert_verification_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate failure that requests and urllib3 wrap (in `args`, `reason`, causes)."""
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        item = todo.pop()
+        if id(item) in seen or not isinstance(item, BaseException):
+            continue
+        seen.add(id(item))
+        if isinstance(item, ssl.SSLCertVerificationError):
+            return item
+        todo += [*item.args, getattr(item, "reason", None), item.__cause__, item.__context__]
+    return None
 
 
 def _tls_context() -> ssl.SSLContext:

@@ -7,7 +7,7 @@ returns a `Reply`; server.py only moves bytes. An API request goes through:
     -> 401 missing/unknown key (echoing the key, as Braze does)
     -> 403 key lacks the endpoint's permission -> 415 not application/json
     -> 413 body over max_body_bytes -> 400 invalid JSON (NaN/Infinity included)
-    -> scripted status -> rate limit (track only) -> random error_status
+    -> 400 track request with no object -> scripted status -> rate limit (track only) -> random error_status
     -> request-level checks (400) -> drop before apply -> apply
     -> drop after apply -> answer
 
@@ -269,6 +269,12 @@ class App:
             if not isinstance(value, list):
                 return json_reply(400, {"message": f"'{name}' must be an array."})
             arrays[name] = value
+        if not any(arrays.values()):
+            # What Braze answers a request that changes nothing, the key check of a sync: answered
+            # before any fault, so a check never consumes a scripted status or a random draw, and
+            # counted apart, so that `requests` still says whether a sync sent anything.
+            self.stats.bump({"requests": -1, "track_requests": -1, "empty_track_requests": 1})
+            return json_reply(400, {"message": NO_VALID_DATA})
         self.stats.bump({"objects_sent": sum(len(objects) for objects in arrays.values())})
         users = users_of(arrays.values())
         if self.inflight.enter(users):

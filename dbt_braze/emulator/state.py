@@ -70,6 +70,7 @@ STANDARD_FIELDS = frozenset(
 COUNTER_NAMES = (
     "requests",
     "track_requests",
+    "empty_track_requests",
     "objects_sent",
     "objects_received",
     "objects_accepted",

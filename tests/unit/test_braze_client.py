@@ -13,7 +13,7 @@ import io
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any
@@ -38,6 +38,7 @@ from dbt_braze.errors import (
     EXIT_USAGE,
     BrazeAuthError,
     BrazeRequestError,
+    BrazeTLSError,
     BrazeUnavailable,
     ConfigError,
     MissingSettingError,
@@ -56,6 +57,7 @@ class Reply:
     status: int = 201
     body: Any = field(default_factory=lambda: {"message": "success"})  # dict/list: JSON
     headers: dict[str, str] = field(default_factory=dict)
+    reason: str | None = None  # default: the standard phrase
 
 
 Step = Reply | Exception
@@ -128,7 +130,7 @@ class FakeBraze(BaseAdapter):
             body=io.BytesIO(raw),
             headers=headers,
             status=reply.status,
-            reason=http.HTTPStatus(reply.status).phrase,
+            reason=reply.reason if reply.reason is not None else http.HTTPStatus(reply.status).phrase,
             preload_content=False,
         )
         return self._builder.build_response(request, response)
@@ -220,21 +222,56 @@ def test_partial_success_rejects_the_named_indexes(t: FakeTime) -> None:
     assert result.requests == 1
 
 
+def test_null_errors_on_2xx_accept_everything(t: FakeTime) -> None:
+    fake = FakeBraze([Reply(201, {"message": "success", "errors": None})])
+    assert make_client(fake, t).track_attributes(users(2)) == TrackResult([0, 1], {}, 1)
+
+
 @pytest.mark.parametrize(
     "errors",
     [
-        None,
         "oops",
         {"index": 0},
         ["not an object"],
         [{"type": "x", "input_array": "events", "index": 0}],
+        [{"type": "x", "input_array": "attributes", "index": 2}],
         [{"type": "x", "input_array": "attributes", "index": 99}],
         [{"type": "x", "input_array": "attributes", "index": True}],
+        [{"type": "x", "input_array": "attributes"}],
     ],
 )
-def test_unusable_errors_on_2xx_accept_everything(t: FakeTime, errors: object) -> None:
-    fake = FakeBraze([Reply(201, {"message": "success", "errors": errors})])
-    assert make_client(fake, t).track_attributes(users(2)) == TrackResult([0, 1], {}, 1)
+def test_2xx_whose_errors_point_outside_the_request_acknowledges_nothing(t: FakeTime, errors: object) -> None:
+    # the whole request's outcome is unknown: resent (attribute sets are idempotent), never
+    # taken as an acknowledgement of the object the entry failed to name
+    fake = FakeBraze([Reply(201, {"message": "success", "errors": errors}), Reply(201)])
+    assert make_client(fake, t).track_attributes(users(2)) == TrackResult([0, 1], {}, 2)
+    assert len(t.sleeps) == 1
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(200, "<html><body>Welcome to the hotel wifi</body></html>", {"Content-Type": "text/html"}),
+        Reply(201, ""),
+        Reply(201, {"status": "ok"}),
+        Reply(201, ["success"]),
+        Reply(202, {"message": None}),
+    ],
+)
+def test_2xx_that_is_not_brazes_json_acknowledges_nothing(t: FakeTime, reply: Reply) -> None:
+    fake = FakeBraze([reply, reply, Reply(201)])
+    assert make_client(fake, t).track_attributes(users(2)) == TrackResult([0, 1], {}, 3)
+    assert len(t.sleeps) == 2  # retried as a 5xx would be
+
+    policy = RetryPolicy(max_elapsed=0.0, jitter=0.0)
+    fake = FakeBraze([reply])
+    with pytest.raises(BrazeUnavailable, match="not Braze's JSON"):
+        make_client(fake, t, retry=policy).track_attributes(users(2))
+
+
+def test_delete_2xx_that_is_not_brazes_json_is_retried(t: FakeTime) -> None:
+    fake = FakeBraze([Reply(200, "<html>proxy</html>"), Reply(201, {"deleted": 1, "message": "success"})])
+    assert make_client(fake, t).delete_users(["u1"], "external_id") == DeleteResult(["u1"], 2)
 
 
 def test_missing_errors_key_accepts_everything(t: FakeTime) -> None:
@@ -242,9 +279,7 @@ def test_missing_errors_key_accepts_everything(t: FakeTime) -> None:
     assert make_client(fake, t).track_attributes(users(2)).accepted == [0, 1]
 
 
-@pytest.mark.parametrize(
-    "reply", [Reply(202, {"message": "queued"}), Reply(200, {"message": "success"}), Reply(201, "")]
-)
+@pytest.mark.parametrize("reply", [Reply(202, {"message": "queued"}), Reply(200, {"message": "success"})])
 def test_any_2xx_is_accepted(t: FakeTime, reply: Reply) -> None:
     fake = FakeBraze([reply])
     assert make_client(fake, t).track_attributes(users(2)) == TrackResult([0, 1], {}, 1)
@@ -283,10 +318,8 @@ def fail_batches_with(marker: str, failure: Reply) -> Callable[[requests.Prepare
     ("failure", "reason"),
     [
         (Reply(400, {"message": "Max Input Length Exceeded"}), "Max Input Length Exceeded"),
-        (Reply(400, "Invalid JSON", {"Content-Type": "text/plain"}), "Invalid JSON"),
-        (Reply(413, "<html>\n<h1>Request Entity Too Large</h1>\n</html>"),
-         "<html> <h1>Request Entity Too Large</h1> </html>"),
-        (Reply(413, ""), "413 Request Entity Too Large"),
+        (Reply(400, {"message": "Invalid JSON in request body."}), "Invalid JSON in request body."),
+        (Reply(413, {"message": "Request body too large"}), "Request body too large"),
     ],
 )  # fmt: skip
 def test_split_isolates_exactly_the_bad_object(t: FakeTime, failure: Reply, reason: str) -> None:
@@ -303,6 +336,39 @@ def test_split_isolates_exactly_the_bad_object(t: FakeTime, failure: Reply, reas
     assert sorted(sum(delivered, [])) == sorted(o["external_id"] for o in objects if o is not
                                                 objects[7])  # fmt: skip
     assert t.sleeps == []  # a refusal is not retried as is
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        Reply(400, "<html><h1>Request blocked by the firewall</h1></html>", {"Content-Type": "text/html"}),
+        Reply(400, "Bad Request", {"Content-Type": "text/plain"}),
+        Reply(400, ""),
+        Reply(400, {"error": "blocked"}),
+        Reply(400, {"message": "no valid data", "errors": [{"type": "x", "index": 5}]}),
+    ],
+)
+def test_400_that_is_not_brazes_fails_the_request_and_rejects_nothing(t: FakeTime, failure: Reply) -> None:
+    fake = FakeBraze([failure])
+
+    with pytest.raises(BrazeRequestError, match="nothing was recorded as rejected") as caught:
+        make_client(fake, t).track_attributes(users(4))
+
+    assert caught.value.status == 400
+    assert len(fake.sent) == 1  # not split down to single objects
+    assert "proxy" in str(caught.value)
+
+
+def test_413_that_is_not_brazes_is_split_but_never_recorded(t: FakeTime) -> None:
+    objects = users(4)
+    objects[3]["external_id"] = "bad"
+    fake = FakeBraze(fail_batches_with("bad", Reply(413, "<html>Request Entity Too Large</html>")))
+
+    with pytest.raises(BrazeRequestError, match="not with Braze's JSON"):
+        make_client(fake, t).track_attributes(objects)
+
+    assert sent_ids(fake) == [["u0", "u1", "u2", "bad"], ["u0", "u1"],
+                              ["u2", "bad"], ["u2"], ["bad"]]  # fmt: skip
 
 
 def test_split_maps_errors_of_a_half_back_to_the_callers_indexes(t: FakeTime) -> None:
@@ -759,3 +825,186 @@ def test_redact() -> None:
 
 def test_redact_leaves_text_alone_for_a_trivially_short_key() -> None:
     assert redact("POST /users/track", "k") == "POST /users/track"
+
+
+# -- the key never leaks, whatever part of a response echoes it ------------------------------------
+
+
+def test_key_echoed_in_reason_phrase_body_and_header_is_masked(
+    t: FakeTime, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    echo = {"X-Echo": KEY, "Location": f"https://evil.example/{KEY}"}
+    fake = FakeBraze([Reply(404, f"<html>{KEY}</html>", echo, reason=f"Not Found {KEY}")])
+    with pytest.raises(BrazeRequestError) as caught:
+        make_client(fake, t).track_attributes(users(1))
+    assert "Not Found ***" in caught.value.message and KEY not in str(caught.value)
+
+    fake = FakeBraze([Reply(301, "", echo, reason=f"Moved {KEY}")])
+    with pytest.raises(BrazeRequestError) as caught:
+        make_client(fake, t).track_attributes(users(1))
+    assert "evil.example/***" in caught.value.message and KEY not in str(caught.value)
+
+    policy = RetryPolicy(max_elapsed=0.0, jitter=0.0)
+    fake = FakeBraze([Reply(503, f"down for {KEY}", echo, reason=f"Unavailable {KEY}")])
+    with pytest.raises(BrazeUnavailable) as caught:
+        make_client(fake, t, retry=policy).track_attributes(users(1))
+    assert "Unavailable ***" in caught.value.message and KEY not in str(caught.value)
+    assert KEY not in caplog.text
+
+
+def test_key_echoed_in_a_rejection_reason_is_masked(t: FakeTime) -> None:
+    escaped = KEY.replace("a", "\\u0061")  # JSON escapes hide nothing: the parsed text is masked
+    body = (
+        '{"message":"success","errors":[{"type":"bad value for ' + escaped + '",'
+        '"input_array":"attributes","index":0}]}'
+    )
+    fake = FakeBraze([Reply(201, body, {"Content-Type": "application/json"})])
+    result = make_client(fake, t).track_attributes(users(2))
+    assert result.rejected == {0: "bad value for ***"}
+
+    message = f"Valid data must be provided ({KEY})"
+    fake = FakeBraze([Reply(400, {"message": message})])
+    result = make_client(fake, t).track_attributes(users(1))
+    assert result.rejected == {0: "Valid data must be provided (***)"}
+
+
+# -- the key check ---------------------------------------------------------------------------------
+
+NO_VALID_DATA = "Valid data must be provided in the 'attributes', 'events', or 'purchases' fields."
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        [Reply(400, {"message": NO_VALID_DATA})],
+        [Reply(201, {"message": "success"})],
+        [Reply(503, "<html>busy</html>"), Reply(429, {"message": "slow down"}), Reply(400, {"message": "x"})],
+    ],
+)
+def test_key_check_passes_on_brazes_answer_to_an_empty_request(t: FakeTime, script: list[Step]) -> None:
+    fake = FakeBraze(script)
+    make_client(fake, t).check_access()
+    assert fake.bodies()[-1] == {"attributes": []}
+    assert all(r.url == ENDPOINT + "/users/track" for r in fake.sent)
+    assert len(fake.sent) == len(script)
+
+
+@pytest.mark.parametrize(("status", "expected"), [(401, "BRAZE_API_KEY"), (403, "users.track")])
+def test_key_check_refused_key_raises_auth_error(t: FakeTime, status: int, expected: str) -> None:
+    fake = FakeBraze([Reply(status, {"message": f"Invalid API key: {KEY}"})])
+    with pytest.raises(BrazeAuthError) as caught:
+        make_client(fake, t).check_access()
+    assert caught.value.exit_code == EXIT_SYNC_FAILED
+    assert expected in str(caught.value) and KEY not in str(caught.value)
+    assert len(fake.sent) == 1
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (Reply(200, "<html>captive portal</html>", {"Content-Type": "text/html"}), "not with Braze's JSON"),
+        (Reply(400, "<html>blocked</html>"), "not with Braze's JSON"),
+        (Reply(201, {"ok": True}), "not with Braze's JSON"),
+        (Reply(404, "<html>Not Found</html>"), "not the dashboard URL"),
+        (Reply(415, {"message": "Content-Type must be application/json"}), "Content-Type"),
+    ],
+)
+def test_key_check_fails_at_once_on_any_other_answer(t: FakeTime, reply: Reply, expected: str) -> None:
+    fake = FakeBraze([reply])
+    with pytest.raises(BrazeRequestError) as caught:
+        make_client(fake, t).check_access()
+    assert expected in str(caught.value)
+    assert caught.value.exit_code == EXIT_SYNC_FAILED
+    assert len(fake.sent) == 1 and t.sleeps == []
+
+
+# -- cleartext and TLS -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["http://127.0.0.1:4080", "http://127.9.8.7", "http://[::1]:8080", "http://LOCALHOST:9"]
+)
+def test_plain_http_is_allowed_on_loopback(endpoint: str) -> None:
+    BrazeClient(endpoint, KEY).close()
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    ["http://rest.iad-01.braze.com", "http://10.0.0.5:4080", "http://localhost.evil.example", "http://[::2]"],
+)
+def test_plain_http_elsewhere_is_refused_with_the_reason(endpoint: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        BrazeClient(endpoint, KEY)
+    assert caught.value.exit_code == EXIT_USAGE
+    assert "in clear" in caught.value.message and "loopback" in caught.value.message
+
+
+@pytest.fixture(scope="module")
+def untrusted_https(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An HTTPS server on 127.0.0.1 whose self-signed certificate nobody trusts."""
+    import http.server
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("transport", ["http.client", "requests"])
+def test_tls_verification_failure_fails_at_once(t: FakeTime, untrusted_https: str, transport: str) -> None:
+    client = BrazeClient(
+        untrusted_https,
+        KEY,
+        session_factory=requests.Session if transport == "requests" else None,
+        sleep=t.sleep,
+        clock=t.clock,
+    )
+    with client, pytest.raises(BrazeTLSError) as caught:
+        client.track_attributes(users(1))
+    assert caught.value.exit_code == EXIT_SYNC_FAILED
+    assert "certificate" in caught.value.message and "REQUESTS_CA_BUNDLE" in str(caught.value)
+    assert t.sleeps == []  # not retried for five minutes
+
+
+def test_key_check_is_made_once_per_client(t: FakeTime) -> None:
+    fake = FakeBraze([Reply(400, {"message": NO_VALID_DATA})])
+    client = make_client(fake, t)
+    client.check_access()
+    client.check_access()
+    assert len(fake.sent) == 1
+
+    fake = FakeBraze([Reply(200, "<html>portal</html>")])
+    client = make_client(fake, t)
+    for _ in range(2):
+        with pytest.raises(BrazeRequestError):
+            client.check_access()
+    assert len(fake.sent) == 1  # a failed check is not repeated (nor its retries) per model
+
+
+def test_key_behind_json_escapes_is_masked_in_excerpts(t: FakeTime) -> None:
+    escaped = KEY.replace("a", "\\u0061")
+    fake = FakeBraze(
+        [Reply(404, '{"error": "no route for ' + escaped + '"}', {"Content-Type": "application/json"})]
+    )
+    with pytest.raises(BrazeRequestError) as caught:
+        make_client(fake, t).track_attributes(users(1))
+    assert "no route for ***" in caught.value.message
+    assert escaped not in caught.value.message and KEY not in caught.value.message

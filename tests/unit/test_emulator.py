@@ -92,6 +92,25 @@ def test_all_invalid_is_400(emu: BrazeEmulator, http: requests.Session) -> None:
     assert emu.profiles == {}
 
 
+def test_a_request_with_no_object_is_brazes_400_before_any_fault(
+    emu: BrazeEmulator, http: requests.Session
+) -> None:
+    # what a sync's key check sends: Braze proves the key with a JSON 400, and the check
+    # must not eat a fault a test scripted for the requests that follow
+    emu.configure(scripted_statuses=[503], error_rate=1.0, error_status=502)
+    for body in ({"attributes": []}, {}, {"attributes": [], "events": []}):
+        r = http.post(f"{emu.url}/users/track", json=body, timeout=5)
+        assert r.status_code == 400
+        assert r.json() == {"message": "Valid data must be provided in the 'attributes', 'events', "
+                            "or 'purchases' fields."}  # fmt: skip
+    stats = emu.stats()
+    assert stats["scripted_statuses_remaining"] == 1
+    assert (stats["empty_track_requests"], stats["requests"], stats["track_requests"]) == (3, 0, 0)
+    assert track(emu, http, {"external_id": "u1"}).status_code == 503
+    assert http.post(f"{emu.url}/users/track", json={"attributes": []}, headers={"Authorization":
+                     "Bearer wrong-key"}, timeout=5).status_code == 401  # fmt: skip
+
+
 def test_76_objects_combined_is_400(emu: BrazeEmulator, http: requests.Session) -> None:
     attributes = [{"external_id": f"u{i}", "n": i} for i in range(50)]
     events = [{"external_id": f"u{i}", "name": "e", "time": "2026-01-01T00:00:00Z"} for i in range(26)]
