@@ -34,9 +34,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import requests
-from requests.structures import CaseInsensitiveDict
-
 from dbt_braze.errors import (
     BrazeAuthError,
     BrazeError,
@@ -48,12 +45,14 @@ from dbt_braze.errors import (
 )
 from dbt_braze.ratelimit import RateLimiter, RetryPolicy, wait_from_headers
 from dbt_braze.transport import (
+    MAX_POOL_SIZE,
+    Headers,
+    Pool,
     RawResponse,
     Transport,
     TransportFailure,
     TransportTimeout,
     TransportTLSError,
-    transport_factory,
 )
 
 __all__ = [
@@ -179,10 +178,10 @@ class _Tally:
 class BrazeClient:
     """Talks to one Braze REST endpoint with one API key; safe to share between threads.
 
-    Each thread gets its own connection (dbt_braze.transport: http.client, or a
-    `requests.Session` when a proxy applies or `session_factory` is given). `sleep` and
-    `clock` (monotonic) time the retries; `wall_clock` (epoch) reads `X-RateLimit-Reset` and
-    HTTP-date `Retry-After` values.
+    Its threads share one urllib3 pool of keep-alive connections (dbt_braze.transport), made
+    from the environment (proxy, CA bundle) with `pool_size` connections unless `pool` is given:
+    the unit tests pass a scripted one. `sleep` and `clock` (monotonic) time the retries;
+    `wall_clock` (epoch) reads `X-RateLimit-Reset` and HTTP-date `Retry-After` values.
     """
 
     def __init__(
@@ -194,7 +193,8 @@ class BrazeClient:
         retry: RetryPolicy = DEFAULT_RETRY,
         limiter: RateLimiter | None = None,
         max_objects: int = MAX_TRACK_OBJECTS,
-        session_factory: Callable[[], requests.Session] | None = None,
+        pool: Pool | None = None,
+        pool_size: int = MAX_POOL_SIZE,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -216,10 +216,7 @@ class BrazeClient:
             "Accept": "application/json",
             "User-Agent": f"dbt-braze/{_version()}",
         }
-        self._new_transport = transport_factory(self._endpoint, self._headers, timeout, session_factory)
-        self._local = threading.local()
-        self._transports: list[Transport] = []
-        self._transports_lock = threading.Lock()
+        self._transport = Transport(self._endpoint, self._headers, timeout, pool_size=pool_size, pool=pool)
         self._closed = False
         self._warned_split = False
         self._check_lock = threading.Lock()
@@ -236,12 +233,9 @@ class BrazeClient:
         self.close()
 
     def close(self) -> None:
-        """Close every thread's connection. The client cannot be used afterwards."""
-        with self._transports_lock:
-            self._closed = True
-            transports, self._transports = self._transports, []
-        for transport in transports:
-            transport.close()
+        """Close every connection. The client cannot be used afterwards."""
+        self._closed = True
+        self._transport.close()
 
     # -- /users/track -------------------------------------------------------------------------
 
@@ -396,7 +390,9 @@ class BrazeClient:
         retried like a 5xx, which is safe because plain attribute sets and deletions are
         idempotent.
         """
-        transport = self._transport()
+        if self._closed:
+            raise RuntimeError("BrazeClient is closed")
+        transport = self._transport
         started = self._clock()
         attempts = 0
         while True:
@@ -463,20 +459,6 @@ class BrazeClient:
             self._limiter.on_rate_limited(wait)
         return f"{status} {reply.reason}".strip(), wait
 
-    def _transport(self) -> Transport:
-        transport: Transport | None = getattr(self._local, "transport", None)
-        if transport is None:
-            transport = self._new_transport()
-            with self._transports_lock:
-                if self._closed:
-                    transport.close()
-                    raise RuntimeError("BrazeClient is closed")
-                self._transports.append(transport)
-            self._local.transport = transport
-        elif self._closed:
-            raise RuntimeError("BrazeClient is closed")
-        return transport
-
     def _read(self, response: RawResponse) -> _Reply:
         """The response with the key masked in its body, reason phrase and headers: whatever
         part echoes it, nothing downstream (messages, rejection reasons, logs) can see it."""
@@ -489,7 +471,7 @@ class BrazeClient:
         data = parsed if isinstance(parsed, dict) else None
         # JSON is written out again from what was parsed: a key behind \u escapes is masked too
         text = redact(raw, key) if parsed is None else json.dumps(parsed, ensure_ascii=False)
-        headers = CaseInsensitiveDict({name: redact(value, key) for name, value in response.headers.items()})
+        headers = Headers([(name, redact(value, key)) for name, value in response.headers.items()])
         log.debug("Braze answered %d: %s", response.status, self._clip(text, DEBUG_BODY_CHARS))
         return _Reply(response.status, redact(response.reason, key), headers, text, data, attempts=1)
 
@@ -656,7 +638,7 @@ def _check_api_key(api_key: str) -> str:
     if not key:
         raise MissingSettingError("the Braze API key is empty", hint="set BRAZE_API_KEY")
     if any(ch.isspace() or not ch.isprintable() for ch in key):
-        # requests would quote the whole header, key included, in its InvalidHeader message.
+        # http.client would quote the whole header, key included, in its ValueError message.
         raise ConfigError(
             "the Braze API key contains whitespace or control characters",
             hint="copy BRAZE_API_KEY again from the Braze dashboard, without line breaks",

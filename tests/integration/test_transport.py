@@ -1,48 +1,85 @@
-"""The default transport (http.client, dbt_braze.transport) against the emulator over
-real sockets: answers, dropped connections, timeouts, reconnection, headers."""
+"""The transport (urllib3, dbt_braze.transport) against the emulator over real sockets: answers,
+kept-alive connections, one pool for many threads, dropped connections, timeouts, headers, and
+a proxy named by the environment."""
 
 from __future__ import annotations
 
+import base64
+import http.server
 import json
+import threading
+from collections.abc import Iterator
 
 import pytest
 
 from dbt_braze.emulator import BrazeEmulator, EmulatorConfig
-from dbt_braze.transport import HttpClientTransport, TransportFailure, TransportTimeout, transport_factory
+from dbt_braze.errors import ConfigError
+from dbt_braze.transport import Transport, TransportFailure, TransportTimeout
 
 pytestmark = pytest.mark.integration
 
 HEADERS = {"Authorization": "Bearer test-key", "Content-Type": "application/json"}
 BODY = json.dumps({"attributes": [{"external_id": "u1", "plan": "gold"}]}).encode()
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
 
 
 def test_answers_and_keeps_one_connection_alive() -> None:
     with BrazeEmulator() as emulator:
-        transport = HttpClientTransport(emulator.url, HEADERS, (5.0, 5.0))
+        transport = Transport(emulator.url, HEADERS, (5.0, 5.0))
         first = transport.post("/users/track", BODY)
-        connection = transport._connection
         second = transport.post("/users/track", BODY)
         assert (first.status, second.status) == (201, 201)
         assert json.loads(second.body)["message"] == "success"
-        assert transport._connection is connection is not None  # reused, not reopened
+        assert emulator.stats()["connections_opened"] == 1  # reused, not reopened
         assert emulator.profile("u1") is not None
         transport.close()
 
 
+def test_threads_share_a_pool_of_kept_alive_connections() -> None:
+    threads, posts = 6, 4
+    with BrazeEmulator(config=EmulatorConfig(latency_ms=30)) as emulator:
+        transport = Transport(emulator.url, HEADERS, (5.0, 5.0), pool_size=threads)
+        barrier = threading.Barrier(threads)
+        statuses: list[int] = []
+
+        def work() -> None:
+            barrier.wait()
+            statuses.extend(transport.post("/users/track", BODY).status for _ in range(posts))
+
+        workers = [threading.Thread(target=work) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        transport.close()
+        stats = emulator.stats()
+    assert statuses == [201] * threads * posts
+    assert stats["max_concurrent_requests"] > 1
+    # one connection per request in flight at most, each kept for the next posts
+    assert stats["connections_opened"] <= threads
+
+
 def test_a_dropped_connection_is_a_failure_and_the_next_post_reconnects() -> None:
     with BrazeEmulator(config=EmulatorConfig(drop_after_apply_rate=1.0, seed=1)) as emulator:
-        transport = HttpClientTransport(emulator.url, HEADERS, (5.0, 5.0))
+        transport = Transport(emulator.url, HEADERS, (5.0, 5.0))
         with pytest.raises(TransportFailure):
             transport.post("/users/track", BODY)
-        assert transport._connection is None
         emulator.configure(drop_after_apply_rate=0.0)
         assert transport.post("/users/track", BODY).status == 201
+        assert emulator.stats()["connections_opened"] == 2
         transport.close()
 
 
 def test_no_answer_within_the_read_timeout_is_a_timeout() -> None:
     with BrazeEmulator(config=EmulatorConfig(latency_ms=1500)) as emulator:
-        transport = HttpClientTransport(emulator.url, HEADERS, (5.0, 0.3))
+        transport = Transport(emulator.url, HEADERS, (5.0, 0.3))
         with pytest.raises(TransportTimeout):
             transport.post("/users/track", BODY)
         transport.close()
@@ -51,14 +88,14 @@ def test_no_answer_within_the_read_timeout_is_a_timeout() -> None:
 def test_nothing_listening_is_a_failure() -> None:
     with BrazeEmulator() as emulator:
         url = emulator.url
-    transport = HttpClientTransport(url, HEADERS, (1.0, 1.0))
-    with pytest.raises(TransportFailure):
+    transport = Transport(url, HEADERS, (1.0, 1.0))
+    with pytest.raises(TransportFailure, match="NewConnectionError"):
         transport.post("/users/track", BODY)
 
 
 def test_rate_limit_headers_read_case_insensitively() -> None:
     with BrazeEmulator(config=EmulatorConfig(rate_limit=1, rate_window_seconds=60.0)) as emulator:
-        transport = HttpClientTransport(emulator.url, HEADERS, (5.0, 5.0))
+        transport = Transport(emulator.url, HEADERS, (5.0, 5.0))
         assert transport.post("/users/track", BODY).status == 201
         limited = transport.post("/users/track", BODY)
         assert limited.status == 429
@@ -68,14 +105,65 @@ def test_rate_limit_headers_read_case_insensitively() -> None:
         transport.close()
 
 
-def test_requests_is_used_behind_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
-    make = transport_factory("https://rest.iad-01.braze.com", HEADERS, (1.0, 1.0), None)
-    assert type(make()).__name__ == "RequestsTransport"
-    monkeypatch.delenv("HTTPS_PROXY")
-    monkeypatch.delenv("https_proxy", raising=False)
-    assert type(transport_factory("https://rest.iad-01.braze.com", HEADERS, (1.0, 1.0), None)()).__name__ == (
-        "HttpClientTransport"
-    )
+@pytest.fixture
+def proxy() -> Iterator[tuple[str, list[tuple[str, str | None]]]]:
+    """A forward proxy that answers every request itself; yields its URL and what it got
+    (the request target and the Proxy-Authorization header)."""
+    seen: list[tuple[str, str | None]] = []
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append((self.path, self.headers.get("Proxy-Authorization")))
+            answer = b'{"message": "success"}'
+            self.send_response(201)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_environments_proxy_is_used_unless_no_proxy_names_the_host(
+    proxy: tuple[str, list[tuple[str, str | None]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    address, seen = proxy
+    with BrazeEmulator() as emulator:
+        monkeypatch.setenv("HTTP_PROXY", f"http://sync%40acme:p%3Ass@{address}")
+        transport = Transport(emulator.url, HEADERS, (5.0, 5.0))
+        assert transport.post("/users/track", BODY).status == 201
+        transport.close()
+        credentials = base64.b64encode(b"sync@acme:p:ss").decode()
+        assert seen == [(emulator.url + "/users/track", f"Basic {credentials}")]
+        assert emulator.stats()["requests"] == 0
+
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        transport = Transport(emulator.url, HEADERS, (5.0, 5.0))
+        assert transport.post("/users/track", BODY).status == 201
+        transport.close()
+        assert len(seen) == 1 and emulator.stats()["requests"] == 1
+
+
+def test_a_proxy_url_without_a_scheme_is_http(
+    proxy: tuple[str, list[tuple[str, str | None]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    address, seen = proxy
+    monkeypatch.setenv("HTTP_PROXY", address)
+    transport = Transport("http://127.0.0.1:9", HEADERS, (5.0, 5.0))
+    assert transport.post("/users/track", BODY).status == 201
+    assert seen == [("http://127.0.0.1:9/users/track", None)]
+
+
+def test_a_socks_proxy_is_a_config_error_without_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "socks5://me:secret@proxy.example:1080")
+    with pytest.raises(ConfigError, match="socks5://") as caught:
+        Transport("https://rest.iad-01.braze.com", HEADERS, (1.0, 1.0))
+    assert "secret" not in str(caught.value) and caught.value.hint

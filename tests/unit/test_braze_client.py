@@ -1,27 +1,29 @@
-"""The Braze HTTP client against a scripted transport.
+"""The Braze HTTP client against a scripted pool.
 
-`FakeBraze` is a requests transport adapter mounted on the sessions the client creates: it answers
-from a script (status, headers, body; or raises a requests exception) and records every request,
-so the tests assert call counts and request bodies. Sleep and both clocks are fakes: no test
-waits on wall time.
+`FakeBraze` (tests/fakes.py `FakePool`) takes the place of urllib3's pool under the client's own
+transport: it answers from a script (status, headers, body; or raises a urllib3 exception) and
+records every request, so the tests assert call counts and request bodies. Sleep and both clocks
+are fakes: no test waits on wall time.
 """
 
 from __future__ import annotations
 
-import http
-import io
+import http.client
 import json
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any
 
 import pytest
-import requests
-from requests.adapters import BaseAdapter, HTTPAdapter
-from urllib3 import HTTPResponse
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    NewConnectionError,
+    ProtocolError,
+    ProxyError,
+    ReadTimeoutError,
+)
 
 from dbt_braze import braze
 from dbt_braze.braze import (
@@ -46,22 +48,18 @@ from dbt_braze.errors import (
 )
 from dbt_braze.ratelimit import wait_from_headers
 
+from fakes import FakePool as FakeBraze
+from fakes import HTTPReply as Reply
+from fakes import SentRequest, Step
+
 ENDPOINT = "https://rest.iad-01.braze.com"
 KEY = "a1b2c3d4-e5f6-7890-abcd-ef0123456789"
 NO_JITTER = RetryPolicy(jitter=0.0)
 WALL_START = 1_700_000_000.0
 
 
-@dataclass
-class Reply:
-    status: int = 201
-    body: Any = field(default_factory=lambda: {"message": "success"})  # dict/list: JSON
-    headers: dict[str, str] = field(default_factory=dict)
-    reason: str | None = None  # default: the standard phrase
-
-
-Step = Reply | Exception
-Script = list[Step] | Callable[[requests.PreparedRequest], Step]
+def read_timeout() -> ReadTimeoutError:
+    return ReadTimeoutError(None, "/users/track", "Read timed out. (read timeout=60.0)")  # type: ignore[arg-type]
 
 
 class FakeTime:
@@ -82,78 +80,12 @@ class FakeTime:
         self.now += seconds
 
 
-class FakeBraze(BaseAdapter):
-    """Transport double: answers from `script`, records each request and its timeout."""
-
-    def __init__(self, script: Script, time: FakeTime | None = None, latency: float = 0.0):
-        super().__init__()
-        self.script = list(script) if isinstance(script, list) else script
-        self.time = time
-        self.latency = latency
-        self.sent: list[requests.PreparedRequest] = []
-        self.timeouts: list[object] = []
-        self.closed = 0
-        self._lock = threading.Lock()
-        self._builder = HTTPAdapter()
-
-    def send(
-        self,
-        request: requests.PreparedRequest,
-        stream: bool = False,
-        timeout: object = None,
-        verify: object = True,
-        cert: object = None,
-        proxies: object = None,
-    ) -> requests.Response:
-        with self._lock:
-            self.sent.append(request)
-            self.timeouts.append(timeout)
-            if callable(self.script):
-                step = self.script(request)
-            else:
-                assert self.script, f"unexpected request #{len(self.sent)}"
-                step = self.script.pop(0)
-        if self.time is not None:
-            self.time.now += self.latency
-        if isinstance(step, Exception):
-            raise step
-        return self._respond(request, step)
-
-    def _respond(self, request: requests.PreparedRequest, reply: Reply) -> requests.Response:
-        headers = dict(reply.headers)
-        if isinstance(reply.body, (dict, list)) or reply.body is None:
-            raw = json.dumps(reply.body).encode()
-            headers.setdefault("Content-Type", "application/json")
-        else:
-            raw = reply.body.encode() if isinstance(reply.body, str) else reply.body
-        response = HTTPResponse(
-            body=io.BytesIO(raw),
-            headers=headers,
-            status=reply.status,
-            reason=reply.reason if reply.reason is not None else http.HTTPStatus(reply.status).phrase,
-            preload_content=False,
-        )
-        return self._builder.build_response(request, response)
-
-    def close(self) -> None:
-        self.closed += 1
-
-    def bodies(self) -> list[Any]:
-        return [json.loads(r.body or b"null") for r in self.sent]
-
-
 def make_client(fake: FakeBraze, time: FakeTime, **kwargs: Any) -> BrazeClient:
-    def session() -> requests.Session:
-        s = requests.Session()
-        s.mount("https://", fake)
-        s.mount("http://", fake)
-        return s
-
     kwargs.setdefault("retry", NO_JITTER)
     return BrazeClient(
         ENDPOINT + "/",
         KEY,
-        session_factory=session,
+        pool=fake,
         sleep=time.sleep,
         clock=time.clock,
         wall_clock=time.wall_clock,
@@ -198,6 +130,7 @@ def test_success_posts_compact_json_with_auth_and_user_agent(t: FakeTime) -> Non
     assert request.headers["User-Agent"].startswith("dbt-braze/")
     assert len(request.headers["User-Agent"]) > len("dbt-braze/")
     assert fake.timeouts == [(5.0, 60.0)]
+    assert request.redirect is False and request.retries.total is False  # the client retries
     assert t.sleeps == []
 
 
@@ -306,8 +239,8 @@ def test_empty_batch_sends_nothing(t: FakeTime) -> None:
 # -- splitting a batch Braze refuses as a whole --------------------------------------------------
 
 
-def fail_batches_with(marker: str, failure: Reply) -> Callable[[requests.PreparedRequest], Reply]:
-    def answer(request: requests.PreparedRequest) -> Reply:
+def fail_batches_with(marker: str, failure: Reply) -> Callable[[SentRequest], Reply]:
+    def answer(request: SentRequest) -> Reply:
         ids = [o["external_id"] for o in json.loads(request.body or b"")["attributes"]]
         return failure if marker in ids else Reply(201)
 
@@ -372,7 +305,7 @@ def test_413_that_is_not_brazes_is_split_but_never_recorded(t: FakeTime) -> None
 
 
 def test_split_maps_errors_of_a_half_back_to_the_callers_indexes(t: FakeTime) -> None:
-    def answer(request: requests.PreparedRequest) -> Reply:
+    def answer(request: SentRequest) -> Reply:
         ids = [o["external_id"] for o in json.loads(request.body or b"")["attributes"]]
         if "bad" in ids:
             return Reply(400, {"message": "Max Input Length Exceeded"})
@@ -460,10 +393,12 @@ def test_429_slows_the_limiter_and_pauses_it(t: FakeTime) -> None:
 @pytest.mark.parametrize(
     "error",
     [
-        requests.ConnectionError("('Connection aborted.', RemoteDisconnected())"),
-        requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead"),
-        requests.ReadTimeout("read timed out"),
-        requests.ConnectTimeout("connect timed out"),
+        ProtocolError("Connection aborted.", http.client.RemoteDisconnected("closed without response")),
+        ProtocolError("Connection broken: IncompleteRead(12 bytes read, 30 more expected)"),
+        NewConnectionError(None, "Failed to establish a new connection: [Errno 111] Connection refused"),  # type: ignore[arg-type]
+        ConnectionResetError(104, "Connection reset by peer"),
+        read_timeout(),
+        ConnectTimeoutError("connect timed out"),
     ],
 )
 def test_connection_trouble_then_success(t: FakeTime, error: Exception) -> None:
@@ -473,8 +408,7 @@ def test_connection_trouble_then_success(t: FakeTime, error: Exception) -> None:
 
 
 def test_timeouts_back_off_exponentially(t: FakeTime) -> None:
-    fake = FakeBraze([requests.ReadTimeout(), requests.ReadTimeout(), requests.ReadTimeout(),
-                      Reply(201)])  # fmt: skip
+    fake = FakeBraze([read_timeout(), read_timeout(), read_timeout(), Reply(201)])
     assert make_client(fake, t).track_attributes(users(1)).requests == 4
     assert t.sleeps == [0.5, 1.0, 2.0]
 
@@ -508,7 +442,7 @@ def test_spent_budget_raises_braze_unavailable(t: FakeTime) -> None:
 
 def test_budget_counts_time_spent_in_requests(t: FakeTime) -> None:
     policy = RetryPolicy(base_delay=1.0, max_elapsed=20.0, jitter=0.0)
-    fake = FakeBraze(lambda request: requests.ReadTimeout(), time=t, latency=10.0)
+    fake = FakeBraze(lambda request: read_timeout(), time=t, latency=10.0)
 
     with pytest.raises(BrazeUnavailable, match=r"after 2 attempts over 21s \(last: timeout"):
         make_client(fake, t, retry=policy).track_attributes(users(1))
@@ -577,13 +511,13 @@ def test_redirect_is_not_followed(t: FakeTime) -> None:
     with pytest.raises(BrazeRequestError, match="rest.fra-01.braze.eu") as caught:
         make_client(fake, t).track_attributes(users(1))
     assert caught.value.status == 301
-    assert len(fake.sent) == 1
+    assert len(fake.sent) == 1 and fake.sent[0].redirect is False
 
 
 def test_connection_error_text_is_scrubbed(t: FakeTime, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     policy = RetryPolicy(max_elapsed=0.0, jitter=0.0)
-    fake = FakeBraze([requests.ConnectionError(f"proxy said {KEY}")])
+    fake = FakeBraze([ProxyError(f"proxy said {KEY}", OSError(f"tunnel refused for {KEY}"))])
     with pytest.raises(BrazeUnavailable) as caught:
         make_client(fake, t, retry=policy).track_attributes(users(1))
     assert KEY not in str(caught.value) and KEY not in caplog.text
@@ -683,31 +617,25 @@ def test_delete_validates_its_input(t: FakeTime) -> None:
     assert fake.sent == []
 
 
-# -- sessions -----------------------------------------------------------------------------------
+# -- the pool ---------------------------------------------------------------------------------
 
 
-def test_one_session_per_thread_and_close_closes_them_all(t: FakeTime) -> None:
+def test_one_pool_shared_by_threads_and_close_clears_it(t: FakeTime) -> None:
     fake = FakeBraze(lambda request: Reply(201))
-    created: list[requests.Session] = []
 
-    def factory() -> requests.Session:
-        session = requests.Session()
-        session.mount("https://", fake)
-        created.append(session)
-        return session
-
-    client = BrazeClient(ENDPOINT, KEY, session_factory=factory, sleep=t.sleep, clock=t.clock)
+    client = BrazeClient(ENDPOINT, KEY, pool=fake, sleep=t.sleep, clock=t.clock)
     client.track_attributes(users(1))
     client.track_attributes(users(1))
     worker = threading.Thread(target=client.track_attributes, args=(users(1),))
     worker.start()
     worker.join()
 
-    assert len(created) == 2 and len(fake.sent) == 3
+    assert len(fake.sent) == 3
     client.close()
-    assert fake.closed == 2
+    assert fake.closed == 1
     with pytest.raises(RuntimeError, match="closed"):
         client.track_attributes(users(1))
+    assert len(fake.sent) == 3
 
 
 # -- RateLimiter -------------------------------------------------------------------------------
@@ -941,8 +869,9 @@ def test_plain_http_elsewhere_is_refused_with_the_reason(endpoint: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def untrusted_https(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """An HTTPS server on 127.0.0.1 whose self-signed certificate nobody trusts."""
+def untrusted_https(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """An HTTPS server on 127.0.0.1 that answers Braze's 201, with a self-signed certificate
+    nobody trusts; yields its URL and the certificate's file."""
     import http.server
     import shutil
     import ssl
@@ -954,34 +883,54 @@ def untrusted_https(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1",
          "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True,
     )  # fmt: skip
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+
+    class Braze(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            answer = b'{"message": "success"}'
+            self.send_response(201)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Braze)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"https://127.0.0.1:{server.server_address[1]}"
+    yield f"https://127.0.0.1:{server.server_address[1]}", str(cert)
     server.shutdown()
     server.server_close()
 
 
-@pytest.mark.parametrize("transport", ["http.client", "requests"])
-def test_tls_verification_failure_fails_at_once(t: FakeTime, untrusted_https: str, transport: str) -> None:
-    client = BrazeClient(
-        untrusted_https,
-        KEY,
-        session_factory=requests.Session if transport == "requests" else None,
-        sleep=t.sleep,
-        clock=t.clock,
-    )
+def test_tls_verification_failure_fails_at_once(t: FakeTime, untrusted_https: tuple[str, str]) -> None:
+    client = BrazeClient(untrusted_https[0], KEY, sleep=t.sleep, clock=t.clock)
     with client, pytest.raises(BrazeTLSError) as caught:
         client.track_attributes(users(1))
     assert caught.value.exit_code == EXIT_SYNC_FAILED
     assert "certificate" in caught.value.message and "REQUESTS_CA_BUNDLE" in str(caught.value)
     assert t.sleeps == []  # not retried for five minutes
+
+
+@pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"])
+def test_ca_bundle_from_the_environment_is_trusted(
+    t: FakeTime, untrusted_https: tuple[str, str], variable: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, cert = untrusted_https
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, cert)
+    with BrazeClient(url, KEY, sleep=t.sleep, clock=t.clock) as client:
+        assert client.track_attributes(users(1)) == TrackResult([0], {}, 1)
 
 
 def test_key_check_is_made_once_per_client(t: FakeTime) -> None:
