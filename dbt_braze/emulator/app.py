@@ -24,13 +24,13 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, NamedTuple, cast
 
-from .faults import EmulatorConfig, FaultInjector, RateDecision, RateLimiter
-from .state import InFlight, Stats, TrackResult, Workspace, count_data_points, users_of
+from .faults import EmulatorConfig, FaultInjector, RateDecision, RateWindow
+from .state import InFlight, Stats, TrackOutcome, Workspace, count_data_points, users_of
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,13 @@ class _Ctx:
 
 
 class App:
-    def __init__(self, api_keys: Mapping[str, Iterable[str]], config: EmulatorConfig) -> None:
+    def __init__(
+        self,
+        api_keys: Mapping[str, Iterable[str]],
+        config: EmulatorConfig,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`clock` (epoch seconds) times the rate-limit window and its headers."""
         self._keys = {key: frozenset(perms) for key, perms in api_keys.items()}
         unknown = {p for perms in self._keys.values() for p in perms} - ALL_PERMISSIONS
         if unknown:
@@ -149,7 +155,7 @@ class App:
         self.stats = Stats()
         self.workspace = Workspace(self.stats)
         self.inflight = InFlight()
-        self.limiter = RateLimiter()
+        self.limiter = RateWindow(clock)
         self.faults = FaultInjector(config)
         self.log: deque[LoggedRequest] = deque(maxlen=config.requests_log_size)
 
@@ -322,7 +328,7 @@ class App:
             payload["errors"] = result.errors
         return json_reply(scripted or 201, payload, headers)
 
-    def _sink(self, arrays: dict[str, list[Any]]) -> TrackResult:
+    def _sink(self, arrays: dict[str, list[Any]]) -> TrackOutcome:
         processed = {name: len(objects) for name, objects in arrays.items()}
         total = sum(processed.values())
         self.stats.bump(
@@ -335,7 +341,7 @@ class App:
                 "data_points": count_data_points(arrays.get("attributes", ())),
             }
         )
-        return TrackResult(processed, [])
+        return TrackOutcome(processed, [])
 
     def _delete(self, body: dict[str, Any]) -> Reply:
         kinds = [k for k in ("external_ids", "braze_ids") if body.get(k) is not None]

@@ -5,7 +5,8 @@ workspace on a standard contract. `FaultInjector` turns the knobs into
 decisions (scripted statuses, random 5xx, dropped connections, latency) from
 one seeded RNG, so a test that sets `seed` gets the same sequence of faults
 on every run as long as its requests arrive in the same order.
-`RateLimiter` is the fixed window Braze documents for `/users/track`.
+`RateWindow` is the fixed window Braze documents for `/users/track`; it reads
+the time from an injectable clock (epoch seconds), so tests need not wait.
 
 Random draws are made only for knobs that are switched on: adding a fault
 with rate 0 never shifts the sequence of the others.
@@ -156,7 +157,7 @@ class RateDecision:
         return headers
 
 
-class RateLimiter:
+class RateWindow:
     """Fixed window: the first request after a window ends opens the next one.
 
     Every request that reaches the limiter counts, refused ones included,

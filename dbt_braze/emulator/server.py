@@ -14,7 +14,8 @@ import logging
 import socket
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -186,6 +187,7 @@ class _Server(ThreadingHTTPServer):
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._connections_lock:
             self._connections.add(request)
+        self.app.stats.bump({"connections_opened": 1})
         super().process_request(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:
@@ -213,7 +215,8 @@ class BrazeEmulator:
     `api_keys` maps each accepted key to its permissions (`users.track`,
     `users.delete`, `users.export.ids`); by default the one key `test-key`
     has all three. Port 0 picks a free port; read it from `port` or `url`
-    after `start()`. Usable as a context manager.
+    after `start()`. Usable as a context manager. `clock` (epoch seconds)
+    times the rate-limit window: a test passes a fake one instead of waiting.
     """
 
     def __init__(
@@ -223,9 +226,10 @@ class BrazeEmulator:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         keys = api_keys if api_keys is not None else {DEFAULT_API_KEY: ALL_PERMISSIONS}
-        self._app = App(keys, config or EmulatorConfig())
+        self._app = App(keys, config or EmulatorConfig(), clock)
         self._address = (host, port)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None

@@ -85,6 +85,7 @@ COUNTER_NAMES = (
     "users_ignored_update_only",
     "users_deleted",
     "dropped_connections",
+    "connections_opened",
     "rate_limited",
     "same_user_overlaps",
 )
@@ -105,7 +106,7 @@ class Profile:
 
 
 @dataclass
-class TrackResult:
+class TrackOutcome:
     processed: dict[str, int]  # array name -> accepted objects
     errors: list[dict[str, Any]]
 
@@ -253,7 +254,7 @@ class Workspace:
 
     # -- /users/track ----------------------------------------------------
 
-    def track(self, arrays: dict[str, list[Any]]) -> TrackResult:
+    def track(self, arrays: dict[str, list[Any]]) -> TrackOutcome:
         errors: list[dict[str, Any]] = []
         accepted: list[tuple[str, Change]] = []
         processed: dict[str, int] = {}
@@ -299,7 +300,7 @@ class Workspace:
                 if change.ops:
                     _apply_ops(profile.attributes, change.ops, deltas)
         self._stats.bump(deltas)
-        return TrackResult(processed, errors)
+        return TrackOutcome(processed, errors)
 
     def _resolve(self, identity: Identity, update_only: bool, deltas: dict[str, int]) -> Profile | None:
         kind, value = identity

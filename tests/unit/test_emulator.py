@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -243,20 +242,34 @@ def test_trailing_slash_is_404(emu: BrazeEmulator, http: requests.Session) -> No
 # -- rate limits and faults ---------------------------------------------------
 
 
-def test_rate_limit_headers_and_429(emu: BrazeEmulator, http: requests.Session) -> None:
-    emu.configure(rate_limit=2, rate_window_seconds=1.0, retry_after_header=True)
-    obj = {"external_id": "u1", "n": 1}
-    first, second, third = (track(emu, http, obj) for _ in range(3))
-    assert [r.status_code for r in (first, second, third)] == [201, 201, 429]
-    assert first.headers["X-RateLimit-Limit"] == "2"
-    assert [r.headers["X-RateLimit-Remaining"] for r in (first, second)] == ["1", "0"]
-    assert int(first.headers["X-RateLimit-Reset"]) >= int(time.time())
-    assert third.headers["X-Ratelimit-Retry-After"] == third.headers["Retry-After"] == "1"
-    assert "X-RateLimit-Reset" in third.headers
-    time.sleep(1.05)
-    again = track(emu, http, obj)
-    assert again.status_code == 201 and again.headers["X-RateLimit-Remaining"] == "1"
-    assert emu.stats()["rate_limited"] == 1
+class FakeClock:
+    """Epoch seconds that move only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.25
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_rate_limit_headers_and_429(http: requests.Session) -> None:
+    clock = FakeClock()
+    config = EmulatorConfig(rate_limit=2, rate_window_seconds=1.0, retry_after_header=True)
+    with BrazeEmulator(api_keys={KEY: ALL_PERMISSIONS}, config=config, clock=clock) as emu:
+        obj = {"external_id": "u1", "n": 1}
+        first, second, third = (track(emu, http, obj) for _ in range(3))
+        assert [r.status_code for r in (first, second, third)] == [201, 201, 429]
+        assert first.headers["X-RateLimit-Limit"] == "2"
+        assert [r.headers["X-RateLimit-Remaining"] for r in (first, second)] == ["1", "0"]
+        assert first.headers["X-RateLimit-Reset"] == "1700000002"  # the window's end, rounded up
+        assert third.headers["X-Ratelimit-Retry-After"] == third.headers["Retry-After"] == "1"
+        assert "X-RateLimit-Reset" in third.headers
+        clock.now += 0.99
+        assert track(emu, http, obj).status_code == 429  # the same window
+        clock.now += 0.01
+        again = track(emu, http, obj)
+        assert again.status_code == 201 and again.headers["X-RateLimit-Remaining"] == "1"
+        assert emu.stats()["rate_limited"] == 2
 
 
 def test_rate_limit_delta_reset_style(emu: BrazeEmulator, http: requests.Session) -> None:
