@@ -30,7 +30,6 @@ import contextlib
 import json
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
@@ -170,57 +169,35 @@ def _http(url: str, body: dict[str, Any] | None = None) -> Any:
 
 
 class Emulator:
-    """The bundled emulator in a process of its own (so it does not share a GIL
-    with anything), or in-process if its command line lacks --sink."""
+    """The bundled emulator in a process of its own, so that it shares no GIL with anything."""
 
     def __init__(self, *, latency_ms: float) -> None:
         self.latency_ms = latency_ms
-        self.proc: subprocess.Popen[str] | None = None
-        self._inproc: Any = None
-        help_text = subprocess.run(
-            [sys.executable, "-m", "dbt_braze.emulator", "--help"],
-            capture_output=True,
-            text=True,
-            cwd=REPO_ROOT,
-        ).stdout
-        if "--sink" in help_text:
-            cmd = [
-                sys.executable,
-                "-m",
-                "dbt_braze.emulator",
-                "--port",
-                "0",
-                "--api-key",
-                API_KEY,
-                "--rate-limit",
-                "0",
-                "--sink",
-                "--latency-ms",
-                str(latency_ms),
-            ]
-            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
-            assert self.proc.stdout is not None
-            line = self.proc.stdout.readline()
-            match = re.search(r"listening on (\S+)", line)
-            if not match:
-                self.proc.kill()
-                raise RuntimeError(f"emulator did not start: {line!r}")
-            self.url = match.group(1)
-            self.where = "separate process"
-        else:
-            from dbt_braze.emulator import BrazeEmulator, EmulatorConfig
-
-            knobs: dict[str, Any] = {"rate_limit": None, "latency_ms": latency_ms}
-            fields = getattr(EmulatorConfig, "__dataclass_fields__", {})
-            if "sink_mode" in fields:
-                knobs["sink_mode"] = True
-            self._inproc = BrazeEmulator(
-                api_keys={API_KEY: {"users.track", "users.delete"}}, config=EmulatorConfig(**knobs)
-            ).start()
-            self.url = self._inproc.url
-            self.where = "in-process (emulator CLI has no --sink)"
-        with contextlib.suppress(Exception):  # the request log is for debugging; keep it out of the way
-            _http(self.url + "/_emulator/config", {"requests_log_size": 0})
+        cmd = [
+            sys.executable,
+            "-m",
+            "dbt_braze.emulator",
+            "--port",
+            "0",
+            "--api-key",
+            API_KEY,
+            "--rate-limit",
+            "0",
+            "--sink",
+            "--latency-ms",
+            str(latency_ms),
+        ]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()  # its one line: `braze emulator listening on <url>`
+        prefix = "braze emulator listening on "
+        if not line.startswith(prefix):
+            self.proc.kill()
+            raise RuntimeError(f"emulator did not start: {line!r}")
+        self.url = line[len(prefix) :].strip()
+        self.where = "separate process"
+        # the request log is for debugging; keep it out of the way
+        _http(self.url + "/_emulator/config", {"requests_log_size": 0})
 
     def reset(self) -> None:
         _http(self.url + "/_emulator/reset", {})
@@ -229,8 +206,6 @@ class Emulator:
         return _http(self.url + "/_emulator/stats")
 
     def cpu_seconds(self) -> float | None:
-        if self.proc is None:
-            return None
         try:
             fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
             return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -238,15 +213,12 @@ class Emulator:
             return None
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self._inproc is not None:
-            self._inproc.stop()
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 # -- the dbt project ---------------------------------------------------------------
@@ -420,17 +392,21 @@ def measured_against(
 
 
 def parse_sync_report(text: str) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for name, pattern in (
-        ("requests", r"^\s*requests\s+([\d,]+)"),
-        ("data_points", r"^\s*data points sent\s+([\d,]+)"),
-        ("created", r"^\s*users created\s+([\d,]+)"),
-        ("updated", r"^\s*users updated\s+([\d,]+)"),
-    ):
-        match = re.search(pattern, text, re.MULTILINE)
-        if match:
-            found[name] = int(match.group(1).replace(",", ""))
-    return found
+    """Totals over the models of the document `dbt-braze sync --output json` prints; empty when
+    there is none (a command stopped by an error prints no document)."""
+    try:
+        models = json.loads(text)["models"]
+    except (ValueError, KeyError, TypeError):
+        return {}
+    return {
+        name: sum(int(model.get(key) or 0) for model in models)
+        for name, key in (
+            ("requests", "requests"),
+            ("data_points", "data_points"),
+            ("created", "users_created"),
+            ("updated", "users_updated"),
+        )
+    }
 
 
 def _run_history(db: Path) -> dict[str, float | None]:
@@ -458,23 +434,13 @@ def engine_seconds(db: Path, before: dict[str, float | None]) -> float | None:
     return sum(s for s in new if s is not None)
 
 
-def sync_flags(concurrency: int | None, max_rps: float | None) -> tuple[list[str], str]:
-    help_text = subprocess.run(
-        [sys.executable, "-m", "dbt_braze", "sync", "--help"], capture_output=True, text=True, cwd=REPO_ROOT
-    ).stdout
-    flags: list[str] = []
-    notes: list[str] = []
-    if "--concurrency" in help_text:
-        if concurrency is not None:
-            flags += ["--concurrency", str(concurrency)]
-    else:
-        notes.append("sync has no --concurrency (sequential engine)")
-    if "--requests-per-second" in help_text:
-        if max_rps is not None:
-            flags += ["--requests-per-second", f"{max_rps:g}"]
-    else:
-        notes.append("sync has no --requests-per-second")
-    return flags, "; ".join(notes)
+def sync_flags(concurrency: int | None, max_rps: float | None) -> list[str]:
+    flags = ["--output", "json"]
+    if concurrency is not None:
+        flags += ["--concurrency", str(concurrency)]
+    if max_rps is not None:
+        flags += ["--requests-per-second", f"{max_rps:g}"]
+    return flags
 
 
 def run_sync(emulator: Emulator, label: str, root: Path, env: dict[str, str], flags: list[str]) -> SyncRun:
@@ -583,7 +549,7 @@ def machine_info() -> list[str]:
     return [
         f"machine: {os.cpu_count()} cores ({cpu_model}), {mem} RAM, {platform.platform()}",
         f"python {platform.python_version()}; dbt-core {version('dbt-core')}, "
-        f"dbt-duckdb {version('dbt-duckdb')}, duckdb {version('duckdb')}, requests {version('requests')}; "
+        f"dbt-duckdb {version('dbt-duckdb')}, duckdb {version('duckdb')}, urllib3 {version('urllib3')}; "
         f"dbt-braze {version('dbt-braze')} at {rev}, code fingerprint {code_fingerprint()}",
     ]
 
@@ -783,7 +749,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("BRAZE_API_KEY", "BRAZE_REST_ENDPOINT", "DBT_TARGET_PATH", "DBT_PROFILES_DIR"):
         env.pop(name, None)
 
-    flags, flag_note = sync_flags(args.concurrency, args.max_rps)
+    flags = sync_flags(args.concurrency, args.max_rps)
     info = machine_info()  # at the start: the code measured is the code as it was then
     fingerprint = code_fingerprint()
     emulators: dict[str, Emulator] = {}
@@ -792,10 +758,7 @@ def main(argv: list[str] | None = None) -> int:
     hook_logs: list[str] = []
     try:
         build_project(root, args.users)
-        log(
-            f"project in {root}; {args.users:,} users; modes {modes}; sync flags {flags or 'none'}"
-            + (f" ({flag_note})" if flag_note else "")
-        )
+        log(f"project in {root}; {args.users:,} users; modes {modes}; sync flags {flags}")
         for mode in modes:
             emulators[mode] = Emulator(latency_ms=latency[mode])
             log(
@@ -882,7 +845,7 @@ def main(argv: list[str] | None = None) -> int:
             f"WARNING: dbt_braze/ or macros/ changed while the benchmark ran (fingerprint {fingerprint} -> "
             f"{code_fingerprint()}): later phases may have run different code"
         )
-    print(f"sync flags: {' '.join(flags) or '(none)'}" + (f"  [{flag_note}]" if flag_note else ""))
+    print(f"sync flags: {' '.join(flags)}")
     print(
         "dbt runs are shared by the modes (they do not touch Braze); each mode's syncs start from the same "
         "warehouse snapshot."

@@ -19,8 +19,6 @@ from dbt_braze.braze import redact
 from dbt_braze.errors import EXIT_OK, DbtBrazeError, MissingSettingError
 from dbt_braze.settings import SyncSettings, resolve_settings
 
-logger = logging.getLogger("dbt_braze")
-
 
 @dataclass(frozen=True)
 class BrazeSettings:
