@@ -38,10 +38,9 @@ from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from dbt_braze.errors import ConfigError
 
-# Connections kept alive: the most requests the sync has in flight (settings.py allows a
-# concurrency of 1..256). A slot holds nothing until a connection is returned to it, so a large
-# pool costs nothing; a pool smaller than the concurrency would close each extra connection
-# after one request.
+# Connections kept alive: the most requests the sync can have in flight (settings.py allows a
+# concurrency of 1..256, 24 by default). A slot holds nothing until a connection comes back to
+# it, so a large pool costs nothing; a smaller one closes the connections it has no room for.
 MAX_POOL_SIZE = 256
 NO_RETRIES = urllib3.Retry(total=False, redirect=False)  # BrazeClient retries
 
