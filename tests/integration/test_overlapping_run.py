@@ -153,3 +153,52 @@ def test_a_dbt_run_during_a_sync_makes_the_next_sync_send_nothing(
 
 def _output(process: Any) -> str:
     return process.stdout.read() if process.stdout else ""
+
+
+def test_a_checkpoint_committed_after_the_diff_began_is_not_missed(
+    project: DbtProject, emulator: BrazeEmulator
+) -> None:
+    """PostgreSQL dates a checkpoint's acknowledgements when its transaction
+    began. One that began before the hook's diff and committed after it is
+    invisible to the diff yet dated before it: the next sync must still notice
+    that the state moved (Braze got `pro`; the model says `free` again)."""
+    if project.kind != "postgres":
+        pytest.skip("DuckDB allows one writer process: a checkpoint cannot span a dbt run")
+    import psycopg2
+
+    assert project.postgres is not None
+    project.write_model(
+        "select cast(i as varchar(20)) as user_id, 'free' as plan from generate_series(1, 5) t(i)"
+    )
+    block = {"external_id": "user_id", "attributes": {"plan": "plan"}}
+    project.write_schema([{"name": "braze_users", "config": {"meta": {"braze": block}}}])
+    project.dbt("run")
+    assert project.braze("sync").exit_code == 0
+    project.dbt("run")  # fingerprints vouch for every user
+    # a sync S1, started earlier, delivered `pro` to user 1 and checkpoints it
+    emulator_client = BrazeClient(emulator.url, API_KEY)
+    try:
+        emulator_client.track_encoded([b'{"external_id":"1","plan":"pro"}'])
+    finally:
+        emulator_client.close()
+    now = "cast(current_timestamp at time zone 'UTC' as timestamp)"
+    checkpoint = psycopg2.connect(project.postgres.dsn, options=f"-c search_path={project.schema}")
+    try:
+        with checkpoint.cursor() as cursor:
+            cursor.execute(
+                "insert into braze_fingerprints (model_name, braze_key, fingerprint, recorded_at)"
+                f" values ('braze_users', '1', null, {now})"
+            )
+            cursor.execute(
+                "insert into braze_state (model_name, braze_key, attribute, value_hash, acked_at, run_id)"
+                f" values ('braze_users', '1', 'plan', md5('pro'), {now}, 's1')"
+            )
+        time.sleep(0.05)
+        project.dbt("run")  # the hook's diff cannot see the open checkpoint
+        checkpoint.commit()
+    finally:
+        checkpoint.close()
+    assert emulator.profiles["1"]["plan"] == "pro"
+    result = project.braze("sync")
+    assert result.exit_code == 0, result.output
+    assert emulator.profiles["1"]["plan"] == "free"
