@@ -776,3 +776,19 @@ def test_snowflake_rejection_reads_give_the_defaults_result(renderer: Renderer) 
         assert run_rejection_reads(renderer, "snowflake", rejected, acked, limit) == run_rejection_reads(
             renderer, "default", rejected, acked, limit
         ), (rejected, acked)
+
+
+@pytest.mark.parametrize(
+    ("dialect", "decoder"),
+    [
+        ("snowflake", "hex_decode_string"),
+        ("bigquery", "from_hex"),
+        ("redshift", "from_varbyte"),
+        ("databricks", "unhex"),
+    ],
+)
+def test_handed_values_are_decoded_from_hex(renderer: Renderer, dialect: str, decoder: str) -> None:
+    """Checkpoint values travel as hex (warehouse.encode_cell); each dialect decodes them."""
+    sql = renderer.macro(dialect, "braze_rows_sql", columns=rows_columns(ROWS))
+    parse(sql, dialect)
+    assert sql.lower().count(decoder) == len(ROW_NAMES) * (sql.count("union all") + 1), sql
