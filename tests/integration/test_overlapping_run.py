@@ -78,13 +78,17 @@ def test_a_rebuild_between_checkpoints_loses_nothing_and_resends_nothing(
     before = emulator.stats()["data_points"]
     warehouse = Warehouse(Target(project.root, project.root, None))
     heartbeats = 0
+    acknowledged = f"select count(*) from {project.schema}.braze_state where run_id = 'overlapped'"
 
     def rebuild_on_third_checkpoint() -> None:
         nonlocal heartbeats
         heartbeats += 1
         if heartbeats != 3:
             return
-        time.sleep(0.3)  # let the checkpoint just handed over commit (either order must be safe)
+        # the checkpoint just handed over commits first: the next ones land after the rebuild
+        deadline = time.monotonic() + 30
+        while warehouse.fetch_all(acknowledged)[0][0] < 3 * 75 and time.monotonic() < deadline:
+            time.sleep(0.05)
         warehouse.execute(
             f"update {project.schema}.src_users set plan = case"
             " when cast(user_id as integer) % 3 = 0 then 'free'"
@@ -131,10 +135,10 @@ def test_a_dbt_run_during_a_sync_makes_the_next_sync_send_nothing(
     block = {"external_id": "user_id", "attributes": {"plan": "plan"}}
     project.write_schema([{"name": "braze_users", "config": {"meta": {"braze": block}}}])
     project.dbt("run")
-    emulator.configure(latency_ms=400)
+    emulator.configure(latency_ms=1500)  # 30 s for the 20 requests: the dbt run ends well before
     process = project.spawn_braze("sync", "--checkpoint-objects", "75", "--concurrency", "1")
     deadline = time.monotonic() + 60
-    while emulator.stats()["track_requests"] < 2 and time.monotonic() < deadline:
+    while emulator.stats()["track_requests"] < 1 and time.monotonic() < deadline:
         assert process.poll() is None, _output(process)
         time.sleep(0.01)
     project.dbt("run")
