@@ -72,6 +72,7 @@ class Warehouse:
         self._base_macros_only = base_macros_only
         self._adapter: Any = None
         self._capped_duckdb_memory = False
+        self._read_stamps: dict[str, str | None] = {}  # model -> braze_objects__<model> build read
         self._open()
 
     # -- set-up -----------------------------------------------------------
@@ -322,6 +323,8 @@ class Warehouse:
         return self.fetch_all(self.macro("braze_withheld_sql", model_name=model_name))
 
     def read_objects_sql(self, model: ModelSync) -> str:
+        # taken before the read starts: the read sees this build or a later one
+        self._read_stamps[model.model_name] = self._objects_stamp(model.model_name)
         ordered = self.adapter_type in KEYSET_PAGING_ADAPTERS
         return str(self.macro("braze_read_objects_sql", model_name=model.model_name, ordered=ordered))
 
@@ -431,6 +434,9 @@ class Warehouse:
                 key_range=key_range,
             )
         )
+        read = self._read_stamps.get(model_name, "(not read)")
+        if read == self._objects_stamp(model_name):
+            return  # the build the objects were read from: every one of them matched
         unmatched = self._fetch(
             self.macro(
                 "braze_unmatched_objects_sql", model_name=model_name, handed_sql=handed, key_range=key_range
@@ -440,6 +446,11 @@ class Warehouse:
             missing = {row[0] for row in unmatched}
             logger.debug("%d acknowledged objects were rebuilt since the read", len(missing))
             self._run(self._acknowledge_sql(model_name, run_id, [u for u in users if u[0] in missing]))
+
+    def _objects_stamp(self, model_name: str) -> str | None:
+        """On the calling thread's connection, so inside a checkpoint's transaction there."""
+        rows = self.fetch_all(str(self.macro("braze_objects_stamp_sql", model_name=model_name)))
+        return str(rows[0][0]) if rows else None
 
     def _acknowledge_sql(self, model_name: str, run_id: str, entries: Sequence[Sequence[Any]]) -> str:
         return str(

@@ -243,8 +243,9 @@ order by braze_key
   the sync: a checkpoint hands one key per user instead of a row per
   attribute. A user whose object is no longer there as it was read (a `dbt
   run` rebuilt the relation and the user's changes with it) matches nothing
-  here; braze_unmatched_objects_sql finds those, in the same transaction,
-  and the sync acknowledges them from what it sent. `key_range` (lowest,
+  here; when the relation is not the build the sync read
+  (braze_objects_stamp_sql), braze_unmatched_objects_sql finds those, in the
+  same transaction, and the sync acknowledges them from what it sent. `key_range` (lowest,
   highest, as braze_rows_sql cells), where given, lets a key-sorted table
   skip the blocks outside it.
 -#}
@@ -258,6 +259,13 @@ order by braze_key
 insert into {{ dbt_braze.braze_state_relation() }} (model_name, braze_key, attribute, value_hash, acked_at, run_id)
 select '{{ model_name }}', braze_key, attribute, value_hash, {{ dbt_braze.braze_utc_now() }}, '{{ run_id }}'
 from ({{ dbt_braze.braze_unnest_acks_sql(accepted) }}) acked
+{% endmacro %}
+
+{#- Which build of braze_objects__<model> is there: its built_at as text (no row when empty). -#}
+{% macro braze_objects_stamp_sql(model_name) %}
+select cast(built_at as {{ dbt.type_string() }}) as built_stamp
+from {{ dbt_braze.braze_objects_relation(model_name) }}
+limit 1
 {% endmacro %}
 
 {#- The handed keys whose (key, object_hash) braze_objects__<model> does not hold. -#}

@@ -243,6 +243,7 @@ def package_sql(renderer: Renderer, dialect: str) -> dict[str, str]:
             "braze_acknowledge_objects_sql",
             dict(model_name=m, handed_sql=handed_sql, run_id="r1", key_range=key_range),
         ),
+        "objects_stamp": ("braze_objects_stamp_sql", dict(model_name=m)),
         "unmatched_objects": (
             "braze_unmatched_objects_sql",
             dict(model_name=m, handed_sql=handed_sql, key_range=key_range),
