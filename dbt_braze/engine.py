@@ -32,11 +32,11 @@ from dbt_braze.payloads import (
     ACK_ATTRIBUTES,
     ACK_HASHES,
     ATTRIBUTES_JSON,
+    BUILT_STAMP,
     DATA_POINTS,
     IS_NEW,
     KEY,
     MAX_OBJECTS_PER_REQUEST,
-    OBJECT_HASH,
     LocalRejection,
     ObjectAcks,
     batched,
@@ -188,12 +188,12 @@ class _Checkpoint:
     ) -> None:
         self._writer, self._options, self._clock = writer, options, clock
         self._heartbeat = heartbeat
-        # Users read from braze_objects__<model>: acknowledged by key and object hash
-        # (the warehouse takes names and hashes from there, or from these entries for
-        # an object rebuilt since). Others (removed users, --full-refresh): one entry
-        # per user, (key, attributes, hashes), lists the warehouse unpacks.
+        # Users read from braze_objects__<model>: acknowledged by key (the warehouse takes
+        # names and hashes from there, or from these entries if it was rebuilt since).
+        # Others (removed users, --full-refresh): one entry per user, (key, attributes,
+        # hashes), lists the warehouse unpacks.
         self._acked_objects: list[UserAck] = []
-        self._object_hashes: list[str] = []
+        self._stamp: str | None = None
         self._acked: list[UserAck] = []
         self._rejected: list[UserRejection] = []
         self._objects = 0
@@ -201,11 +201,13 @@ class _Checkpoint:
 
     def accepted(self, item: Sendable) -> None:
         self._objects += 1
-        if item.object_hash is None:
+        if item.stamp is None:
             self._acked.append(item.ack)
         else:
+            if self._stamp is not None and item.stamp != self._stamp:
+                self.flush()
+            self._stamp = item.stamp
             self._acked_objects.append(item.ack)
-            self._object_hashes.append(item.object_hash)
         self._maybe_flush()
 
     def rejected(self, item: Sendable, reason: str) -> None:
@@ -222,11 +224,13 @@ class _Checkpoint:
 
     def flush(self) -> None:
         if self._writer is not None and (self._acked or self._rejected or self._acked_objects):
-            by_key = ObjectAcks(self._acked_objects, self._object_hashes) if self._acked_objects else None
+            by_key = (
+                ObjectAcks(self._stamp, self._acked_objects) if self._stamp and self._acked_objects else None
+            )
             self._writer.submit(self._acked, self._rejected, by_key)
             logger.debug("checkpoint of %d objects handed to the writer", self._objects)
         self._acked, self._rejected, self._objects, self._since = [], [], 0, self._clock()
-        self._acked_objects, self._object_hashes = [], []
+        self._acked_objects = []
         self._heartbeat()
 
     def close(self) -> None:
@@ -247,7 +251,7 @@ class Sendable(NamedTuple):
     ack: UserAck
     data_points: int
     kind: str  # "created", "updated" or "unset": how the report counts it
-    object_hash: str | None = None  # payloads.UserObject.object_hash
+    stamp: str | None = None  # payloads.UserObject.built_stamp
 
     @property
     def key(self) -> str:
@@ -271,7 +275,7 @@ def upsert_sendable(row: Row, header: bytes, update_only: bool) -> Sendable:
         (key, row[ACK_ATTRIBUTES], row[ACK_HASHES]),
         int(row[DATA_POINTS]),
         "created" if row[IS_NEW] else "updated",
-        row[OBJECT_HASH] if len(row) > OBJECT_HASH else None,
+        row[BUILT_STAMP] if len(row) > BUILT_STAMP else None,
     )
 
 

@@ -38,24 +38,24 @@ class UserObject(NamedTuple):
     ack_hashes: str  # ROW_SEPARATOR-joined, '' for a removed value
     invalid_attribute: str | None = None  # one attribute holding NaN or an infinity
     needs_check: int = 0  # 1: holds JSON-typed values, which may nest NaN or infinities
-    # the hash of what acknowledging the object records (is_new, attributes, hashes): the
-    # sync acknowledges from braze_objects__<model> by key and this hash, whatever `dbt run`
-    # rebuilt it since. None when the read was not from it (--full-refresh).
-    object_hash: str | None = None
+    # when braze_objects__<model> was built, as text: the sync acknowledges from that
+    # relation by key while it is unchanged. None when the read was not from it (--full-refresh).
+    built_stamp: str | None = None
 
 
 KEY, IS_NEW, DATA_POINTS, ATTRIBUTES_JSON, ACK_ATTRIBUTES, ACK_HASHES, INVALID_ATTRIBUTE, NEEDS_CHECK = range(
     8
 )
-OBJECT_HASH = 8
+BUILT_STAMP = 8
 
 
 class ObjectAcks(NamedTuple):
-    """Users of braze_objects__<model> whose objects Braze accepted, in read order: each
-    one's (key, ack_attributes, ack_hashes) as read, and its object_hash."""
+    """Users of braze_objects__<model> (read at `stamp`) whose objects Braze accepted, in read
+    order: each one's (key, ack_attributes, ack_hashes) as read, what the warehouse records
+    for them if the relation was rebuilt since."""
 
+    stamp: str
     users: list[tuple[str, str, str | None]]
-    hashes: list[str]
 
     @property
     def keys(self) -> list[str]:

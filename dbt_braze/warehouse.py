@@ -72,7 +72,6 @@ class Warehouse:
         self._base_macros_only = base_macros_only
         self._adapter: Any = None
         self._capped_duckdb_memory = False
-        self._read_stamps: dict[str, str | None] = {}  # model -> braze_objects__<model> build read
         self._open()
 
     # -- set-up -----------------------------------------------------------
@@ -323,8 +322,6 @@ class Warehouse:
         return self.fetch_all(self.macro("braze_withheld_sql", model_name=model_name))
 
     def read_objects_sql(self, model: ModelSync) -> str:
-        # taken before the read starts: the read sees this build or a later one
-        self._read_stamps[model.model_name] = self._objects_stamp(model.model_name)
         ordered = self.adapter_type in KEYSET_PAGING_ADAPTERS
         return str(self.macro("braze_read_objects_sql", model_name=model.model_name, ordered=ordered))
 
@@ -368,11 +365,12 @@ class Warehouse:
         again, never skipped.
 
         A `dbt run` may have rebuilt braze_objects__<model> since the sync read
-        it. Users whose object is the same there are acknowledged from it all
-        the same; the others (their changes moved on) are acknowledged from what
-        the sync sent, so the state holds what Braze holds either way. Both
-        queries run in one transaction: on PostgreSQL the first one's lock on the
-        relation keeps a rebuild from swapping it in between."""
+        it: then nothing there is the build read (`stamp`), and the users are
+        acknowledged from what the sync sent instead, so the state holds what
+        Braze holds either way. The check runs in the same transaction, after
+        the insert: on PostgreSQL the insert's lock on the relation keeps a
+        rebuild from swapping it in between; elsewhere a swap in between can
+        only make a user be acknowledged twice, with the same hashes."""
         objects = acked_objects.users if acked_objects else []
         acked_keys = [entry[0] for entry in acked] + [entry[0] for entry in objects]
         statements = (
@@ -399,29 +397,16 @@ class Warehouse:
             for sql in statements:
                 self._run(sql)
             if acked_objects is not None:
-                for start in range(0, len(objects), CHUNK_ROWS):
-                    self._acknowledge_objects(
-                        model_name,
-                        run_id,
-                        objects[start : start + CHUNK_ROWS],
-                        acked_objects.hashes[start : start + CHUNK_ROWS],
-                    )
+                for users in _chunks(objects):
+                    self._acknowledge_objects(model_name, run_id, acked_objects.stamp, users)
 
         if statements or objects:
             self._transaction(write)
 
     def _acknowledge_objects(
-        self,
-        model_name: str,
-        run_id: str,
-        users: Sequence[tuple[str, str, str | None]],
-        hashes: Sequence[str],
+        self, model_name: str, run_id: str, stamp: str, users: Sequence[tuple[str, str, str | None]]
     ) -> None:
         keys = [user[0] for user in users]
-        handed = self._rows_sql(
-            ("braze_key", "object_hash"),
-            [ROW_SEPARATOR.join(map(encode_cell, keys)), ROW_SEPARATOR.join(map(encode_cell, hashes))],
-        )
         key_range = None
         if self.adapter_type in BINARY_TEXT_ORDER:
             key_range = (encode_cell(min(keys)), encode_cell(max(keys)))
@@ -429,28 +414,17 @@ class Warehouse:
             self.macro(
                 "braze_acknowledge_objects_sql",
                 model_name=model_name,
-                handed_sql=handed,
+                keys_sql=self._keys_sql(keys),
+                stamp=stamp,
                 run_id=run_id,
                 key_range=key_range,
             )
         )
-        read = self._read_stamps.get(model_name, "(not read)")
-        if read == self._objects_stamp(model_name):
-            return  # the build the objects were read from: every one of them matched
-        unmatched = self._fetch(
-            self.macro(
-                "braze_unmatched_objects_sql", model_name=model_name, handed_sql=handed, key_range=key_range
+        if not self._fetch(self.macro("braze_objects_built_sql", model_name=model_name, stamp=stamp)):
+            logger.debug(
+                "%s: objects rebuilt since the read: acknowledging %d users as sent", model_name, len(users)
             )
-        )
-        if unmatched:
-            missing = {row[0] for row in unmatched}
-            logger.debug("%d acknowledged objects were rebuilt since the read", len(missing))
-            self._run(self._acknowledge_sql(model_name, run_id, [u for u in users if u[0] in missing]))
-
-    def _objects_stamp(self, model_name: str) -> str | None:
-        """On the calling thread's connection, so inside a checkpoint's transaction there."""
-        rows = self.fetch_all(str(self.macro("braze_objects_stamp_sql", model_name=model_name)))
-        return str(rows[0][0]) if rows else None
+            self._run(self._acknowledge_sql(model_name, run_id, users))
 
     def _acknowledge_sql(self, model_name: str, run_id: str, entries: Sequence[Sequence[Any]]) -> str:
         return str(

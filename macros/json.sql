@@ -99,11 +99,9 @@ group by braze_key, is_new
 {% endmacro %}
 
 {#-
-  One list of (attribute, hash, member) per user: the three texts come from
-  the same list, so they line up. Three ordered string_agg took 10 s for 10M
-  changes, one unordered list 2.5 s (DuckDB 1.x, 2 cores). The list is
-  ordered by attribute all the same, so that an unchanged object renders
-  alike in every build (its object_hash: braze_build_objects).
+  One list of (attribute, hash, member) per user, unordered: the three texts
+  come from the same list, so they line up. Three ordered string_agg took
+  10 s for 10M changes, this 2.5 s (DuckDB 1.x, 2 cores).
 -#}
 {% macro duckdb__braze_user_objects_sql(rows_sql) %}
 select braze_key, is_new, len(changes) as data_points,
@@ -113,8 +111,7 @@ select braze_key, is_new, len(changes) as data_points,
        invalid_attribute, needs_check
 from (
     select braze_key, is_new,
-           list(struct_pack(attribute := attribute, value_hash := coalesce(value_hash, ''), member := pair)
-                order by attribute) as changes,
+           list(struct_pack(attribute := attribute, value_hash := coalesce(value_hash, ''), member := pair)) as changes,
            max(invalid_attribute) as invalid_attribute,
            max(needs_check) as needs_check
     from ({{ dbt_braze.braze_rendered_changes_sql(rows_sql) }}) rendered
@@ -141,11 +138,7 @@ from ({{ rows_sql }}) changed
   braze_objects__<model>: the pending upserts of braze_pending__<model> as one
   rendered row per user, built by the hook right after it (dbt run pays for
   the aggregation once, with the warehouse's full memory; the sync streams
-  the result). Its built_at is the pending relation's. object_hash
-  identifies what acknowledging the object records (is_new, the attributes
-  and their hashes): a sync acknowledges by key and object_hash, so an
-  acknowledgement still lands after a `dbt run` rebuilt this relation, on
-  the users whose objects the rebuild left as they were.
+  the result). Its built_at is the pending relation's.
 -#}
 {% macro braze_objects_relation(model_name) %}
   {{ return(dbt_braze.braze_relation('braze_objects__' ~ model_name)) }}
@@ -161,9 +154,7 @@ from ({{ rows_sql }}) changed
   {%- endset -%}
   {#- sorted by key: checkpoints look users up by key ranges (braze_acknowledge_objects_sql) -#}
   {%- set sql -%}
-    select objects.*,
-           {{ dbt_braze.braze_object_hash("case when objects.is_new then 'new|' else 'known|' end || objects.ack_attributes || '|' || objects.ack_hashes") }} as object_hash,
-           (select max(built_at) from {{ pending }}) as built_at
+    select objects.*, (select max(built_at) from {{ pending }}) as built_at
     from ({{ dbt_braze.braze_user_objects_sql(upserts) }}) objects
     order by braze_key
   {%- endset -%}
@@ -173,23 +164,6 @@ from ({{ rows_sql }}) changed
   {%- do dbt_braze.braze_swap_relation(staging_relation, target_relation) -%}
   {%- do adapter.commit() -%}
 {% endmacro %}
-
-{#-
-  The hash of a whole text (the hashes it covers hold no `|`, so the last
-  `|` ends the attribute names: no two objects write alike).
--#}
-{% macro braze_object_hash(expr) %}
-  {{ return(adapter.dispatch('braze_object_hash', 'dbt_braze')(expr)) }}
-{% endmacro %}
-
-{% macro default__braze_object_hash(expr) -%}
-  {{ dbt.hash(expr) }}
-{%- endmacro %}
-
-{#- dbt.hash casts to VARCHAR(256) on Redshift: two long objects would hash alike. -#}
-{% macro redshift__braze_object_hash(expr) -%}
-  md5(cast({{ expr }} as varchar(65535)))
-{%- endmacro %}
 
 {#-
   What the sync sends (`ordered`: in key order, which keyset paging needs;
@@ -202,7 +176,7 @@ from ({{ rows_sql }}) changed
 -#}
 {% macro braze_read_objects_sql(model_name, ordered=true) %}
 select o.braze_key, o.is_new, o.data_points, o.attributes_json, o.ack_attributes, o.ack_hashes,
-       o.invalid_attribute, o.needs_check, o.object_hash
+       o.invalid_attribute, o.needs_check, cast(o.built_at as {{ dbt.type_string() }}) as built_stamp
 from {{ dbt_braze.braze_objects_relation(model_name) }} o
 where not exists (
     select 1 from {{ dbt_braze.braze_state_relation() }} s
@@ -238,53 +212,38 @@ order by braze_key
 
 {#-
   Acknowledge the users of braze_objects__<model> whose objects Braze
-  accepted: `handed_sql` hands their keys and object hashes
-  (braze_rows_sql). The names and hashes come from the relation, not from
-  the sync: a checkpoint hands one key per user instead of a row per
-  attribute. A user whose object is no longer there as it was read (a `dbt
-  run` rebuilt the relation and the user's changes with it) matches nothing
-  here; when the relation is not the build the sync read
-  (braze_objects_stamp_sql), braze_unmatched_objects_sql finds those, in the
-  same transaction, and the sync acknowledges them from what it sent. `key_range` (lowest,
-  highest, as braze_rows_sql cells), where given, lets a key-sorted table
-  skip the blocks outside it.
+  accepted: `keys_sql` hands their keys (braze_rows_sql), and `stamp` is the
+  built_at the sync read. The names and hashes come from the relation, not
+  from the sync: a checkpoint hands one key per user instead of a row per
+  attribute. Were the relation rebuilt since (a `dbt run` during the sync),
+  nothing matches; braze_objects_built_sql tells, in the same transaction,
+  and the sync then acknowledges those users from what it sent. `key_range`
+  (lowest, highest, as braze_rows_sql cells), where given, lets a key-sorted
+  table skip the blocks outside it.
 -#}
-{% macro braze_acknowledge_objects_sql(model_name, handed_sql, run_id, key_range=none) %}
+{% macro braze_acknowledge_objects_sql(model_name, keys_sql, stamp, run_id, key_range=none) %}
   {%- set accepted -%}
     select o.braze_key, o.ack_attributes, o.ack_hashes
-    from ({{ dbt_braze._braze_objects_in_range(model_name, key_range) }}) o
-    inner join ({{ handed_sql }}) handed
-      on handed.braze_key = o.braze_key and handed.object_hash = o.object_hash
+    from {{ dbt_braze.braze_objects_relation(model_name) }} o
+    where cast(o.built_at as {{ dbt.type_string() }}) = {{ dbt_braze.braze_string_literal(stamp) }}
+      {%- if key_range %}
+      and o.braze_key >= {{ dbt_braze.braze_decode_cell("'" ~ key_range[0] ~ "'") }}
+      and o.braze_key <= {{ dbt_braze.braze_decode_cell("'" ~ key_range[1] ~ "'") }}
+      {%- endif %}
+      and o.braze_key in (select braze_key from ({{ keys_sql }}) handed)
   {%- endset %}
 insert into {{ dbt_braze.braze_state_relation() }} (model_name, braze_key, attribute, value_hash, acked_at, run_id)
 select '{{ model_name }}', braze_key, attribute, value_hash, {{ dbt_braze.braze_utc_now() }}, '{{ run_id }}'
 from ({{ dbt_braze.braze_unnest_acks_sql(accepted) }}) acked
 {% endmacro %}
 
-{#- Which build of braze_objects__<model> is there: its built_at as text (no row when empty). -#}
-{% macro braze_objects_stamp_sql(model_name) %}
-select cast(built_at as {{ dbt.type_string() }}) as built_stamp
+{#- One row when braze_objects__<model> is still the build the sync read (`stamp`), none otherwise. -#}
+{% macro braze_objects_built_sql(model_name, stamp) %}
+select 1 as built
 from {{ dbt_braze.braze_objects_relation(model_name) }}
+where cast(built_at as {{ dbt.type_string() }}) = {{ dbt_braze.braze_string_literal(stamp) }}
 limit 1
 {% endmacro %}
-
-{#- The handed keys whose (key, object_hash) braze_objects__<model> does not hold. -#}
-{% macro braze_unmatched_objects_sql(model_name, handed_sql, key_range=none) %}
-select handed.braze_key
-from ({{ handed_sql }}) handed
-left join ({{ dbt_braze._braze_objects_in_range(model_name, key_range) }}) o
-  on o.braze_key = handed.braze_key and o.object_hash = handed.object_hash
-where o.braze_key is null
-{% endmacro %}
-
-{% macro _braze_objects_in_range(model_name, key_range) -%}
-    select braze_key, ack_attributes, ack_hashes, object_hash
-    from {{ dbt_braze.braze_objects_relation(model_name) }}
-    {%- if key_range %}
-    where braze_key >= {{ dbt_braze.braze_decode_cell("'" ~ key_range[0] ~ "'") }}
-      and braze_key <= {{ dbt_braze.braze_decode_cell("'" ~ key_range[1] ~ "'") }}
-    {%- endif %}
-{%- endmacro %}
 
 {#- (braze_key, ack_attributes, ack_hashes) rows → (braze_key, attribute, value_hash), '' hashes as NULL. -#}
 {% macro braze_unnest_acks_sql(objects_sql) %}

@@ -2,9 +2,8 @@
 
 The contract: it neither loses a change nor makes the next sync resend what
 the running sync delivered. A checkpoint that lands after the rebuild must
-acknowledge the users whose objects the rebuild left as they were, and
-record what was sent for the others, so that the next diff starts from what
-Braze holds.
+still record what was sent, so that the next diff starts from what Braze
+holds.
 """
 
 from __future__ import annotations

@@ -199,8 +199,6 @@ def package_sql(renderer: Renderer, dialect: str) -> dict[str, str]:
     """Every SQL statement the package runs, rendered for `dialect`."""
     m = "users_model"
     rows_sql = renderer.macro(dialect, "braze_rows_sql", columns=rows_columns(ROWS[:1]))
-    handed = [["braze_key", encode_cell("a")], ["object_hash", encode_cell("0f")]]
-    handed_sql = renderer.macro(dialect, "braze_rows_sql", columns=handed)
     key_range = (encode_cell("a"), encode_cell("z'"))
     calls: dict[str, tuple[str, dict[str, Any]]] = {
         "pending": (
@@ -241,13 +239,9 @@ def package_sql(renderer: Renderer, dialect: str) -> dict[str, str]:
         "user_objects": ("braze_user_objects_sql", dict(rows_sql="select * from changes")),
         "acknowledge_objects": (
             "braze_acknowledge_objects_sql",
-            dict(model_name=m, handed_sql=handed_sql, run_id="r1", key_range=key_range),
+            dict(model_name=m, keys_sql=rows_sql, stamp="2026-11-28", run_id="r1", key_range=key_range),
         ),
-        "objects_stamp": ("braze_objects_stamp_sql", dict(model_name=m)),
-        "unmatched_objects": (
-            "braze_unmatched_objects_sql",
-            dict(model_name=m, handed_sql=handed_sql, key_range=key_range),
-        ),
+        "objects_built": ("braze_objects_built_sql", dict(model_name=m, stamp="2026-11-28 10:15:00.25")),
         "run_started_at": ("braze_run_started_at_sql", dict(run_id="r1")),
         "recent_runs": ("braze_recent_runs_sql", dict(model_name=m, limit=5)),
         "pending_counts": ("braze_pending_counts_sql", dict(model_name=m, on_removed="unset")),

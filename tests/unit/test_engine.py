@@ -10,7 +10,6 @@ DeleteResult), rejecting scripted users and optionally failing on the n-th reque
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import math
@@ -147,14 +146,12 @@ class FakeWarehouse:
         self.rejected: list[list[tuple[Any, ...]]] = []
         self.events: list[str] = []
 
-    @staticmethod
-    def object_hash(row: Row) -> str:
-        return hashlib.md5(f"{row[1]}|{row[4]}|{row[5]}".encode()).hexdigest()
+    STAMP = "2026-11-28 10:00:00"
 
     def _objects(self, marker: str) -> str:
         objects = render_objects(self.pending_rows[marker])
-        if marker == self.UPSERTS:  # read from braze_objects__<model>: acknowledged by key and hash
-            objects = [(*row, self.object_hash(row)) for row in objects]
+        if marker == self.UPSERTS:  # read from braze_objects__<model>: acknowledged by key
+            objects = [(*row, self.STAMP) for row in objects]
         self.rows[marker] = objects
         return marker
 
@@ -204,14 +201,14 @@ class FakeWarehouse:
         self, model_name: str, run_id: str, acked: Any, rejected: Any, acked_objects: ObjectAcks | None
     ) -> None:
         """One transaction in the real warehouse: rejections first, then acknowledgements
-        (by key and object hash: what braze_objects__<model> holds for those keys)."""
+        (by key: what braze_objects__<model> holds for those keys, which the users' entries
+        restate for a relation rebuilt since)."""
         if rejected:
             self.record_rejected(model_name, per_attribute(rejected))
         if acked_objects is not None:
+            assert acked_objects.stamp == self.STAMP
             by_key = {row[0]: row for row in self.rows[self.UPSERTS]}
-            for user, object_hash in zip(acked_objects.users, acked_objects.hashes, strict=True):
-                row = by_key[user[0]]
-                assert (object_hash, user[1], user[2]) == (self.object_hash(row), row[4], row[5])
+            assert acked_objects.users == [(k, by_key[k][4], by_key[k][5]) for k in acked_objects.keys]
             acked = [*acked, *((k, by_key[k][4], by_key[k][5]) for k in acked_objects.keys)]
         if acked:
             self.acknowledge(model_name, per_attribute(acked))

@@ -170,14 +170,3 @@ def test_acknowledgement_lists_unnest_aligned_with_empty_hashes_as_null(renderer
         ("k2", "b", None),
         ("k2", "c", "h-c"),
     ]
-
-
-def test_a_users_lists_come_in_attribute_order_whatever_the_input_order(renderer: Renderer) -> None:
-    """An unchanged object must render alike in every build: acknowledgements match
-    it by its object_hash (macros/json.sql braze_build_objects) after a rebuild."""
-    names = [f"attribute_{i:02}" for i in range(30)]
-    rows = [("u", name, f"v{name}", "string", f"h{name}", False) for name in names]
-    for order in (rows, rows[::-1], rows[15:] + rows[:15]):
-        (row,) = objects(renderer, order)
-        assert row[ACK_ATTRIBUTES].split(ROW_SEPARATOR) == names
-        assert row[ACK_HASHES].split(ROW_SEPARATOR) == [f"h{name}" for name in names]
