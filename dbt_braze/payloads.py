@@ -39,7 +39,8 @@ class UserObject(NamedTuple):
     invalid_attribute: str | None = None  # one attribute holding NaN or an infinity
     needs_check: int = 0  # 1: holds JSON-typed values, which may nest NaN or infinities
     # when braze_objects__<model> was built, as text: the sync acknowledges from that
-    # relation by key while it is unchanged. None when the read was not from it (--full-refresh).
+    # relation by key while it is unchanged, from this row's lists once a `dbt run` rebuilt
+    # it. None when the read was not from it (--full-refresh).
     built_stamp: str | None = None
 
 
