@@ -355,8 +355,8 @@ class Warehouse:
         acked_objects: ObjectAcks | None = None,
     ) -> None:
         """Record, in one transaction, what Braze rejected (with reasons) and what it
-        accepted. `acked_objects`: users of braze_objects__<model>, by key and
-        object hash (the names and hashes are taken from there); `acked`: one
+        accepted. `acked_objects`: users of braze_objects__<model>, by key (the
+        names and hashes are taken from there); `acked`: one
         entry per other user (key, its attributes and their value hashes, each
         ROW_SEPARATOR-joined; hashes None when the values were removed).
         Rejections go first, then the acknowledged users' fingerprints are voided
