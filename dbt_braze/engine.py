@@ -194,10 +194,11 @@ class _Checkpoint:
     ) -> None:
         self._writer, self._options, self._clock = writer, options, clock
         self._heartbeat = heartbeat
-        # Users read from braze_objects__<model>: their keys only (the warehouse takes
-        # names and hashes from there). Others (removed users, --full-refresh): one
-        # entry per user, (key, attributes, hashes), lists the warehouse unpacks.
-        self._acked_keys: list[str] = []
+        # Users read from braze_objects__<model>: acknowledged by key (the warehouse takes
+        # names and hashes from there, or from these entries if it was rebuilt since).
+        # Others (removed users, --full-refresh): one entry per user, (key, attributes,
+        # hashes), lists the warehouse unpacks.
+        self._acked_objects: list[UserAck] = []
         self._stamp: str | None = None
         self._acked: list[UserAck] = []
         self._rejected: list[UserRejection] = []
@@ -212,7 +213,7 @@ class _Checkpoint:
             if self._stamp is not None and item.stamp != self._stamp:
                 self.flush()
             self._stamp = item.stamp
-            self._acked_keys.append(item.key)
+            self._acked_objects.append(item.ack)
         self._maybe_flush()
 
     def rejected(self, item: Sendable, reason: str) -> None:
@@ -228,12 +229,14 @@ class _Checkpoint:
             self.flush()
 
     def flush(self) -> None:
-        if self._writer is not None and (self._acked or self._rejected or self._acked_keys):
-            by_key = ObjectAcks(self._stamp, self._acked_keys) if self._stamp and self._acked_keys else None
+        if self._writer is not None and (self._acked or self._rejected or self._acked_objects):
+            by_key = (
+                ObjectAcks(self._stamp, self._acked_objects) if self._stamp and self._acked_objects else None
+            )
             self._writer.submit(self._acked, self._rejected, by_key)
             logger.debug("checkpoint of %d objects handed to the writer", self._objects)
         self._acked, self._rejected, self._objects, self._since = [], [], 0, self._clock()
-        self._acked_keys = []
+        self._acked_objects = []
         self._heartbeat()
 
     def close(self) -> None:

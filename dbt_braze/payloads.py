@@ -41,7 +41,8 @@ class UserObject(NamedTuple):
     invalid_attribute: str | None = None
     needs_check: int = 0  # 1: holds JSON-typed values, which may nest NaN or infinities
     # when braze_objects__<model> was built, as text: the sync acknowledges from that
-    # relation by key while it is unchanged. None when the read was not from it (--full-refresh).
+    # relation by key while it is unchanged, from this row's lists once a `dbt run` rebuilt
+    # it. None when the read was not from it (--full-refresh).
     built_stamp: str | None = None
 
 
@@ -52,10 +53,16 @@ BUILT_STAMP = 8
 
 
 class ObjectAcks(NamedTuple):
-    """Users of braze_objects__<model> (read at `stamp`) whose objects Braze accepted, in read order."""
+    """Users of braze_objects__<model> (read at `stamp`) whose objects Braze accepted, in read
+    order: each one's (key, ack_attributes, ack_hashes) as read, what the warehouse records
+    for them if the relation was rebuilt since."""
 
     stamp: str
-    keys: list[str]
+    users: list[tuple[str, str, str | None]]
+
+    @property
+    def keys(self) -> list[str]:
+        return [user[0] for user in self.users]
 
 
 def check_object(row: tuple[Any, ...]) -> None:

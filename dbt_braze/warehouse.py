@@ -181,17 +181,19 @@ class Warehouse:
         Spark and Snowflake reject multi-statement strings). Adapters without
         transactions (Spark) run them one by one; callers order them so that a
         partial write is harmless."""
+        self._transaction(lambda: [self._run(sql) for sql in statements])
+
+    def _transaction(self, work: Callable[[], object]) -> None:
+        """`work` (statements run with _run and _fetch) in one transaction."""
         connections = self._adapter.connections
         try:
             if self.adapter_type in NON_TRANSACTIONAL_ADAPTERS:
-                for sql in statements:
-                    self._run(sql)
+                work()
                 return
             if connections.get_thread_connection().transaction_open:
                 connections.commit()  # introspection (get_relation) may have left one open
             connections.begin()
-            for sql in statements:
-                self._run(sql)
+            work()
             connections.commit()
         except Exception as exc:  # dbt's errors and driver errors dbt did not wrap
             self._rollback()
@@ -200,12 +202,18 @@ class Warehouse:
                 hint="nothing of this checkpoint was recorded; rerun the sync",
             ) from exc
 
-    def _run(self, sql: str) -> None:
+    def _run(self, sql: str) -> Any:
         """What dbt's add_query does (the thread's connection, its handle's cursor), minus
         dbt's query event: building it parses the whole SQL text into a protobuf
         message in Python, which cost a checkpoint of 5,000 users (2.5 MB of SQL)
         more than the INSERT itself (py-spy, 200k-user sync)."""
-        self._adapter.connections.get_thread_connection().handle.cursor().execute(sql)
+        cursor = self._adapter.connections.get_thread_connection().handle.cursor()
+        cursor.execute(sql)
+        return cursor
+
+    def _fetch(self, sql: str) -> list[Row]:
+        """Rows of a query inside the transaction _transaction opened."""
+        return [tuple(row) for row in self._run(sql).fetchall()]
 
     def _rollback(self) -> None:
         try:
@@ -361,13 +369,23 @@ class Warehouse:
     ) -> None:
         """Record, in one transaction, what Braze rejected (with reasons) and what it
         accepted. `acked_objects`: users of braze_objects__<model>, by key (the
-        names and hashes are taken from there); `acked`: one entry per other user
-        (key, its attributes and their value hashes, each ROW_SEPARATOR-joined;
-        hashes None when the values were removed). Rejections go first, then the
-        acknowledged users' fingerprints are voided (their state moves), then the
-        acknowledgements: were a non-transactional adapter to stop in between,
-        those users would only be diffed or sent again, never skipped."""
-        acked_keys = [entry[0] for entry in acked] + (list(acked_objects.keys) if acked_objects else [])
+        names and hashes are taken from there); `acked`: one
+        entry per other user (key, its attributes and their value hashes, each
+        ROW_SEPARATOR-joined; hashes None when the values were removed).
+        Rejections go first, then the acknowledged users' fingerprints are voided
+        (their state moves), then the acknowledgements: were a non-transactional
+        adapter to stop in between, those users would only be diffed or sent
+        again, never skipped.
+
+        A `dbt run` may have rebuilt braze_objects__<model> since the sync read
+        it: then nothing there is the build read (`stamp`), and the users are
+        acknowledged from what the sync sent instead, so the state holds what
+        Braze holds either way. The check runs in the same transaction, after
+        the insert: on PostgreSQL the insert's lock on the relation keeps a
+        rebuild from swapping it in between; elsewhere a swap in between can
+        only make a user be acknowledged twice, with the same hashes."""
+        objects = acked_objects.users if acked_objects else []
+        acked_keys = [entry[0] for entry in acked] + [entry[0] for entry in objects]
         statements = (
             [
                 self.macro(
@@ -385,36 +403,58 @@ class Warehouse:
                 )
                 for keys in _chunks(acked_keys)
             ]
-            + [
-                self.macro(
-                    "braze_acknowledge_sql",
-                    model_name=model_name,
-                    run_id=run_id,
-                    rows_sql=self._rows_sql(("braze_key", "attribute", "value_hash"), unpack(chunk)),
-                )
-                for chunk in _chunks(acked)
-            ]
+            + [self._acknowledge_sql(model_name, run_id, chunk) for chunk in _chunks(acked)]
         )
-        if acked_objects is not None:
-            statements += [
-                self.macro(
-                    "braze_acknowledge_objects_sql",
-                    model_name=model_name,
-                    keys_sql=self._keys_sql(keys),
-                    stamp=acked_objects.stamp,
-                    run_id=run_id,
-                    key_range=(min(keys), max(keys)) if self.adapter_type in BINARY_TEXT_ORDER else None,
-                )
-                for keys in _chunks(acked_objects.keys)
-            ]
-        if statements:
-            self.execute(*statements)
+
+        def write() -> None:
+            for sql in statements:
+                self._run(sql)
+            if acked_objects is not None:
+                for users in _chunks(objects):
+                    self._acknowledge_objects(model_name, run_id, acked_objects.stamp, users)
+
+        if statements or objects:
+            self._transaction(write)
+
+    def _acknowledge_objects(
+        self, model_name: str, run_id: str, stamp: str, users: Sequence[tuple[str, str, str | None]]
+    ) -> None:
+        keys = [user[0] for user in users]
+        key_range = None
+        if self.adapter_type in BINARY_TEXT_ORDER:
+            key_range = (encode_cell(min(keys)), encode_cell(max(keys)))
+        self._run(
+            self.macro(
+                "braze_acknowledge_objects_sql",
+                model_name=model_name,
+                keys_sql=self._keys_sql(keys),
+                stamp=stamp,
+                run_id=run_id,
+                key_range=key_range,
+            )
+        )
+        if not self._fetch(self.macro("braze_objects_built_sql", model_name=model_name, stamp=stamp)):
+            logger.debug(
+                "%s: objects rebuilt since the read: acknowledging %d users as sent", model_name, len(users)
+            )
+            self._run(self._acknowledge_sql(model_name, run_id, users))
+
+    def _acknowledge_sql(self, model_name: str, run_id: str, entries: Sequence[Sequence[Any]]) -> str:
+        return str(
+            self.macro(
+                "braze_acknowledge_sql",
+                model_name=model_name,
+                run_id=run_id,
+                rows_sql=self._rows_sql(("braze_key", "attribute", "value_hash"), unpack(entries)),
+            )
+        )
 
     def _keys_sql(self, keys: Sequence[str]) -> str:
-        return self._rows_sql(("braze_key",), [ROW_SEPARATOR.join(_cell(k) for k in keys)])
+        return self._rows_sql(("braze_key",), [ROW_SEPARATOR.join(map(encode_cell, keys))])
 
     def _rows_sql(self, names: Sequence[str], texts: Sequence[str]) -> str:
-        """Rows as a relation (macro braze_rows_sql): one ROW_SEPARATOR-joined text per column."""
+        """Rows as a relation (macro braze_rows_sql): per column, its encode_cell
+        values joined by ROW_SEPARATOR."""
         columns = [[name, text] for name, text in zip(names, texts, strict=True)]
         return str(self.macro("braze_rows_sql", columns=columns))
 
@@ -475,34 +515,39 @@ class Warehouse:
         return self.fetch_all(str(self.macro(name, **kwargs)))
 
 
-ROW_SEPARATOR = "\x1f"  # ASCII unit separator: never in identifiers, attribute names or hashes
+ROW_SEPARATOR = "\x1f"  # ASCII unit separator: joins braze_rows_sql cells and the warehouse's lists
+CHUNK_ROWS = 10_000  # users per statement of a checkpoint
 
 
 def unpack(entries: Sequence[Sequence[Any]]) -> list[str]:
     """Per-user entries (key, attributes, hashes[, reason]), lists ROW_SEPARATOR-joined,
-    as one joined text per column of braze_rows_sql: the key (and reason) repeated
-    for each attribute, '' for a NULL hash. Only string joins: a million users'
-    acknowledgements unpack in well under a second."""
+    as one text per column of braze_rows_sql (encode_cell values, ROW_SEPARATOR-joined):
+    the key (and reason) repeated for each attribute, NULL for a NULL hash."""
     keys: list[str] = []
     attributes: list[str] = []
     hashes: list[str] = []
     reasons: list[str] = []
     for entry in entries:
-        key, names, value_hashes = _cell(entry[0]), entry[1], entry[2]
-        count = names.count(ROW_SEPARATOR) + 1
+        key, names = encode_cell(entry[0]), entry[1].split(ROW_SEPARATOR)
+        count = len(names)
         keys.append(ROW_SEPARATOR.join([key] * count) if count > 1 else key)
-        attributes.append(names)
-        hashes.append(ROW_SEPARATOR * (count - 1) if value_hashes is None else value_hashes)
+        attributes.append(ROW_SEPARATOR.join(map(encode_cell, names)))
+        if entry[2] is None:
+            hashes.append(ROW_SEPARATOR * (count - 1))
+        else:  # '' stands for a removed value in these lists: NULL
+            hashes.append(ROW_SEPARATOR.join(encode_cell(h or None) for h in entry[2].split(ROW_SEPARATOR)))
         if len(entry) > 3:
-            reason = _cell(entry[3])
+            reason = encode_cell(entry[3])
             reasons.append(ROW_SEPARATOR.join([reason] * count) if count > 1 else reason)
     columns = [ROW_SEPARATOR.join(keys), ROW_SEPARATOR.join(attributes), ROW_SEPARATOR.join(hashes)]
     return columns + [ROW_SEPARATOR.join(reasons)] if reasons else columns
 
 
-def _cell(value: object) -> str:
-    """One value of braze_rows_sql: '' stands for NULL (no hash or key is empty)."""
-    return "" if value is None else str(value).replace(ROW_SEPARATOR, " ")
+def encode_cell(value: object) -> str:
+    """One value of braze_rows_sql: '' for NULL, else `x` and the hex of its UTF-8
+    bytes (macro braze_decode_cell), so that every text, separators and control
+    characters included, reaches the warehouse exactly as it is."""
+    return "" if value is None else "x" + str(value).encode("utf-8").hex()
 
 
 _TRAILING_KEY_ORDER = re.compile(r"\border\s+by\s+(?:\w+\.)?braze_key\s*;?\s*$", re.IGNORECASE)
@@ -551,7 +596,7 @@ class _KeysetCursor:
         return batch
 
 
-def _chunks(rows: Sequence[Any], size: int = 10_000) -> Iterator[Sequence[Any]]:
+def _chunks(rows: Sequence[Any], size: int = CHUNK_ROWS) -> Iterator[Sequence[Any]]:
     for start in range(0, len(rows), size):
         yield rows[start : start + size]
 

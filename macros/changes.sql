@@ -12,9 +12,11 @@
                           one row per attribute held; the sync applies
                           on_removed (ignore | unset | delete) to them
     withheld_duplicate    an identifier shared by several rows (value_text = rows)
-    withheld_null         rows whose identifier is null (value_text = rows)
+    withheld_null         rows whose identifier is null or '' (value_text = rows)
     model_rows            one summary row: the model's row count (value_text);
                           it also dates an empty pending relation (built_at)
+    state_rows            one summary row: the model's acknowledgements older
+                          than built_at that the diff saw (value_text)
 -#}
 
 {#- The normalized long form of a model: one row per (braze_key, attribute). -#}
@@ -155,9 +157,7 @@ from ({{ keys_sql }}) acknowledged
   {%- set attribute_names = [] -%}
   {%- for m in mappings -%}{%- do attribute_names.append("'" ~ (m.attribute | replace("'", "''")) ~ "'") -%}{%- endfor %}
 with key_counts as (
-    select cast({{ adapter.quote(id_column) }} as {{ dbt.type_string() }}) as braze_key, count(*) as row_count
-    from {{ relation }}
-    group by 1
+    {{ dbt_braze.braze_key_counts_sql(relation, id_column) }}
 ),
 row_fingerprints as (
     select cast({{ adapter.quote(id_column) }} as {{ dbt.type_string() }}) as braze_key,
@@ -232,6 +232,22 @@ where braze_key is null
 union all
 select 'model_rows', null, null, cast(coalesce(sum(row_count), 0) as {{ dbt.type_string() }}), null, null, false, false, {{ built_at }}
 from key_counts
+union all
+{# the acknowledgements this diff saw (braze_pending_is_stale_sql) #}
+select 'state_rows', null, null, cast(count(*) as {{ dbt.type_string() }}), null, null, false, false, {{ built_at }}
+from {{ dbt_braze.braze_state_relation() }}
+where model_name = '{{ model_name }}' and acked_at < {{ built_at }}
+{% endmacro %}
+
+{#-
+  Rows per identifier of a model. An empty identifier counts as null: Braze
+  refuses it, and the state could not record that refusal under its key, so
+  it would be sent again at every sync (withheld_null instead).
+-#}
+{% macro braze_key_counts_sql(relation, id_column) %}
+    select nullif(cast({{ adapter.quote(id_column) }} as {{ dbt.type_string() }}), '') as braze_key, count(*) as row_count
+    from {{ relation }}
+    group by 1
 {% endmacro %}
 
 {#- Adds each mapping's value_type from the relation's real column types. -#}

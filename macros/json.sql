@@ -240,11 +240,13 @@ order by braze_key
 {#-
   Acknowledge the users of braze_objects__<model> whose objects Braze
   accepted: `keys_sql` hands their keys (braze_rows_sql), and `stamp` is the
-  built_at the sync read: were the relation rebuilt since, nothing matches,
-  and those users stay pending (sent again, never lost). The names and hashes
-  come from the relation, not from the sync: a checkpoint hands one key per
-  user instead of a row per attribute. `key_range` (lowest, highest), where
-  given, lets a key-sorted table skip the blocks outside it.
+  built_at the sync read. The names and hashes come from the relation, not
+  from the sync: a checkpoint hands one key per user instead of a row per
+  attribute. Were the relation rebuilt since (a `dbt run` during the sync),
+  nothing matches; braze_objects_built_sql tells, in the same transaction,
+  and the sync then acknowledges those users from what it sent. `key_range`
+  (lowest, highest, as braze_rows_sql cells), where given, lets a key-sorted
+  table skip the blocks outside it.
 -#}
 {% macro braze_acknowledge_objects_sql(model_name, keys_sql, stamp, run_id, key_range=none) %}
   {%- set accepted -%}
@@ -252,14 +254,22 @@ order by braze_key
     from {{ dbt_braze.braze_objects_relation(model_name) }} o
     where cast(o.built_at as {{ dbt.type_string() }}) = {{ dbt_braze.braze_string_literal(stamp) }}
       {%- if key_range %}
-      and o.braze_key >= {{ dbt_braze.braze_string_literal(key_range[0]) }}
-      and o.braze_key <= {{ dbt_braze.braze_string_literal(key_range[1]) }}
+      and o.braze_key >= {{ dbt_braze.braze_decode_cell("'" ~ key_range[0] ~ "'") }}
+      and o.braze_key <= {{ dbt_braze.braze_decode_cell("'" ~ key_range[1] ~ "'") }}
       {%- endif %}
       and o.braze_key in (select braze_key from ({{ keys_sql }}) handed)
   {%- endset %}
 insert into {{ dbt_braze.braze_state_relation() }} (model_name, braze_key, attribute, value_hash, acked_at, run_id)
 select '{{ model_name }}', braze_key, attribute, value_hash, {{ dbt_braze.braze_utc_now() }}, '{{ run_id }}'
 from ({{ dbt_braze.braze_unnest_acks_sql(accepted) }}) acked
+{% endmacro %}
+
+{#- One row when braze_objects__<model> is still the build the sync read (`stamp`), none otherwise. -#}
+{% macro braze_objects_built_sql(model_name, stamp) %}
+select 1 as built
+from {{ dbt_braze.braze_objects_relation(model_name) }}
+where cast(built_at as {{ dbt.type_string() }}) = {{ dbt_braze.braze_string_literal(stamp) }}
+limit 1
 {% endmacro %}
 
 {#- (braze_key, ack_attributes, ack_hashes) rows → (braze_key, attribute, value_hash), '' hashes as NULL. -#}

@@ -91,7 +91,7 @@
 {% macro bigquery__braze_rows_sql(columns) %}
   select
   {%- for name, text in columns %}
-    nullif(handed.c{{ loop.index0 }}[offset(position)], '') as {{ name }}{% if not loop.last %},{% endif %}
+    {{ dbt_braze.braze_decode_cell('handed.c' ~ loop.index0 ~ '[offset(position)]') }} as {{ name }}{% if not loop.last %},{% endif %}
   {%- endfor %}
   from (
     select

@@ -95,7 +95,7 @@
 {#-
   Redshift has neither string_to_array nor unnest(array, array), and a text
   value (so a literal) holds at most 65,535 bytes. The rows go as JSON arrays
-  of at most ~60,000 ASCII characters each (tojson escapes non-ASCII), parsed
+  of at most ~60,000 characters each (the values are hex: braze_decode_cell), parsed
   into SUPER and unnested with PartiQL, one UNION ALL branch per chunk
   (https://docs.aws.amazon.com/redshift/latest/dg/query-super.html#unnest).
   A Redshift literal treats backslash as an escape (QUOTE_LITERAL doubles it).
@@ -121,7 +121,7 @@
   {%- for chunk in chunks %}
   select
     {%- for name, text in columns %}
-    nullif(cast(handed_row[{{ loop.index0 }}] as {{ dbt_braze._braze_redshift_text_type() }}), '') as {{ name }}{% if not loop.last %},{% endif %}
+    {{ dbt_braze.braze_decode_cell('cast(handed_row[' ~ loop.index0 ~ '] as ' ~ dbt_braze._braze_redshift_text_type() ~ ')') }} as {{ name }}{% if not loop.last %},{% endif %}
     {%- endfor %}
   from (select json_parse({{ dbt_braze.braze_string_literal('[' ~ chunk | join(",") ~ ']') }}) as handed_rows) handed,
        handed.handed_rows as handed_row

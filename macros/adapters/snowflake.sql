@@ -78,7 +78,7 @@
 {% macro snowflake__braze_rows_sql(columns) %}
   select
   {%- for name, text in columns %}
-    nullif(cast(handed.c{{ loop.index0 }}[item.index] as varchar), '') as {{ name }}{% if not loop.last %},{% endif %}
+    {{ dbt_braze.braze_decode_cell('cast(handed.c' ~ loop.index0 ~ '[item.index] as varchar)') }} as {{ name }}{% if not loop.last %},{% endif %}
   {%- endfor %}
   from (
     select

@@ -33,6 +33,8 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
+from dbt_braze.warehouse import encode_cell
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Dispatch prefixes per adapter (each adapter plugin declares its parents:
@@ -153,7 +155,7 @@ def renderer(tmp_path_factory: pytest.TempPathFactory) -> Renderer:
 
 
 def rows_columns(rows: list[tuple[str, ...]]) -> list[list[str]]:
-    return [[name, "\x1f".join(row[i] for row in rows)] for i, name in enumerate(ROW_NAMES)]
+    return [[name, "\x1f".join(encode_cell(row[i]) for row in rows)] for i, name in enumerate(ROW_NAMES)]
 
 
 def parse(sql: str, dialect: str) -> exp.Expression:
@@ -197,6 +199,7 @@ def package_sql(renderer: Renderer, dialect: str) -> dict[str, str]:
     """Every SQL statement the package runs, rendered for `dialect`."""
     m = "users_model"
     rows_sql = renderer.macro(dialect, "braze_rows_sql", columns=rows_columns(ROWS[:1]))
+    key_range = (encode_cell("a"), encode_cell("z'"))
     calls: dict[str, tuple[str, dict[str, Any]]] = {
         "pending": (
             "braze_pending_sql",
@@ -236,8 +239,9 @@ def package_sql(renderer: Renderer, dialect: str) -> dict[str, str]:
         "user_objects": ("braze_user_objects_sql", dict(rows_sql="select * from changes")),
         "acknowledge_objects": (
             "braze_acknowledge_objects_sql",
-            dict(model_name=m, keys_sql=rows_sql, stamp="2026-11-28", run_id="r1", key_range=("a", "z'")),
+            dict(model_name=m, keys_sql=rows_sql, stamp="2026-11-28", run_id="r1", key_range=key_range),
         ),
+        "objects_built": ("braze_objects_built_sql", dict(model_name=m, stamp="2026-11-28 10:15:00.25")),
         "run_started_at": ("braze_run_started_at_sql", dict(run_id="r1")),
         "recent_runs": ("braze_recent_runs_sql", dict(model_name=m, limit=5)),
         "pending_counts": ("braze_pending_counts_sql", dict(model_name=m, on_removed="unset")),
@@ -308,14 +312,17 @@ def test_rows_literals_carry_the_values(renderer: Renderer, dialect: str) -> Non
 
 def redshift_rows(sql: str) -> list[tuple[str | None, ...]]:
     chunks = [json.loads(text) for text in literals(parse(sql, "redshift")) if text.startswith("[")]
-    return [tuple(value or None for value in row) for chunk in chunks for row in chunk]
+    return [tuple(map(decode_cell, row)) for chunk in chunks for row in chunk]
+
+
+def decode_cell(cell: str) -> str | None:
+    """What macro braze_decode_cell makes of a cell of encode_cell."""
+    return None if cell == "" else bytes.fromhex(cell[1:]).decode("utf-8")
 
 
 def test_redshift_rows_are_json_chunks_under_the_varchar_limit(renderer: Renderer) -> None:
     sql = renderer.macro("redshift", "braze_rows_sql", columns=rows_columns(ROWS))
-    assert sorted(redshift_rows(sql), key=str) == sorted(
-        [tuple(value or None for value in row) for row in ROWS], key=str
-    )
+    assert sorted(redshift_rows(sql), key=str) == sorted(ROWS, key=str)
 
     many = [(f"user-{i}-Zoë 🚀", f"attribute_{i % 7}", f"{i:032x}") for i in range(3000)]
     sql = renderer.macro("redshift", "braze_rows_sql", columns=rows_columns(many))
@@ -764,3 +771,19 @@ def test_snowflake_rejection_reads_give_the_defaults_result(renderer: Renderer) 
         assert run_rejection_reads(renderer, "snowflake", rejected, acked, limit) == run_rejection_reads(
             renderer, "default", rejected, acked, limit
         ), (rejected, acked)
+
+
+@pytest.mark.parametrize(
+    ("dialect", "decoder"),
+    [
+        ("snowflake", "hex_decode_string"),
+        ("bigquery", "from_hex"),
+        ("redshift", "from_varbyte"),
+        ("databricks", "unhex"),
+    ],
+)
+def test_handed_values_are_decoded_from_hex(renderer: Renderer, dialect: str, decoder: str) -> None:
+    """Checkpoint values travel as hex (warehouse.encode_cell); each dialect decodes them."""
+    sql = renderer.macro(dialect, "braze_rows_sql", columns=rows_columns(ROWS))
+    parse(sql, dialect)
+    assert sql.lower().count(decoder) == len(ROW_NAMES) * (sql.count("union all") + 1), sql

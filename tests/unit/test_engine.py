@@ -32,7 +32,7 @@ from dbt_braze.engine import (
 from dbt_braze.errors import BrazeUnavailable, NotBuiltError, SyncError
 from dbt_braze.payloads import MAX_OBJECTS_PER_REQUEST, ObjectAcks
 from dbt_braze.report import model_summary
-from dbt_braze.warehouse import ROW_SEPARATOR, RelationRef, Row, unpack
+from dbt_braze.warehouse import ROW_SEPARATOR, RelationRef, Row, encode_cell, unpack
 
 MODEL_NAME = "braze_users"
 RELATION = RelationRef(None, "main", MODEL_NAME)
@@ -117,7 +117,12 @@ def removed_users(rows: list[Row]) -> list[Row]:
 def per_attribute(entries: list[Any]) -> list[tuple[Any, ...]]:
     """Per-user checkpoint entries as rows, the way the warehouse inserts them."""
     columns = [text.split(ROW_SEPARATOR) for text in unpack(entries)]
-    return [tuple(cell or None for cell in row) for row in zip(*columns, strict=True)]
+    return [tuple(map(decode_cell, row)) for row in zip(*columns, strict=True)]
+
+
+def decode_cell(cell: str) -> str | None:
+    """What macro braze_decode_cell makes of a cell of warehouse.encode_cell."""
+    return None if cell == "" else bytes.fromhex(cell[1:]).decode("utf-8")
 
 
 class FakeWarehouse:
@@ -207,12 +212,14 @@ class FakeWarehouse:
         self, model_name: str, run_id: str, acked: Any, rejected: Any, acked_objects: ObjectAcks | None
     ) -> None:
         """One transaction in the real warehouse: rejections first, then acknowledgements
-        (by key: what braze_objects__<model> holds for those keys)."""
+        (by key: what braze_objects__<model> holds for those keys, which the users' entries
+        restate for a relation rebuilt since)."""
         if rejected:
             self.record_rejected(model_name, per_attribute(rejected))
         if acked_objects is not None:
             assert acked_objects.stamp == self.STAMP
             by_key = {row[0]: row for row in self.rows[self.UPSERTS]}
+            assert acked_objects.users == [(k, by_key[k][4], by_key[k][5]) for k in acked_objects.keys]
             acked = [*acked, *((k, by_key[k][4], by_key[k][5]) for k in acked_objects.keys)]
         if acked:
             self.acknowledge(model_name, per_attribute(acked))
@@ -686,3 +693,29 @@ def test_model_summary_dry_run_shows_estimates_and_samples() -> None:
     assert "sample payloads:" in text
     assert f'"external_id": "{key(1)}"' in text
     assert "withheld" not in text
+
+
+AWKWARD_TEXTS = [
+    *(f"k{chr(code)}k" for code in [*range(32), 127]),
+    ROW_SEPARATOR,
+    "",
+    "a b",
+    f"a{ROW_SEPARATOR}b",
+    "O'Brien\\",
+    "Zoë 🚀",
+    "x616263",
+]
+
+
+def test_checkpoint_cells_round_trip_every_text() -> None:
+    """Keys and reasons reach the warehouse exactly: separators and control
+    characters included, '' distinct from NULL (macro braze_decode_cell)."""
+    entries = [(text, f"plan{ROW_SEPARATOR}email", f"h1{ROW_SEPARATOR}", text) for text in AWKWARD_TEXTS]
+    rows = per_attribute(entries)
+    assert rows == [
+        (text, attribute, value_hash, text)
+        for text in AWKWARD_TEXTS
+        for attribute, value_hash in (("plan", "h1"), ("email", None))
+    ]
+    assert per_attribute([("k", "plan", None)]) == [("k", "plan", None)]
+    assert all(set(cell) <= set("x0123456789abcdef") for cell in map(encode_cell, AWKWARD_TEXTS))
