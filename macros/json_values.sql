@@ -23,7 +23,7 @@
 
 {#- The normalized text of a mapped column. -#}
 {% macro braze_mapped_text(mapping) %}
-  {{ return(dbt_braze.braze_typed_text(adapter.quote(mapping.column), mapping.value_type, mapping.get('data_type'))) }}
+  {{ return(dbt_braze.braze_typed_text(dbt_braze.braze_quote_identifier(mapping.column), mapping.value_type, mapping.get('data_type'))) }}
 {% endmacro %}
 
 {#- braze_normalized_text, told the column type when it is known (`data_type`). -#}
@@ -198,7 +198,7 @@
 {% endmacro %}
 
 {% macro default___braze_struct_field(expr, name) -%}
-  ({{ expr }}).{{ adapter.quote(name) }}
+  ({{ expr }}).{{ dbt_braze.braze_quote_identifier(name) }}
 {%- endmacro %}
 
 {% macro duckdb___braze_struct_field(expr, name) -%}
