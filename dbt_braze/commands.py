@@ -100,7 +100,7 @@ def _validated(
                 f"{node.name}: relation {node.schema}.{node.alias} not built yet; columns not checked"
             )
         config, found = validate_model(
-            node.name, node.unique_id, node.model_block, node.column_blocks, columns
+            node.name, node.unique_id, node.model_block, node.column_blocks, columns, node.materialized
         )
         problems += found
         if config is not None:

@@ -2,15 +2,21 @@
 
 The JSON Schema shipped in `schema/braze_meta.schema.json` is the single
 definition of each block's shape; the cross-key rules of the contract live in
-`_check_rules`. Every problem is collected, each prefixed with the model name
+`validate_model`. Every problem is collected, each prefixed with the model name
 and the path of the key as the user wrote it, and raised together, before
 anything is sent. Nothing downstream of this module sees a raw dict.
+
+The on-run-end hook cannot call Python: `braze_block_problems` in
+macros/hook.sql is its copy of every rule here that decides whether a block
+is accepted (the schema included). Change both together;
+tests/integration/test_meta_fuzz.py checks that they accept the same blocks.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -33,6 +39,11 @@ DEFAULT_MAX_DUPLICATE_SHARE = 0.05
 # A sync that would unset or delete more than this share of the model's users in
 # Braze is paused (contract, "Safety rules": the mass-removal guard).
 DEFAULT_MAX_REMOVED_SHARE = 0.1
+# Braze refuses names of more characters, and names that start with `$`
+# (braze-api-notes.md, "Property names: non-empty, at most 255 characters, no leading `$`").
+MAX_ATTRIBUTE_NAME_LENGTH = 255
+# Control characters would break the acknowledgement lists, joined with chr(31).
+_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -122,19 +133,39 @@ def _find_column(name: str, columns: Mapping[str, str] | None) -> str | None:
     return columns.get(name.lower())
 
 
+def _attribute_name_problem(attribute: str) -> str | None:
+    if attribute.startswith("$"):
+        return f"Braze attribute `{attribute}` starts with `$`, which Braze refuses; rename it"
+    if len(attribute) > MAX_ATTRIBUTE_NAME_LENGTH:
+        return (
+            f"Braze attribute `{attribute[:40]}...` has {len(attribute)} characters; "
+            f"Braze takes at most {MAX_ATTRIBUTE_NAME_LENGTH}"
+        )
+    if _CONTROL_CHARACTER.search(attribute):
+        return f"Braze attribute {json.dumps(attribute)} holds a control character; rename it"
+    return None
+
+
 def validate_model(
     model_name: str,
     unique_id: str,
     model_block: BlockSource,
     column_blocks: Mapping[str, BlockSource],
     warehouse_columns: Iterable[str] | None,
+    materialized: str | None = None,
 ) -> tuple[ModelSync | None, list[str]]:
     """Validate one model's blocks; return the config (if valid) and every problem.
 
     `warehouse_columns` is the model's real columns; None skips the existence
-    checks (the warehouse was not consulted).
+    checks (the warehouse was not consulted). `materialized` is the model's
+    materialization from the manifest.
     """
     problems = _schema_problems(model_name, model_block, "model")
+    if materialized == "ephemeral":
+        problems.append(
+            f"{model_name}: the model is ephemeral: it has no relation to compute changes from; "
+            "materialize it as a table or a view (config: materialized: table)"
+        )
     for source in column_blocks.values():
         problems += _schema_problems(model_name, source, "column")
     if not isinstance(model_block.block, dict):
@@ -206,6 +237,9 @@ def validate_model(
                 f"columns are: {', '.join(sorted(columns or {}))}"
             )
             continue
+        name_problem = _attribute_name_problem(attr)
+        if name_problem:
+            problems.append(f"{model_name}: {path}: {name_problem}")
         if attr in RESERVED_ATTRIBUTE_NAMES:
             problems.append(
                 f"{model_name}: {path}: `{attr}` is reserved by Braze for identifiers; "

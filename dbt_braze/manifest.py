@@ -26,6 +26,7 @@ class BrazeModelNode:
     package_name: str
     model_block: BlockSource
     column_blocks: dict[str, BlockSource] = field(default_factory=dict)
+    materialized: str | None = None
 
 
 def _braze_block(node: dict[str, Any], prefix: str = "") -> BlockSource | None:
@@ -82,6 +83,7 @@ def braze_models(manifest: dict[str, Any]) -> list[BrazeModelNode]:
                 # column-level mappings with no model block: report the missing identifier
                 model_block=model_block or BlockSource("config.meta.braze", {}),
                 column_blocks=column_blocks,
+                materialized=(node.get("config") or {}).get("materialized"),
             )
         )
     return sorted(found, key=lambda n: n.name)

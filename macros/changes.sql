@@ -27,7 +27,7 @@
 {% macro default__braze_current_values_sql(relation, id_column, mappings) %}
   {%- for m in mappings %}
     select
-      cast({{ adapter.quote(id_column) }} as {{ dbt.type_string() }}) as braze_key,
+      cast({{ dbt_braze.braze_quote_identifier(id_column) }} as {{ dbt.type_string() }}) as braze_key,
       cast('{{ m.attribute | replace("'", "''") }}' as {{ dbt.type_string() }}) as attribute,
       {{ dbt_braze.braze_mapped_text(m) }} as value_text,
       cast('{{ dbt_braze.braze_sent_type(m.value_type) }}' as {{ dbt.type_string() }}) as value_type
@@ -47,7 +47,7 @@
       select braze_key, attribute, value_hash,
              row_number() over (partition by braze_key, attribute order by acked_at desc) as recency
       from {{ dbt_braze.braze_state_relation() }}
-      where model_name = '{{ model_name }}'
+      where model_name = {{ dbt_braze.braze_string_literal(model_name) }}
         {%- if keys_sql %} and braze_key in ({{ keys_sql }}){% endif %}
     ) acknowledged
     where recency = 1
@@ -78,7 +78,7 @@
   its own text.
 -#}
 {% macro duckdb__braze_fingerprint_text(mapping) %}
-  {%- set expr = adapter.quote(mapping.column) -%}
+  {%- set expr = dbt_braze.braze_quote_identifier(mapping.column) -%}
   {%- if mapping.value_type == 'number' -%}
     {{ return('cast(' ~ expr ~ ' as varchar)') }}
   {%- elif mapping.value_type == 'json' -%}
@@ -90,7 +90,7 @@
 
 {#- Spark: as DuckDB; Java's text of a double is unique to it, if not always the shortest. -#}
 {% macro spark__braze_fingerprint_text(mapping) %}
-  {%- set expr = adapter.quote(mapping.column) -%}
+  {%- set expr = dbt_braze.braze_quote_identifier(mapping.column) -%}
   {%- if mapping.value_type == 'number' -%}
     {{ return('cast(' ~ expr ~ ' as string)') }}
   {%- elif mapping.value_type == 'json' -%}
@@ -120,13 +120,25 @@
     {%- do parts.append("coalesce(cast(length(" ~ text ~ ") as " ~ dbt.type_string() ~ ") || ':' || " ~ text ~ ", '-')") -%}
     {%- do parts.append("','") -%}
   {%- endfor -%}
-  {{ return(dbt.hash(parts | join(" || "))) }}
+  {{ return(dbt.hash(dbt_braze._braze_concat_tree(parts))) }}
+{% endmacro %}
+
+{#-
+  `a || b || c ...` as a balanced tree of parentheses: the same text, but
+  the depth of the expression grows with the log of the parts, not with
+  their number (DuckDB refuses expressions deeper than 1000: a left-deep
+  chain of 4 parts per attribute fails at ~240 attributes).
+-#}
+{% macro _braze_concat_tree(parts) %}
+  {%- if parts | length <= 8 -%}{{ return(parts | join(" || ")) }}{%- endif -%}
+  {%- set half = (parts | length) // 2 -%}
+  {{ return("(" ~ dbt_braze._braze_concat_tree(parts[:half]) ~ ") || (" ~ dbt_braze._braze_concat_tree(parts[half:]) ~ ")") }}
 {% endmacro %}
 
 {#- The hook: the users whose diff came out empty, with their rows' fingerprints. -#}
 {% macro braze_record_fingerprints_sql(model_name) %}
 insert into {{ dbt_braze.braze_fingerprints_relation() }} (model_name, braze_key, fingerprint, recorded_at)
-select '{{ model_name }}', braze_key, value_text, built_at
+select {{ dbt_braze.braze_string_literal(model_name) }}, braze_key, value_text, built_at
 from {{ dbt_braze.braze_pending_relation(model_name) }}
 where change_kind = 'fingerprint'
 {% endmacro %}
@@ -134,7 +146,7 @@ where change_kind = 'fingerprint'
 {#- The sync, for the users it acknowledged anything for: their state moved. -#}
 {% macro braze_forget_fingerprints_sql(model_name, keys_sql) %}
 insert into {{ dbt_braze.braze_fingerprints_relation() }} (model_name, braze_key, fingerprint, recorded_at)
-select '{{ model_name }}', braze_key, cast(null as {{ dbt.type_string() }}), {{ dbt_braze.braze_utc_now() }}
+select {{ dbt_braze.braze_string_literal(model_name) }}, braze_key, cast(null as {{ dbt.type_string() }}), {{ dbt_braze.braze_utc_now() }}
 from ({{ keys_sql }}) acknowledged
 {% endmacro %}
 
@@ -144,7 +156,7 @@ from ({{ keys_sql }}) acknowledged
       select braze_key, fingerprint,
              row_number() over (partition by braze_key order by recorded_at desc) as recency
       from {{ dbt_braze.braze_fingerprints_relation() }}
-      where model_name = '{{ model_name }}'
+      where model_name = {{ dbt_braze.braze_string_literal(model_name) }}
     ) recorded
     where recency = 1
 {% endmacro %}
@@ -160,7 +172,7 @@ with key_counts as (
     {{ dbt_braze.braze_key_counts_sql(relation, id_column) }}
 ),
 row_fingerprints as (
-    select cast({{ adapter.quote(id_column) }} as {{ dbt.type_string() }}) as braze_key,
+    select cast({{ dbt_braze.braze_quote_identifier(id_column) }} as {{ dbt.type_string() }}) as braze_key,
            {{ dbt_braze.braze_fingerprint_sql(mappings) }} as fingerprint
     from {{ relation }}
 ),
@@ -177,7 +189,7 @@ candidates as (
 removed_keys as (
     select distinct s.braze_key
     from {{ dbt_braze.braze_state_relation() }} s
-    where s.model_name = '{{ model_name }}'
+    where s.model_name = {{ dbt_braze.braze_string_literal(model_name) }}
       and not exists (select 1 from key_counts kc where kc.braze_key = s.braze_key)
 ),
 current_values as (
@@ -236,7 +248,7 @@ union all
 {# the acknowledgements this diff saw (braze_pending_is_stale_sql) #}
 select 'state_rows', null, null, cast(count(*) as {{ dbt.type_string() }}), null, null, false, false, {{ built_at }}
 from {{ dbt_braze.braze_state_relation() }}
-where model_name = '{{ model_name }}' and acked_at < {{ built_at }}
+where model_name = {{ dbt_braze.braze_string_literal(model_name) }} and acked_at < {{ built_at }}
 {% endmacro %}
 
 {#-
@@ -245,7 +257,7 @@ where model_name = '{{ model_name }}' and acked_at < {{ built_at }}
   it would be sent again at every sync (withheld_null instead).
 -#}
 {% macro braze_key_counts_sql(relation, id_column) %}
-    select nullif(cast({{ adapter.quote(id_column) }} as {{ dbt.type_string() }}), '') as braze_key, count(*) as row_count
+    select nullif(cast({{ dbt_braze.braze_quote_identifier(id_column) }} as {{ dbt.type_string() }}), '') as braze_key, count(*) as row_count
     from {{ relation }}
     group by 1
 {% endmacro %}

@@ -1,20 +1,23 @@
 {#-
   The package's on-run-end hook: for every model with a `braze` meta block
   that built successfully in this invocation, rebuild its pending-changes
-  relation. It reads only what it needs from the block (the identifier column
-  and the attribute mappings); every other rule lives in the Python validator
-  (`dbt-braze validate`), so the two cannot drift. A block it cannot use is
-  skipped with a warning.
+  relation. Each model is computed on its own: Jinja cannot catch an error,
+  so a block is checked by every rule of `dbt-braze validate` (the hook's
+  copy of them: braze_block_problems) before any SQL runs for it, and a
+  model that fails a rule is skipped with a dbt warning naming it and the
+  reason, while the others get their pending changes.
 -#}
 
 {% macro on_run_end(results) %}
   {%- if not execute or not var('dbt_braze_enabled', true) -%}{{ return('') }}{%- endif -%}
   {%- set specs = [] -%}
+  {%- set skipped = [] -%}
   {%- for result in results -%}
     {%- set node = result.node -%}
     {%- if node.resource_type == 'model' and result.status == 'success' -%}
       {%- set spec = dbt_braze._braze_spec_from_node(node) -%}
-      {%- if spec is not none -%}{%- do specs.append(spec) -%}{%- endif -%}
+      {%- if spec is string -%}{%- do skipped.append(node.name ~ ": " ~ spec) -%}
+      {%- elif spec is not none -%}{%- do specs.append(spec) -%}{%- endif -%}
     {%- endif -%}
   {%- endfor -%}
   {%- if specs | length > 0 -%}
@@ -23,69 +26,243 @@
       {%- do dbt_braze.braze_build_pending(spec) -%}
     {%- endfor -%}
   {%- endif -%}
+  {#- warned after the builds: under --warn-error the first warning ends the run,
+      and the valid models have their changes by then -#}
+  {%- for why in skipped -%}
+    {%- do exceptions.warn("dbt_braze: skipping " ~ why ~ ". Run `dbt-braze validate` for the full list of problems.") -%}
+  {%- endfor -%}
   {{ return('') }}
 {% endmacro %}
 
-{#- The braze block of a node: config.meta first (dbt 1.10+), else legacy meta. -#}
-{% macro _braze_block(node) %}
-  {%- set config_meta = node.config.meta if node.config is defined and node.config.meta is defined else {} -%}
-  {%- set legacy_meta = node.meta if node.meta is defined else {} -%}
-  {%- if config_meta and config_meta.get('braze') is not none -%}{{ return(config_meta.get('braze')) }}{%- endif -%}
-  {{ return(legacy_meta.get('braze') if legacy_meta else none) }}
-{% endmacro %}
-
-{% macro _braze_column_block(column) %}
-  {%- set config = column.config if column.config is defined else none -%}
-  {%- set config_meta = config.meta if config is not none and config.meta is defined else {} -%}
-  {%- set legacy_meta = column.meta if column.meta is defined else {} -%}
-  {%- if config_meta and config_meta.get('braze') is not none -%}{{ return(config_meta.get('braze')) }}{%- endif -%}
-  {{ return(legacy_meta.get('braze') if legacy_meta else none) }}
-{% endmacro %}
-
-{% macro _braze_skip(node, why) %}
-  {%- do exceptions.warn("dbt_braze: skipping " ~ node.name ~ ": " ~ why ~ ". Run `dbt-braze validate` for the full list of problems.") -%}
+{#-
+  The `braze` block of a node or a column as dbt_braze/manifest.py reads it
+  from manifest.json: config.meta first (dbt 1.10+), else legacy meta; a key
+  that is present counts even when its value is null. none: no block.
+-#}
+{% macro _braze_block(node, prefix='') %}
+  {%- set config_meta = node.config.meta if node.config is defined and node.config is not none and node.config.meta is defined else none -%}
+  {%- if config_meta and 'braze' in config_meta -%}
+    {{ return({'path': prefix ~ 'config.meta.braze', 'block': dbt_braze._braze_as_manifest(config_meta['braze'])}) }}
+  {%- endif -%}
+  {%- set legacy_meta = node.meta if node.meta is defined else none -%}
+  {%- if legacy_meta and 'braze' in legacy_meta -%}
+    {{ return({'path': prefix ~ 'meta.braze', 'block': dbt_braze._braze_as_manifest(legacy_meta['braze'])}) }}
+  {%- endif -%}
   {{ return(none) }}
 {% endmacro %}
 
-{#- {model_name, relation, id_column, mappings: [{column, attribute}]} or none. -#}
+{#-
+  `value` as manifest.json carries it, which is what `dbt-braze validate`
+  reads: keys as JSON writes them (`on:` and `yes:` are YAML booleans, the
+  key "true"; `1:` is "1"; `null:` is "null"), dates as ISO text.
+-#}
+{% macro _braze_as_manifest(value) %}
+  {%- if value is mapping -%}
+    {%- set converted = {} -%}
+    {%- for key, item in value.items() -%}
+      {%- do converted.update({(key if key is string else tojson(key)): dbt_braze._braze_as_manifest(item)}) -%}
+    {%- endfor -%}
+    {{ return(converted) }}
+  {%- elif value is string or value is number or value is none -%}
+    {{ return(value) }}
+  {%- elif value.isoformat is defined -%}
+    {{ return(value.isoformat()) }}
+  {%- elif value is iterable -%}
+    {%- set converted = [] -%}
+    {%- for item in value -%}{%- do converted.append(dbt_braze._braze_as_manifest(item)) -%}{%- endfor -%}
+    {{ return(converted) }}
+  {%- endif -%}
+  {{ return(value) }}
+{% endmacro %}
+
+{#- The model's spec {model_name, relation, id_column, mappings}, the reason to skip it (a string), or none. -#}
 {% macro _braze_spec_from_node(node) %}
-  {%- set block = dbt_braze._braze_block(node) -%}
   {%- set column_blocks = {} -%}
-  {%- for column in node.columns.values() -%}
-    {%- set cb = dbt_braze._braze_column_block(column) -%}
-    {%- if cb is mapping and cb.get('attribute') -%}{%- do column_blocks.update({column.name: cb.get('attribute')}) -%}{%- endif -%}
+  {%- for column_name, column in node.columns.items() -%}
+    {%- set found = dbt_braze._braze_block(column, 'columns.' ~ column_name ~ '.') -%}
+    {%- if found is not none -%}{%- do column_blocks.update({column_name: found}) -%}{%- endif -%}
   {%- endfor -%}
-  {%- if block is none -%}{{ return(none) }}{%- endif -%}
-  {%- if block is not mapping -%}{{ return(dbt_braze._braze_skip(node, "the braze block is not a mapping")) }}{%- endif -%}
+  {%- set model_block = dbt_braze._braze_block(node) -%}
+  {%- if model_block is none and not column_blocks -%}{{ return(none) }}{%- endif -%}
+  {%- set model_block = model_block or {'path': 'config.meta.braze', 'block': {}} -%}
+  {%- set materialized = node.config.materialized if node.config is defined else none -%}
+  {%- set relation = none -%}
+  {%- set column_names = none -%}
+  {%- if materialized != 'ephemeral' -%}
+    {%- set relation = adapter.get_relation(database=node.database, schema=node.schema, identifier=node.alias) -%}
+  {%- endif -%}
+  {%- if relation is not none -%}
+    {%- set column_names = [] -%}
+    {%- for c in adapter.get_columns_in_relation(relation) -%}{%- do column_names.append(c.name) -%}{%- endfor -%}
+  {%- endif -%}
+  {%- set checked = dbt_braze.braze_block_problems(node.name, model_block, column_blocks, column_names, materialized) -%}
+  {%- if checked.problems -%}
+    {%- set shown = checked.problems[:3] -%}
+    {%- if checked.problems | length > 3 -%}{%- do shown.append("and " ~ (checked.problems | length - 3) ~ " more") -%}{%- endif -%}
+    {{ return(shown | join("; ")) }}
+  {%- endif -%}
+  {%- if relation is none -%}{{ return("its relation " ~ node.schema ~ "." ~ node.alias ~ " was not found") }}{%- endif -%}
+  {%- if model_block.block.get('truncate_strings') is sameas true -%}
+    {%- for m in checked.mappings -%}{%- do m.update({'truncate_strings': true}) -%}{%- endfor -%}
+  {%- endif -%}
+  {%- set mappings = dbt_braze.braze_typed_mappings(relation, checked.mappings) -%}
+  {{ return({'model_name': node.name, 'relation': relation, 'id_column': checked.id_column, 'mappings': mappings}) }}
+{% endmacro %}
+
+{#-
+  The hook's copy of the rules of `dbt-braze validate`: the JSON Schema of
+  dbt_braze/schema/braze_meta.schema.json and validate_model in
+  dbt_braze/config.py. A block is accepted when this finds no problem,
+  exactly when validate accepts it; change both together
+  (tests/integration/test_meta_fuzz.py compares them on generated blocks).
+  `model_block` and the values of `column_blocks` are {path, block}, read as
+  manifest.json carries them; `columns` is the relation's column names, or
+  none (not checked). Returns {problems, id_column, mappings: [{column,
+  attribute}]}, with the real column names (matched case-insensitively).
+-#}
+{% macro braze_block_problems(model_name, model_block, column_blocks, columns, materialized) %}
+  {#- each model-level key: 'name' (a non-empty string), 'share' (a number
+      from 0 to 1), 'flag' (true or false), 'attributes' (column: attribute
+      name) or its choices -#}
+  {%- set model_keys = {
+      'external_id': 'name',
+      'braze_id': 'name',
+      'mode': ['upsert', 'update'],
+      'on_removed': ['ignore', 'unset', 'delete'],
+      'attributes': 'attributes',
+      'max_duplicate_share': 'share',
+      'max_removed_share': 'share',
+      'truncate_strings': 'flag',
+  } -%}
+  {%- set problems = [] -%}
+  {%- set result = {'problems': problems, 'id_column': none, 'mappings': []} -%}
+  {%- if materialized == 'ephemeral' -%}
+    {%- do problems.append("the model is ephemeral; materialize it as a table or a view") -%}
+  {%- endif -%}
+  {%- for column_name, source in column_blocks.items() -%}
+    {%- set cb = source.block -%}
+    {%- if cb is not mapping -%}
+      {%- do problems.append(source.path ~ ": expected a mapping") -%}
+    {%- else -%}
+      {%- for key in cb if key != 'attribute' -%}{%- do problems.append(source.path ~ "." ~ key ~ ": unknown key") -%}{%- endfor -%}
+      {%- if 'attribute' not in cb -%}
+        {%- do problems.append(source.path ~ ": `attribute` is required") -%}
+      {%- elif not (cb['attribute'] is string and cb['attribute'] | length > 0) -%}
+        {%- do problems.append(source.path ~ ".attribute: expected a non-empty string") -%}
+      {%- endif -%}
+    {%- endif -%}
+  {%- endfor -%}
+  {%- set here = model_block.path -%}
+  {%- set block = model_block.block -%}
+  {%- if block is not mapping -%}
+    {%- do problems.append(here ~ ": expected a mapping") -%}
+    {{ return(result) }}
+  {%- endif -%}
+  {%- for key, value in block.items() -%}
+    {%- set kind = model_keys.get(key) -%}
+    {%- if kind is none -%}
+      {%- do problems.append(here ~ "." ~ key ~ ": unknown key") -%}
+    {%- elif kind == 'name' -%}
+      {%- if not (value is string and value | length > 0) -%}{%- do problems.append(here ~ "." ~ key ~ ": expected a non-empty string") -%}{%- endif -%}
+    {%- elif kind == 'share' -%}
+      {%- if not (value is number and value is not boolean) -%}{%- do problems.append(here ~ "." ~ key ~ ": expected a number") -%}
+      {%- elif value < 0 or value > 1 -%}{%- do problems.append(here ~ "." ~ key ~ ": expected a number from 0 to 1") -%}{%- endif -%}
+    {%- elif kind == 'flag' -%}
+      {%- if value is not boolean -%}{%- do problems.append(here ~ "." ~ key ~ ": expected true or false") -%}{%- endif -%}
+    {%- elif kind == 'attributes' -%}
+      {%- if value is not mapping -%}{%- do problems.append(here ~ ".attributes: expected a mapping") -%}
+      {%- else -%}
+        {%- for column_name, attribute in value.items() if not (attribute is string and attribute | length > 0) -%}
+          {%- do problems.append(here ~ ".attributes." ~ column_name ~ ": expected a non-empty string") -%}
+        {%- endfor -%}
+      {%- endif -%}
+    {%- elif value is not string or value not in kind -%}
+      {%- do problems.append(here ~ "." ~ key ~ ": choose one of " ~ kind | join(", ")) -%}
+    {%- endif -%}
+  {%- endfor -%}
+
   {%- set identifiers = [] -%}
-  {%- for key in ['external_id', 'braze_id'] -%}
-    {%- if block.get(key) is string -%}{%- do identifiers.append(block.get(key)) -%}{%- endif -%}
+  {%- for key in ['external_id', 'braze_id'] if key in block -%}
+    {%- if block[key] is not string -%}{{ return(result) }}{%- endif -%}
+    {%- do identifiers.append(key) -%}
   {%- endfor -%}
+  {%- set id_field = 'external_id' -%}
   {%- if identifiers | length != 1 -%}
-    {{ return(dbt_braze._braze_skip(node, "it needs exactly one of external_id or braze_id")) }}
+    {%- do problems.append(here ~ ": needs exactly one of `external_id` or `braze_id`") -%}
+  {%- else -%}
+    {%- set id_field = identifiers[0] -%}
   {%- endif -%}
-  {%- set mapping = {} -%}
-  {%- set attributes = block.get('attributes') or {} -%}
-  {%- if attributes is not mapping -%}{{ return(dbt_braze._braze_skip(node, "attributes is not a mapping")) }}{%- endif -%}
-  {%- do mapping.update(attributes) -%}
-  {%- do mapping.update(column_blocks) -%}
-  {%- if mapping | length == 0 -%}{{ return(dbt_braze._braze_skip(node, "no attribute is mapped")) }}{%- endif -%}
-  {%- set relation = adapter.get_relation(database=node.database, schema=node.schema, identifier=node.alias) -%}
-  {%- if relation is none -%}{{ return(dbt_braze._braze_skip(node, "its relation was not found")) }}{%- endif -%}
-  {%- set column_names = [] -%}
-  {%- for c in adapter.get_columns_in_relation(relation) -%}{%- do column_names.append(c.name | lower) -%}{%- endfor -%}
-  {%- if identifiers[0] | lower not in column_names -%}
-    {{ return(dbt_braze._braze_skip(node, "identifier column " ~ identifiers[0] ~ " is not in the model")) }}
+  {%- set mode = block.get('mode', 'update' if id_field == 'braze_id' else 'upsert') -%}
+  {%- set on_removed = block.get('on_removed', 'ignore') -%}
+  {%- if mode not in ['upsert', 'update'] or on_removed not in ['ignore', 'unset', 'delete'] -%}{{ return(result) }}{%- endif -%}
+  {%- if id_field == 'braze_id' and mode == 'upsert' and identifiers | length == 1 -%}
+    {%- do problems.append(here ~ ".mode: `upsert` is not possible with `braze_id`") -%}
   {%- endif -%}
-  {%- set requested = [] -%}
-  {%- for column_name, attribute in mapping | dictsort -%}
-    {%- if attribute is not string -%}{{ return(dbt_braze._braze_skip(node, "column " ~ column_name ~ " maps to no attribute name")) }}{%- endif -%}
-    {%- do requested.append({'column': column_name, 'attribute': attribute}) -%}
+  {%- if on_removed == 'delete' and mode == 'update' -%}
+    {%- do problems.append(here ~ ".on_removed: `delete` is not allowed with `mode: update`") -%}
+  {%- endif -%}
+
+  {%- set real_names = {} -%}
+  {%- for c in columns or [] -%}{%- do real_names.update({c | lower: c}) -%}{%- endfor -%}
+  {%- set id_column_name = block.get(id_field, '') -%}
+  {%- if id_column_name -%}
+    {%- set id_column = id_column_name if columns is none else real_names.get(id_column_name | lower) -%}
+    {%- if id_column is none -%}
+      {%- do problems.append(here ~ "." ~ id_field ~ ": column `" ~ id_column_name ~ "` does not exist in the model") -%}
+    {%- endif -%}
+    {%- do result.update({'id_column': id_column}) -%}
+  {%- endif -%}
+
+  {%- set entries = [] -%}
+  {%- set attributes = block.get('attributes') -%}
+  {%- if attributes is mapping -%}
+    {%- for column_name, attribute in attributes.items() if attribute is string -%}
+      {%- do entries.append([here ~ ".attributes." ~ column_name, column_name, attribute]) -%}
+    {%- endfor -%}
+  {%- endif -%}
+  {%- for column_name, source in column_blocks.items() -%}
+    {%- if source.block is mapping and source.block.get('attribute') is string -%}
+      {%- do entries.append([source.path ~ ".attribute", column_name, source.block['attribute']]) -%}
+    {%- endif -%}
   {%- endfor -%}
-  {%- set mappings = dbt_braze.braze_typed_mappings(relation, requested) -%}
-  {%- if mappings is none -%}{{ return(dbt_braze._braze_skip(node, "a mapped column is not in the model")) }}{%- endif -%}
-  {%- for m in mappings if block.get('truncate_strings') is sameas true -%}{%- do m.update({'truncate_strings': true}) -%}{%- endfor -%}
-  {{ return({'model_name': node.name, 'relation': relation, 'id_column': identifiers[0], 'mappings': mappings}) }}
+  {%- set seen_columns = [] -%}
+  {%- set seen_attributes = [] -%}
+  {%- for path, column_name, attribute in entries -%}
+    {%- set real = column_name if columns is none else real_names.get(column_name | lower) -%}
+    {%- if real is none -%}
+      {%- do problems.append(path ~ ": column `" ~ column_name ~ "` does not exist in the model") -%}
+    {%- else -%}
+      {%- if attribute.startswith('$') -%}
+        {%- do problems.append(path ~ ": Braze attribute `" ~ attribute ~ "` starts with `$`") -%}
+      {%- elif attribute | length > 255 -%}
+        {%- do problems.append(path ~ ": Braze attribute `" ~ attribute[:40] ~ "...` has over 255 characters") -%}
+      {%- elif modules.re.search('[\\x00-\\x1f\\x7f]', attribute) -%}
+        {%- do problems.append(path ~ ": Braze attribute " ~ tojson(attribute) ~ " holds a control character") -%}
+      {%- endif -%}
+      {%- if attribute in ['external_id', 'braze_id', 'user_alias'] -%}
+        {%- do problems.append(path ~ ": `" ~ attribute ~ "` is reserved by Braze for identifiers") -%}
+      {%- endif -%}
+      {%- if result.id_column is not none and real | lower == result.id_column | lower -%}
+        {%- do problems.append(path ~ ": column `" ~ column_name ~ "` is the identifier column") -%}
+      {%- endif -%}
+      {%- if real | lower in seen_columns -%}
+        {%- do problems.append(path ~ ": column `" ~ column_name ~ "` is mapped twice") -%}
+      {%- endif -%}
+      {%- if attribute in seen_attributes -%}
+        {%- do problems.append(path ~ ": Braze attribute `" ~ attribute ~ "` is mapped twice") -%}
+      {%- endif -%}
+      {%- do seen_columns.append(real | lower) -%}
+      {%- do seen_attributes.append(attribute) -%}
+      {%- do result.mappings.append({'column': real, 'attribute': attribute}) -%}
+    {%- endif -%}
+  {%- endfor -%}
+  {%- if not entries and not problems -%}
+    {%- do problems.append(here ~ ": no attribute is mapped") -%}
+  {%- endif -%}
+  {%- if result.id_column is none and not problems -%}
+    {%- do problems.append(here ~ ": no identifier column") -%}
+  {%- endif -%}
+  {{ return(result) }}
 {% endmacro %}
 
 {% macro braze_build_pending(spec) %}

@@ -207,7 +207,7 @@ select o.braze_key, o.is_new, o.data_points, o.attributes_json, o.ack_attributes
 from {{ dbt_braze.braze_objects_relation(model_name) }} o
 where not exists (
     select 1 from {{ dbt_braze.braze_state_relation() }} s
-    where s.model_name = '{{ model_name }}' and s.acked_at >= o.built_at and s.braze_key = o.braze_key)
+    where s.model_name = {{ dbt_braze.braze_string_literal(model_name) }} and s.acked_at >= o.built_at and s.braze_key = o.braze_key)
   and not exists (
     select 1 from ({{ dbt_braze.braze_refused_users_sql(model_name) }}) refused
     where refused.braze_key = o.braze_key)
@@ -221,10 +221,10 @@ from {{ dbt_braze.braze_pending_relation(model_name) }} p
 left join (
     select distinct braze_key, attribute, coalesce(value_hash, '-') as value_hash
     from {{ dbt_braze.braze_rejected_relation() }}
-    where model_name = '{{ model_name }}'
+    where model_name = {{ dbt_braze.braze_string_literal(model_name) }}
 ) r on r.braze_key = p.braze_key and r.attribute = p.attribute and r.value_hash = coalesce(p.value_hash, '-')
 where p.change_kind = 'upsert'
-  and p.braze_key in (select braze_key from {{ dbt_braze.braze_rejected_relation() }} where model_name = '{{ model_name }}')
+  and p.braze_key in (select braze_key from {{ dbt_braze.braze_rejected_relation() }} where model_name = {{ dbt_braze.braze_string_literal(model_name) }})
 group by p.braze_key
 having count(r.braze_key) = count(*)
 {% endmacro %}
@@ -260,7 +260,7 @@ order by braze_key
       and o.braze_key in (select braze_key from ({{ keys_sql }}) handed)
   {%- endset %}
 insert into {{ dbt_braze.braze_state_relation() }} (model_name, braze_key, attribute, value_hash, acked_at, run_id)
-select '{{ model_name }}', braze_key, attribute, value_hash, {{ dbt_braze.braze_utc_now() }}, '{{ run_id }}'
+select {{ dbt_braze.braze_string_literal(model_name) }}, braze_key, attribute, value_hash, {{ dbt_braze.braze_utc_now() }}, '{{ run_id }}'
 from ({{ dbt_braze.braze_unnest_acks_sql(accepted) }}) acked
 {% endmacro %}
 

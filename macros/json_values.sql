@@ -28,7 +28,7 @@
   (braze_invalid_value_sql).
 -#}
 {% macro braze_mapped_text(mapping) %}
-  {%- set text = dbt_braze.braze_typed_text(adapter.quote(mapping.column), mapping.value_type, mapping.get('data_type')) -%}
+  {%- set text = dbt_braze.braze_typed_text(dbt_braze.braze_quote_identifier(mapping.column), mapping.value_type, mapping.get('data_type')) -%}
   {%- if mapping.value_type == 'string' and mapping.get('truncate_strings') -%}
     {{ return('substr(' ~ text ~ ', 1, ' ~ dbt_braze.braze_max_string_length() ~ ')') }}
   {%- endif -%}
@@ -207,7 +207,7 @@
 {% endmacro %}
 
 {% macro default___braze_struct_field(expr, name) -%}
-  ({{ expr }}).{{ adapter.quote(name) }}
+  ({{ expr }}).{{ dbt_braze.braze_quote_identifier(name) }}
 {%- endmacro %}
 
 {% macro duckdb___braze_struct_field(expr, name) -%}

@@ -96,6 +96,28 @@
 {%- endmacro %}
 
 {#-
+  `name` as a quoted identifier of the warehouse's SQL, a quote inside it
+  doubled (dbt's adapter.quote does not escape it, so a column named `a"b`
+  would end the identifier early). Spark, Databricks and BigQuery quote
+  with backticks.
+-#}
+{% macro braze_quote_identifier(name) %}
+  {{ return(adapter.dispatch('braze_quote_identifier', 'dbt_braze')(name)) }}
+{% endmacro %}
+
+{% macro default__braze_quote_identifier(name) -%}
+  "{{ name | replace('"', '""') }}"
+{%- endmacro %}
+
+{% macro spark__braze_quote_identifier(name) -%}
+  `{{ name | replace('`', '``') }}`
+{%- endmacro %}
+
+{% macro bigquery__braze_quote_identifier(name) -%}
+  {{ return(dbt_braze.spark__braze_quote_identifier(name)) }}
+{%- endmacro %}
+
+{#-
   For an adapter whose literals differ from the default's, while the default
   macros of macros/changes.sql write attribute names as `'...''...'`: render
   the default with a placeholder for each attribute name

@@ -7,7 +7,7 @@ select run_id, status, started_at, ended_at, users_created, users_updated, attri
 from (
     select r.*, row_number() over (partition by run_id order by recorded_at desc, status) as recency
     from {{ dbt_braze.braze_runs_relation() }} r
-    where model_name = '{{ model_name }}'
+    where model_name = {{ dbt_braze.braze_string_literal(model_name) }}
 ) latest
 where recency = 1
 order by started_at desc
@@ -38,10 +38,10 @@ select
 {% macro default__braze_rejected_summary_sql(model_name, limit) %}
 select braze_key, max(reason) as reason, max(rejected_at) as rejected_at
 from {{ dbt_braze.braze_rejected_relation() }} r
-where model_name = '{{ model_name }}'
+where model_name = {{ dbt_braze.braze_string_literal(model_name) }}
   and not exists (
     select 1 from {{ dbt_braze.braze_state_relation() }} s
-    where s.model_name = '{{ model_name }}' and s.braze_key = r.braze_key and s.acked_at > r.rejected_at)
+    where s.model_name = {{ dbt_braze.braze_string_literal(model_name) }} and s.braze_key = r.braze_key and s.acked_at > r.rejected_at)
 group by braze_key
 order by max(rejected_at) desc, braze_key
 limit {{ limit | int }}
@@ -54,8 +54,8 @@ limit {{ limit | int }}
 {% macro default__braze_rejected_count_sql(model_name) %}
 select count(distinct braze_key)
 from {{ dbt_braze.braze_rejected_relation() }} r
-where model_name = '{{ model_name }}'
+where model_name = {{ dbt_braze.braze_string_literal(model_name) }}
   and not exists (
     select 1 from {{ dbt_braze.braze_state_relation() }} s
-    where s.model_name = '{{ model_name }}' and s.braze_key = r.braze_key and s.acked_at > r.rejected_at)
+    where s.model_name = {{ dbt_braze.braze_string_literal(model_name) }} and s.braze_key = r.braze_key and s.acked_at > r.rejected_at)
 {% endmacro %}

@@ -31,7 +31,7 @@ from (
         select p.braze_key, p.attribute, p.value_text, p.value_type, p.value_hash, p.is_new,
                case when exists (
                    select 1 from {{ dbt_braze.braze_rejected_relation() }} r
-                   where r.model_name = '{{ model_name }}'
+                   where r.model_name = {{ dbt_braze.braze_string_literal(model_name) }}
                      and r.braze_key = p.braze_key and r.attribute = p.attribute
                      and coalesce(r.value_hash, '-') = coalesce(p.value_hash, '-'))
                then 1 else 0 end as refused
@@ -39,7 +39,7 @@ from (
         where p.change_kind = 'upsert'
           and not exists (
             select 1 from {{ dbt_braze.braze_state_relation() }} s
-            where s.model_name = '{{ model_name }}' and s.acked_at >= p.built_at
+            where s.model_name = {{ dbt_braze.braze_string_literal(model_name) }} and s.acked_at >= p.built_at
               and s.braze_key = p.braze_key and s.attribute = p.attribute
               and coalesce(s.value_hash, '-') = coalesce(p.value_hash, '-'))
     ) unsent
@@ -61,7 +61,7 @@ where p.change_kind = 'removed'
   {% if mapped_only %}and p.is_mapped{% endif %}
   and not exists (
     select 1 from {{ dbt_braze.braze_state_relation() }} s
-    where s.model_name = '{{ model_name }}' and s.acked_at >= p.built_at
+    where s.model_name = {{ dbt_braze.braze_string_literal(model_name) }} and s.acked_at >= p.built_at
       and s.braze_key = p.braze_key and s.attribute = p.attribute
       and s.value_hash is null)
 {% endmacro %}
@@ -184,13 +184,13 @@ order by row_count desc, braze_key
 {#- One INSERT appending acknowledged (key, attribute, hash) rows. -#}
 {% macro braze_acknowledge_sql(model_name, rows_sql, run_id) %}
 insert into {{ dbt_braze.braze_state_relation() }} (model_name, braze_key, attribute, value_hash, acked_at, run_id)
-select '{{ model_name }}', braze_key, attribute, value_hash, {{ dbt_braze.braze_utc_now() }}, '{{ run_id }}'
+select {{ dbt_braze.braze_string_literal(model_name) }}, braze_key, attribute, value_hash, {{ dbt_braze.braze_utc_now() }}, '{{ run_id }}'
 from ({{ rows_sql }}) acked
 {% endmacro %}
 
 {% macro braze_record_rejected_sql(model_name, rows_sql) %}
 insert into {{ dbt_braze.braze_rejected_relation() }} (model_name, braze_key, attribute, value_hash, reason, rejected_at)
-select '{{ model_name }}', braze_key, attribute, value_hash, reason, {{ dbt_braze.braze_utc_now() }}
+select {{ dbt_braze.braze_string_literal(model_name) }}, braze_key, attribute, value_hash, reason, {{ dbt_braze.braze_utc_now() }}
 from ({{ rows_sql }}) rejected
 {% endmacro %}
 
@@ -216,10 +216,10 @@ select (
     inner join (
         select run_id, min(started_at) as started_at
         from {{ dbt_braze.braze_runs_relation() }}
-        where model_name = '{{ model_name }}'
+        where model_name = {{ dbt_braze.braze_string_literal(model_name) }}
         group by run_id
     ) r on r.run_id = s.run_id
-    where s.model_name = '{{ model_name }}'
+    where s.model_name = {{ dbt_braze.braze_string_literal(model_name) }}
       and s.acked_at >= {{ built_at }}
       and r.started_at < {{ built_at }}
 ) + (
@@ -229,7 +229,7 @@ select (
                 where change_kind = 'state_rows')
            then 1 else 0 end
     from {{ dbt_braze.braze_state_relation() }}
-    where model_name = '{{ model_name }}' and acked_at < {{ built_at }}
+    where model_name = {{ dbt_braze.braze_string_literal(model_name) }} and acked_at < {{ built_at }}
 ) as stale
 {% endmacro %}
 
@@ -254,7 +254,7 @@ select (
 insert into {{ dbt_braze.braze_runs_relation() }}
   (run_id, model_name, status, started_at, recorded_at, ended_at, users_created, users_updated,
    attributes_unset, users_deleted, rows_rejected, requests, data_points, error, holder)
-select '{{ run_id }}', '{{ model_name }}', '{{ status }}', {{ started_at_sql }}, {{ dbt_braze.braze_utc_now() }},
+select '{{ run_id }}', {{ dbt_braze.braze_string_literal(model_name) }}, '{{ status }}', {{ started_at_sql }}, {{ dbt_braze.braze_utc_now() }},
        {% if ended %}{{ dbt_braze.braze_utc_now() }}{% else %}cast(null as {{ dbt.type_timestamp() }}){% endif %},
        {{ counts.get('users_created', 0) }}, {{ counts.get('users_updated', 0) }},
        {{ counts.get('attributes_unset', 0) }}, {{ counts.get('users_deleted', 0) }},
@@ -274,7 +274,7 @@ from (
     select run_id, status, started_at, recorded_at, holder,
            row_number() over (partition by run_id order by recorded_at desc, status) as recency
     from {{ dbt_braze.braze_runs_relation() }}
-    where model_name = '{{ model_name }}'
+    where model_name = {{ dbt_braze.braze_string_literal(model_name) }}
 ) latest
 where recency = 1 and status = 'running'
   and recorded_at >= {{ dbt_braze.braze_utc_seconds_ago(lease_seconds) }}

@@ -29,12 +29,12 @@
   {%- for type_name, group in floats.items() -%}
     {%- set pairs = [] -%}
     {%- for m in group -%}
-      {%- do pairs.append("struct_pack(attribute := '" ~ (m.attribute | replace("'", "''")) ~ "', number := " ~ adapter.quote(m.column) ~ ")") -%}
+      {%- do pairs.append("struct_pack(attribute := '" ~ (m.attribute | replace("'", "''")) ~ "', number := " ~ dbt_braze.braze_quote_identifier(m.column) ~ ")") -%}
     {%- endfor -%}
     {%- do branches.append(
       "select braze_key, braze_pair.attribute as attribute, "
       ~ dbt_braze._braze_duckdb_float_text('braze_pair.number') ~ " as value_text, cast('number' as varchar) as value_type"
-      ~ " from (select cast(" ~ adapter.quote(id_column) ~ " as varchar) as braze_key, unnest([" ~ pairs | join(', ') ~ "]) as braze_pair"
+      ~ " from (select cast(" ~ dbt_braze.braze_quote_identifier(id_column) ~ " as varchar) as braze_key, unnest([" ~ pairs | join(', ') ~ "]) as braze_pair"
       ~ " from " ~ relation ~ ") braze_floats") -%}
   {%- endfor -%}
   {{ return(branches | join('\nunion all\n')) }}

@@ -109,13 +109,13 @@ from (
         left join (
             select distinct braze_key, attribute, coalesce(value_hash, '-') as hash_or_dash
             from {{ dbt_braze.braze_rejected_relation() }}
-            where model_name = '{{ model_name }}'
+            where model_name = {{ dbt_braze.braze_string_literal(model_name) }}
         ) r on r.braze_key = p.braze_key and r.attribute = p.attribute
            and r.hash_or_dash = coalesce(p.value_hash, '-')
         left join (
             select braze_key, attribute, coalesce(value_hash, '-') as hash_or_dash, max(acked_at) as last_acked_at
             from {{ dbt_braze.braze_state_relation() }}
-            where model_name = '{{ model_name }}'
+            where model_name = {{ dbt_braze.braze_string_literal(model_name) }}
             group by 1, 2, 3
         ) s on s.braze_key = p.braze_key and s.attribute = p.attribute
            and s.hash_or_dash = coalesce(p.value_hash, '-')
@@ -135,7 +135,7 @@ from {{ dbt_braze.braze_pending_relation(model_name) }} p
 left join (
     select braze_key, attribute, max(acked_at) as last_acked_at
     from {{ dbt_braze.braze_state_relation() }}
-    where model_name = '{{ model_name }}' and value_hash is null
+    where model_name = {{ dbt_braze.braze_string_literal(model_name) }} and value_hash is null
     group by 1, 2
 ) s on s.braze_key = p.braze_key and s.attribute = p.attribute
 where p.change_kind = 'removed'
@@ -171,10 +171,10 @@ from {{ dbt_braze.braze_rejected_relation() }} r
 left join (
     select braze_key, max(acked_at) as last_acked_at
     from {{ dbt_braze.braze_state_relation() }}
-    where model_name = '{{ model_name }}'
+    where model_name = {{ dbt_braze.braze_string_literal(model_name) }}
     group by braze_key
 ) s on s.braze_key = r.braze_key
-where r.model_name = '{{ model_name }}'
+where r.model_name = {{ dbt_braze.braze_string_literal(model_name) }}
   and (s.last_acked_at is null or r.rejected_at is null or s.last_acked_at <= r.rejected_at)
 {%- endmacro %}
 

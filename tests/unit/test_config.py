@@ -305,6 +305,39 @@ def test_reserved_target_names(reserved: str) -> None:
     assert problem.startswith(f"{MODEL}: columns.plan.config.meta.braze.attribute: `{reserved}` is reserved")
 
 
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("$email", "starts with `$`"),
+        ("a" * 256, "has 256 characters; Braze takes at most 255"),
+        ("plan\x1ftier", "holds a control character"),
+        ("plan\ntier", "holds a control character"),
+    ],
+)
+def test_attribute_names_braze_refuses(name: str, why: str) -> None:
+    problem = only_problem(base(attributes={"email": name}))
+    assert problem.startswith(f"{MODEL}: {HERE}.attributes.email: Braze attribute ")
+    assert why in problem
+
+    problem = only_problem(base(), column_blocks={"plan": {"attribute": name}})
+    assert problem.startswith(f"{MODEL}: columns.plan.config.meta.braze.attribute: Braze attribute ")
+
+
+def test_attribute_names_braze_takes() -> None:
+    config, problems = validate(base(attributes={"email": "a" * 255, "plan": "e$mail ünï 'x' \"y\""}))
+    assert problems == [] and config is not None
+
+
+def test_ephemeral_model_is_refused_naming_the_fix() -> None:
+    config, problems = validate_model(MODEL, UID, BlockSource(HERE, base()), {}, None, "ephemeral")
+    assert config is None
+    assert problems == [
+        f"{MODEL}: the model is ephemeral: it has no relation to compute changes from; "
+        "materialize it as a table or a view (config: materialized: table)"
+    ]
+    assert validate_model(MODEL, UID, BlockSource(HERE, base()), {}, COLUMNS, "view")[1] == []
+
+
 def test_upsert_with_braze_id() -> None:
     problem = only_problem({"braze_id": "braze_uid", "mode": "upsert", "attributes": {"email": "e"}})
     assert problem.startswith(f"{MODEL}: {HERE}.mode: `upsert` is not possible with `braze_id`")

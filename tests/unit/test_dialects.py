@@ -451,7 +451,8 @@ def test_spark_walks_json_types(renderer: Renderer) -> None:
     assert {"transform", "array_to_string", "concat"} <= functions, functions
     assert "map_entries(" in sql.lower() and "to_json" in sql.lower()
     for dialect in ("snowflake", "bigquery", "redshift"):
-        default = renderer.macro(dialect, "braze_normalized_text", expr='"nested"', value_type="json")
+        quoted = "`nested`" if dialect == "bigquery" else '"nested"'
+        default = renderer.macro(dialect, "braze_normalized_text", expr=quoted, value_type="json")
         assert renderer.macro(dialect, "braze_mapped_text", mapping=MAPPINGS[-1]) == default
 
 

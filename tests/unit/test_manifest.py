@@ -184,3 +184,12 @@ def test_load_manifest_unreadable_json_is_a_config_error(tmp_path: Path) -> None
     assert not isinstance(info.value, NotBuiltError)
     assert info.value.exit_code == 2
     assert "dbt parse" in (info.value.hint or "")
+
+
+def test_braze_models_carry_the_materialization() -> None:
+    nodes = {
+        "model.shop.eph": model_node("eph", config={"meta": {"braze": BLOCK}, "materialized": "ephemeral"}),
+        "model.shop.plain": model_node("plain", config={"meta": {"braze": BLOCK}}),
+    }
+    found = {m.name: m.materialized for m in braze_models({"nodes": nodes})}
+    assert found == {"eph": "ephemeral", "plain": None}

@@ -1,0 +1,250 @@
+"""`dbt-braze validate` and the on-run-end hook accept and refuse the same blocks.
+
+The hook cannot call the Python validator: it carries its own copy of the
+rules (macros/hook.sql, braze_block_problems). A fixed-seed generator writes
+a few hundred `braze` blocks, valid and invalid mixed (unknown keys, wrong
+types, YAML keys that are not strings, column names in another case or
+holding quotes, attribute names Braze refuses, column-level blocks, legacy
+`meta`), as the models of one DuckDB project. One `dbt run` and one
+`dbt-braze validate` then must agree model by model: validate accepts a
+model exactly when the hook built its pending relation, every other model
+is named in a dbt warning, and nothing shows a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from harness import DbtProject, write_dbt_project
+from warehouses import profile_yaml
+
+SEED = 20261207
+MODELS = 300
+
+# Every model has these columns (real names as the warehouse holds them).
+MODEL_SQL = """\
+select i as user_id, 'b' || i as braze_uid, 'u' || i || '@example.com' as email,
+       'free' as plan, cast(i * 1.5 as decimal(10, 2)) as ltv, 'q' || i as "qu""ote",
+       'T' as "true", 'one' as "1", i as "Score", (i % 2 = 0) as "on"
+from generate_series(1, 3) t(i)
+"""
+COLUMNS = [
+    "email",
+    "EMAIL",
+    "plan",
+    "ltv",
+    'qu"ote',
+    "Score",
+    "score",
+    "on",
+    "missing",
+    "user_id",
+    "braze_uid",
+]
+# keys YAML does not read as strings: `true` and `1` name real columns once written as JSON
+ODD_KEYS: list[Any] = [True, 1, None, 1.5]
+IDENTIFIERS: list[Any] = [
+    "user_id",
+    "USER_ID",
+    "User_Id",
+    "braze_uid",
+    "nope",
+    "",
+    1,
+    None,
+    True,
+    ["user_id"],
+]
+NAMES: list[Any] = [
+    "email_address",
+    "plan",
+    "ltv",
+    "o'neil",
+    'say "hi"',
+    "ünïcode",
+    "$plan",
+    "a" * 255,
+    "b" * 256,
+    "tab\there",
+    "unit\x1fsep",
+    "external_id",
+    "user_alias",
+    "",
+    None,
+    7,
+    True,
+    ["plan"],
+    datetime.date(2024, 1, 1),
+]
+
+
+def attribute_name(rng: random.Random, valid: bool) -> Any:
+    return f"attr_{rng.randrange(10_000)}" if valid else rng.choice(NAMES)
+
+
+def column_key(rng: random.Random) -> Any:
+    return rng.choice(ODD_KEYS) if rng.random() < 0.1 else rng.choice(COLUMNS)
+
+
+def generate_block(rng: random.Random) -> tuple[Any, dict[str, Any], bool]:
+    """(model block or a `missing` marker, column-level blocks, whether legacy `meta` holds them)."""
+    clean = rng.random() < 0.45  # mostly valid: change one thing at most
+    block: dict[Any, Any] = {}
+    identifier = rng.choice(["external_id", "external_id", "braze_id"])
+    block[identifier] = (
+        "braze_uid" if identifier == "braze_id" else rng.choice(["user_id", "USER_ID", "User_Id"])
+    )
+    attributes: dict[Any, Any] = {}
+    for _ in range(rng.randint(0, 4)):
+        attributes[rng.choice(["email", "EMAIL", "plan", "ltv", 'qu"ote', "Score", "on"])] = attribute_name(
+            rng, True
+        )
+    block["attributes"] = attributes
+    if identifier == "braze_id":
+        block["mode"] = "update"
+    column_blocks: dict[str, Any] = {}
+    if rng.random() < 0.2:
+        column_blocks[rng.choice(["plan", "ltv", "Score"])] = {"attribute": attribute_name(rng, True)}
+    if not clean:
+        for _ in range(rng.randint(1, 3)):
+            mutate(rng, block, column_blocks)
+    if rng.random() < 0.03:
+        return "missing", column_blocks or {"plan": {"attribute": "plan"}}, False
+    if rng.random() < 0.03:
+        return rng.choice([None, "user_id", ["external_id"], 3]), column_blocks, False
+    return block, column_blocks, rng.random() < 0.15
+
+
+def mutate(rng: random.Random, block: dict[Any, Any], column_blocks: dict[str, Any]) -> None:
+    attributes = block.get("attributes")
+    kind = rng.randrange(12)
+    if kind == 0:
+        block[rng.choice(["external_id", "braze_id"])] = rng.choice(IDENTIFIERS)
+    elif kind == 1:
+        block.pop("external_id", None), block.pop("braze_id", None)
+        block[rng.choice(["external_id", "braze_id"])] = rng.choice(IDENTIFIERS)
+    elif kind == 2:
+        block["mode"] = rng.choice(["upsert", "update", "Upsert", None, 1])
+    elif kind == 3:
+        block["on_removed"] = rng.choice(["ignore", "unset", "delete", "Delete", None, False])
+    elif kind == 4:
+        if rng.random() < 0.3:
+            block["truncate_strings"] = rng.choice([True, False, "yes", 1, None])
+        else:
+            share = rng.choice(["max_duplicate_share", "max_removed_share"])
+            block[share] = rng.choice([0, 0.5, 1, 1.5, -0.1, True, "0.1", None, float("nan")])
+    elif kind == 5:
+        block[rng.choice(["atributes", "Mode", 1, True, None])] = rng.choice(["x", {"email": "email"}])
+    elif kind == 6:
+        block["attributes"] = rng.choice([None, [], "email", {}, {"email": None}])
+    elif kind in (7, 8) and isinstance(attributes, dict):
+        attributes[column_key(rng)] = attribute_name(rng, rng.random() < 0.4)
+    elif kind == 9 and isinstance(attributes, dict):
+        attributes[rng.choice(COLUMNS)] = rng.choice(NAMES)
+    elif kind == 10:
+        column_blocks[rng.choice(["plan", "ltv", "Score", "user_id", "email", "nope"])] = rng.choice(
+            [
+                {"attribute": attribute_name(rng, rng.random() < 0.5)},
+                {"attribute": "x", "extra": 1},
+                {},
+                None,
+                "plan",
+            ]
+        )
+    elif isinstance(attributes, dict):  # one attribute from two columns, or the identifier as attribute
+        attributes[rng.choice(["plan", "ltv", "user_id", "USER_ID", "braze_uid"])] = rng.choice(
+            ["plan", *(list(attributes.values())[:1])]
+        )
+
+
+def schema_entry(name: str, block: Any, column_blocks: dict[str, Any], legacy: bool) -> dict[str, Any]:
+    meta_key = "meta" if legacy else "config"
+    entry: dict[str, Any] = {"name": name}
+    if not (isinstance(block, str) and block == "missing"):
+        entry[meta_key] = {"braze": block} if legacy else {"meta": {"braze": block}}
+    if column_blocks:
+        entry["columns"] = [
+            {"name": column, **({"meta": {"braze": cb}} if legacy else {"config": {"meta": {"braze": cb}}})}
+            for column, cb in column_blocks.items()
+        ]
+    return entry
+
+
+def wide_model() -> dict[str, Any]:
+    """300 attributes over 300 columns: the fingerprint once exceeded DuckDB's expression depth."""
+    return {"external_id": "user_id", "attributes": {f"c{k}": f"attribute_{k}" for k in range(300)}}
+
+
+def test_validate_and_the_hook_accept_the_same_blocks(tmp_path: Path) -> None:
+    started = time.monotonic()
+    root = tmp_path / "project"
+    (root / "models").mkdir(parents=True)
+    write_dbt_project(root)
+    (root / "profiles.yml").write_text(profile_yaml("duckdb", root, "main"))
+    (root / "dbt_packages").mkdir()
+    (root / "dbt_packages" / "dbt_braze").symlink_to(Path(__file__).resolve().parents[2])
+    project = DbtProject(root, {"DO_NOT_TRACK": "1"})
+
+    rng = random.Random(SEED)
+    entries = []
+    for index in range(MODELS):
+        name = f"fz_{index:03d}" if index % 10 else f"fz_o'b_{index:03d}"
+        project.write_model(MODEL_SQL, name)
+        entries.append(schema_entry(name, *generate_block(rng)))
+    columns = ", ".join(f"i as c{k}" for k in range(300))
+    project.write_model(f"select i as user_id, {columns} from generate_series(1, 3) t(i)", "fz_wide")
+    entries.append({"name": "fz_wide", "config": {"meta": {"braze": wide_model()}}})
+    project.write_schema(entries)
+
+    # A subprocess without PYTEST_CURRENT_TEST: under pytest dbt raises, in its thread pool,
+    # on the log events of a node whose meta has a key that is not a string (the run then
+    # never ends); a user's run logs a note instead.
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    run = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dbt"),
+            "run",
+            "--project-dir",
+            str(root),
+            "--profiles-dir",
+            str(root),
+        ],
+        cwd=root,
+        env={**env, "DO_NOT_TRACK": "1"},
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr  # exits 0 whatever the blocks
+    validate = project.braze("validate")
+    assert validate.exit_code == 2, validate.output
+    for output in (run.stdout, run.stderr, validate.output):
+        assert "Traceback" not in output
+    refused = {line[4:].split(": ", 1)[0] for line in validate.output.splitlines() if line.startswith("  - ")}
+    names = [e["name"] for e in entries]
+    assert refused <= set(names), refused - set(names)
+    tables = [row[0] for row in project.query("select table_name from information_schema.tables")]
+    pending = {t.removeprefix("braze_pending__") for t in tables if t.startswith("braze_pending__")}
+    disagree = [
+        (
+            name,
+            "validate refuses" if name in refused else "validate accepts",
+            "hook built" if name in pending else "hook skipped",
+        )
+        for name in names
+        if (name in refused) == (name in pending)
+    ]
+    assert not disagree, disagree[:10]
+    warned = set(re.findall(r"dbt_braze: skipping (.+?): ", run.stdout))
+    assert warned == refused
+    # a fair mix, so that the agreement means something
+    assert 0.3 * len(names) < len(pending) < 0.7 * len(names), len(pending)
+    assert "fz_wide" in pending and "fz_o'b_000" in names
+    print(f"{len(names)} models, {len(pending)} accepted, {time.monotonic() - started:.1f} s")
