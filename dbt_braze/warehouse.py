@@ -104,6 +104,10 @@ class Warehouse:
         _quiet_dbt_events()
         try:
             config = RuntimeConfig.from_args(args)
+            # dbt keeps one adapter per type for the process and registers a type only
+            # once: one left by an earlier use in this process would point at its own
+            # target (another database), so start from none
+            reset_adapters()  # type: ignore[no-untyped-call]
             register_adapter(config, get_mp_context())
             adapter = get_adapter(config)
             macros = ManifestLoader.load_macros(
@@ -302,7 +306,7 @@ class Warehouse:
         found = self._adapter.get_relation(relation.database, relation.schema, relation.identifier)
         if found is None:
             return None
-        return [c.name for c in self._adapter.get_columns_in_relation(found)]
+        return [c.name for c in self.macro("braze_columns_in_relation", relation=found)]
 
     def _relation(self, relation: RelationRef) -> Any:
         found = self._adapter.get_relation(relation.database, relation.schema, relation.identifier)

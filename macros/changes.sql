@@ -265,7 +265,7 @@ where model_name = {{ dbt_braze.braze_string_literal(model_name) }} and acked_at
 {#- Adds each mapping's value_type from the relation's real column types. -#}
 {% macro braze_typed_mappings(relation, mappings) %}
   {%- set columns_by_name = {} -%}
-  {%- for c in adapter.get_columns_in_relation(relation) -%}{%- do columns_by_name.update({c.name | lower: c}) -%}{%- endfor -%}
+  {%- for c in dbt_braze.braze_columns_in_relation(relation) -%}{%- do columns_by_name.update({c.name | lower: c}) -%}{%- endfor -%}
   {%- set typed = [] -%}
   {%- for m in mappings -%}
     {%- set col = columns_by_name.get(m.column | lower) -%}

@@ -93,7 +93,7 @@
   {%- endif -%}
   {%- if relation is not none -%}
     {%- set column_names = [] -%}
-    {%- for c in adapter.get_columns_in_relation(relation) -%}{%- do column_names.append(c.name) -%}{%- endfor -%}
+    {%- for c in dbt_braze.braze_columns_in_relation(relation) -%}{%- do column_names.append(c.name) -%}{%- endfor -%}
   {%- endif -%}
   {%- set checked = dbt_braze.braze_block_problems(node.name, model_block, column_blocks, column_names, materialized) -%}
   {%- if checked.problems -%}

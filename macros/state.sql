@@ -118,6 +118,38 @@
 {%- endmacro %}
 
 {#-
+  The columns of `relation` (dbt Column objects), as adapter.get_columns_in_relation
+  gives them. PostgreSQL: dbt-postgres writes the relation's name into its
+  query unescaped, so a model named `o'brien` broke it; this runs the same
+  query with the names as string literals.
+-#}
+{% macro braze_columns_in_relation(relation) %}
+  {{ return(adapter.dispatch('braze_columns_in_relation', 'dbt_braze')(relation)) }}
+{% endmacro %}
+
+{% macro default__braze_columns_in_relation(relation) %}
+  {{ return(adapter.get_columns_in_relation(relation)) }}
+{% endmacro %}
+
+{#- dbt-redshift dispatches to postgres__ too: keep its own macro (not checked live). -#}
+{% macro redshift__braze_columns_in_relation(relation) %}
+  {{ return(adapter.get_columns_in_relation(relation)) }}
+{% endmacro %}
+
+{% macro postgres__braze_columns_in_relation(relation) %}
+  {%- set sql -%}
+    select column_name, data_type, character_maximum_length, numeric_precision, numeric_scale
+    from {{ relation.information_schema('columns') }}
+    where table_name = {{ dbt_braze.braze_string_literal(relation.identifier) }}
+      {%- if relation.schema %}
+      and table_schema = {{ dbt_braze.braze_string_literal(relation.schema) }}
+      {%- endif %}
+    order by ordinal_position
+  {%- endset -%}
+  {{ return(sql_convert_columns_in_relation(run_query(sql))) }}
+{% endmacro %}
+
+{#-
   For an adapter whose literals differ from the default's, while the default
   macros of macros/changes.sql write attribute names as `'...''...'`: render
   the default with a placeholder for each attribute name
