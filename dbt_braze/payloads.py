@@ -16,9 +16,6 @@ from typing import Any, NamedTuple
 
 JsonValue = Any
 
-# braze-api-notes.md: "Batch size: at most 75 objects per request".
-MAX_OBJECTS_PER_REQUEST = 75
-
 
 class LocalRejection(ValueError):
     """A value that must not be sent; the row is recorded as rejected with this reason."""

@@ -12,7 +12,6 @@ from typing import Any
 import duckdb
 import pytest
 from test_dialects import Renderer, renderer  # noqa: F401  (the module-scoped fixture)
-from test_engine import render_objects
 
 from dbt_braze.payloads import (
     ACK_ATTRIBUTES,
@@ -27,6 +26,8 @@ from dbt_braze.payloads import (
     check_object,
 )
 from dbt_braze.warehouse import ROW_SEPARATOR
+
+from fakes import render_objects
 
 Change = tuple[str, str, str | None, str, str | None, bool]
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from dbt_braze.braze import MAX_TRACK_OBJECTS
 from dbt_braze.payloads import (
-    MAX_OBJECTS_PER_REQUEST,
     LocalRejection,
     UserObject,
     batched,
@@ -64,8 +64,8 @@ def test_unset_object_sends_null_for_every_attribute() -> None:
 
 
 def test_batched_at_most_75_with_a_remainder() -> None:
-    assert MAX_OBJECTS_PER_REQUEST == 75
-    batches = list(batched(range(160), MAX_OBJECTS_PER_REQUEST))
+    assert MAX_TRACK_OBJECTS == 75
+    batches = list(batched(range(160), MAX_TRACK_OBJECTS))
     assert [len(b) for b in batches] == [75, 75, 10]
     assert [x for b in batches for x in b] == list(range(160))
 
