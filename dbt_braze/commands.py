@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-import yaml
-
 from dbt_braze import __version__
 from dbt_braze.config import ModelSync, raise_if_problems, validate_model
 from dbt_braze.engine import RUN_COUNTS, sync_one
@@ -53,11 +51,9 @@ def _target_path(project_dir: Path) -> str:
     """Where dbt wrote manifest.json: $DBT_TARGET_PATH, else dbt_project.yml's target-path."""
     if os.environ.get("DBT_TARGET_PATH"):
         return os.environ["DBT_TARGET_PATH"]
-    try:
-        dbt_project = yaml.safe_load((project_dir / "dbt_project.yml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        dbt_project = {}
-    return str(dbt_project.get("target-path") or "target")
+    from dbt_braze.settings import read_dbt_project
+
+    return str(read_dbt_project(project_dir).get("target-path") or "target")
 
 
 def _load_nodes(project: Project, select: list[str] | None) -> list[BrazeModelNode]:

@@ -118,12 +118,19 @@ class SyncSettings:
             )
 
 
-def _project_vars(project_dir: Path) -> dict[str, Any]:
+def read_dbt_project(project_dir: Path) -> dict[str, Any]:
+    """The user's dbt_project.yml; {} when it is missing, unreadable or not a mapping (dbt says why).
+
+    The one place that parses it: the project vars below, the target path in commands.py."""
     try:
-        project = yaml.safe_load((project_dir / "dbt_project.yml").read_text()) or {}
+        project = yaml.safe_load((project_dir / "dbt_project.yml").read_text())
     except (OSError, yaml.YAMLError):
         return {}
-    found = project.get("vars") or {}
+    return project if isinstance(project, dict) else {}
+
+
+def _project_vars(project_dir: Path) -> dict[str, Any]:
+    found = read_dbt_project(project_dir).get("vars") or {}
     return found if isinstance(found, dict) else {}
 
 
