@@ -247,7 +247,7 @@ class Sendable(NamedTuple):
     ack: UserAck
     data_points: int
     kind: str  # "created", "updated" or "unset": how the report counts it
-    stamp: str | None = None  # payloads.UserObject.built_stamp
+    stamp: str | None = None  # the row's BUILT_STAMP (payloads.py)
 
     @property
     def key(self) -> str:
@@ -261,7 +261,7 @@ def object_header(model: ModelSync) -> bytes:
 
 
 def upsert_sendable(row: Row, header: bytes, update_only: bool) -> Sendable:
-    """A row of the objects read (payloads.UserObject layout) as a complete object."""
+    """A row of the objects read (the layout of payloads.py's index constants) as a complete object."""
     key = str(row[KEY])
     flag = b',"_update_existing_only":true,' if update_only else b","
     # json.dumps' default encoder is cached (other options build one per call); \u escapes are JSON too
