@@ -79,7 +79,7 @@ with key_counts as (
     {{ dbt_braze.braze_key_counts_sql(relation, id_column) }}
 )
 select cv.braze_key, cv.attribute, cv.value_text, cv.value_type,
-       case when cv.value_text is null then null else {{ dbt.hash('cv.value_text') }} end as value_hash,
+       case when cv.value_text is null then null else {{ dbt_braze.braze_hash('cv.value_text') }} end as value_hash,
        false as is_new
 from ({{ dbt_braze.braze_current_values_sql(relation, id_column, typed) }}) cv
 inner join key_counts kc on kc.braze_key = cv.braze_key and kc.row_count = 1

@@ -179,15 +179,13 @@ def model_columns(renderer: Renderer, mappings: list[dict[str, str]]) -> Iterato
         yield
 
 
-def full_refresh_sql(
-    renderer: Renderer, dialect: str, mappings: list[dict[str, str]], macro: str = ""
-) -> str:
-    """The --full-refresh read (`macro`: one of its dispatch candidates instead)."""
+def full_refresh_sql(renderer: Renderer, dialect: str, mappings: list[dict[str, str]]) -> str:
+    """The --full-refresh read."""
     with model_columns(renderer, mappings):
         return str(
             renderer.macro(
                 dialect,
-                macro or "braze_read_full_refresh_sql",
+                "braze_read_full_refresh_sql",
                 relation=renderer.relation("users"),
                 id_column="id",
                 mappings=mappings,
@@ -502,16 +500,18 @@ def test_value_types(renderer: Renderer, dialect: str, col: Any, expected: str) 
 
 
 def test_redshift_text_is_wider_than_varchar_256(renderer: Renderer) -> None:
-    sql = renderer.macro(
-        "redshift",
-        "braze_create_table_sql",
-        relation=renderer.relation("t"),
-        columns_sql="a TEXT, b timestamp",
-    )
-    assert "(a varchar(65535), b timestamp)" in sql
-    assert "varchar(65535)" in renderer.macro(
-        "redshift", "braze_normalized_text", expr="x", value_type="string"
-    )
+    """The package's text columns and casts are braze_type_string: dbt's text
+    type elsewhere, the widest VARCHAR on Redshift (TEXT is VARCHAR(256))."""
+    default_text = renderer.macro("default", "braze_type_string")
+    for table in ("state", "rejected", "runs", "fingerprints"):
+        columns = f"braze_{table}_columns"
+        assert default_text in {dtype for _, dtype in renderer.macro("default", columns)}, table
+        types = {dtype for _, dtype in renderer.macro("redshift", columns)}
+        assert "varchar(65535)" in types and default_text not in types, (table, types)
+    for value_type in ("string", "date", "timestamp"):
+        assert "varchar(65535)" in renderer.macro(
+            "redshift", "braze_normalized_text", expr="x", value_type=value_type
+        )
 
 
 def test_atomic_swaps(renderer: Renderer) -> None:
@@ -590,6 +590,36 @@ def test_the_default_literals_would_be_caught(renderer: Renderer) -> None:
         assert sorted(set(names_read_back(default, dialect))) != sorted(ODD_NAMES), dialect
 
 
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_the_default_sql_is_right_as_rendered(renderer: Renderer, dialect: str) -> None:
+    """No adapter rewrites the default change-detection SQL: the default itself
+    writes names with the dispatched literal (braze_string_literal) and casts and
+    hashes with the dispatched text type (braze_type_string, braze_hash)."""
+    sql = renderer.macro(
+        dialect,
+        "default__braze_pending_sql",
+        model_name="m",
+        relation=renderer.relation("users"),
+        id_column="id",
+        mappings=ODD_MAPPINGS,
+        built_at="(select " + renderer.macro(dialect, "braze_utc_now") + ")",
+    )
+    found = names_read_back(sql, dialect)
+    assert sorted(set(found)) == sorted(ODD_NAMES) and len(found) == 3 * len(ODD_NAMES), sql
+    if dialect == "redshift":
+        assert narrow_text(sql, 2) == [], sql
+
+
+def test_package_variables_are_read_in_one_place(renderer: Renderer) -> None:
+    assert renderer.macro("default", "braze_schema") == "analytics"  # the target schema
+    read = renderer.adapter.execute_macro
+    assert read("_braze_var", project="dbt_braze", kwargs={"name": "dbt_braze_enabled"}) is True
+    with pytest.raises(Exception, match="no package variable `dbt_braze_schma`"):
+        read("_braze_var", project="dbt_braze", kwargs={"name": "dbt_braze_schma"})
+    sources = "\n".join(path.read_text() for path in (REPO_ROOT / "macros").rglob("*.sql"))
+    assert len(re.findall(r"\bvar\(", sources)) == 1
+
+
 def text_casts(tree: exp.Expression) -> list[exp.DataType]:
     text_types = {exp.DataType.Type.VARCHAR, exp.DataType.Type.TEXT, exp.DataType.Type.CHAR}
     return [cast.to for cast in tree.find_all(exp.Cast) if cast.to.this in text_types]
@@ -617,12 +647,6 @@ def test_redshift_hashes_and_casts_the_whole_text(renderer: Renderer) -> None:
     default = attribute_sql(renderer, "default")
     assert narrow_text(default["pending"], 2)
     assert narrow_text(default["full_refresh"], 1)
-    # The full-refresh read as it was before it was dispatched: wide current
-    # values, but the key count and the hash through dbt's TEXT/VARCHAR.
-    undispatched = full_refresh_sql(
-        renderer, "redshift", ODD_MAPPINGS, "default__braze_read_full_refresh_sql"
-    )
-    assert len(narrow_text(undispatched, 1)) == 2, undispatched
 
 
 def test_bigquery_lease_is_timestamp_arithmetic(renderer: Renderer) -> None:
