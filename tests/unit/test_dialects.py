@@ -812,3 +812,23 @@ def test_handed_values_are_decoded_from_hex(renderer: Renderer, dialect: str, de
     sql = renderer.macro(dialect, "braze_rows_sql", columns=rows_columns(ROWS))
     parse(sql, dialect)
     assert sql.lower().count(decoder) == len(ROW_NAMES) * (sql.count("union all") + 1), sql
+
+
+def test_public_macros_are_documented_with_their_arguments() -> None:
+    """macros/_macros.yml describes every public macro (no `_` prefix, no
+    adapter prefix), with its arguments in order and types dbt's
+    validate_macro_args accepts (the default from dbt 1.12)."""
+    import yaml
+    from dbt.parser.schemas import is_valid_type
+
+    signatures = {}
+    for path in (REPO_ROOT / "macros").rglob("*.sql"):
+        for name, params in re.findall(r"{%-?\s*macro\s+(\w+)\(([^)]*)\)", path.read_text()):
+            if not name.startswith("_") and "__" not in name:
+                signatures[name] = [p.split("=")[0].strip() for p in params.split(",") if p.strip()]
+    documented = yaml.safe_load((REPO_ROOT / "macros" / "_macros.yml").read_text())["macros"]
+    assert sorted(m["name"] for m in documented) == sorted(signatures)
+    for m in documented:
+        assert m["description"].strip(), m["name"]
+        assert [a["name"] for a in m["arguments"]] == signatures[m["name"]], m["name"]
+        assert all(is_valid_type(a["type"]) and a["description"].strip() for a in m["arguments"]), m["name"]
