@@ -1,8 +1,9 @@
 """The package's SQL in the dialects not tested against a live warehouse:
 Snowflake, BigQuery, Redshift, Databricks (docs/warehouses.md).
 
-The macros are rendered by real dbt on the DuckDB adapter (no other adapter is
-installed), with dispatch pointed at each adapter's prefixes, the way that
+The macros are rendered by real dbt through the production Warehouse on an
+in-memory DuckDB (no other adapter is installed: tests/fakes.py, `Renderer`),
+with dispatch pointed at each adapter's prefixes, the way that
 adapter's dbt searches them: `snowflake__` / `bigquery__` / `redshift__` then
 `postgres__` / `databricks__` then `spark__`, then `default__`. dbt's own
 cross-database macros (dbt.hash, dbt.type_string) and identifier quoting stay
@@ -19,12 +20,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
 import random
 import re
-from argparse import Namespace
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -35,17 +33,8 @@ from sqlglot import exp
 
 from dbt_braze.warehouse import encode_cell
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from fakes import PREFIXES, REPO_ROOT, Renderer
 
-# Dispatch prefixes per adapter (each adapter plugin declares its parents:
-# dbt-redshift -> postgres, dbt-databricks -> spark).
-PREFIXES = {
-    "default": ["default"],
-    "snowflake": ["snowflake", "default"],
-    "bigquery": ["bigquery", "default"],
-    "redshift": ["redshift", "postgres", "default"],
-    "databricks": ["databricks", "spark", "default"],
-}
 DIALECTS = [dialect for dialect in PREFIXES if dialect != "default"]
 
 MAPPINGS = [
@@ -98,60 +87,11 @@ FORBIDDEN_TEXT = {
 }
 
 
-class Renderer:
-    """The package's macros, loaded by dbt on an in-memory DuckDB target."""
-
-    def __init__(self, root: Path) -> None:
-        from dbt.adapters.factory import get_adapter, register_adapter
-        from dbt.config.runtime import RuntimeConfig
-        from dbt.context.providers import generate_runtime_macro_context
-        from dbt.flags import set_from_args
-        from dbt.mp_context import get_mp_context
-        from dbt.parser.manifest import ManifestLoader
-        from dbt_common.context import set_invocation_context
-
-        args = Namespace(
-            project_dir=str(root), profiles_dir=str(root), target=None, profile=None, threads=None, vars={}
-        )
-        set_invocation_context(os.environ)
-        set_from_args(args, {})
-        config = RuntimeConfig.from_args(args)
-        register_adapter(config, get_mp_context())
-        self.adapter = get_adapter(config)
-        macros = ManifestLoader.load_macros(config, self.adapter.connections.set_query_header)
-        self.adapter.set_macro_resolver(macros)
-        self.adapter.set_macro_context_generator(generate_runtime_macro_context)
-
-    @contextlib.contextmanager
-    def dispatching_as(self, dialect: str) -> Iterator[None]:
-        from dbt.context.providers import BaseDatabaseWrapper
-
-        prefixes = PREFIXES[dialect]
-        with mock.patch.object(BaseDatabaseWrapper, "_get_adapter_macro_prefixes", lambda _self: prefixes):
-            yield
-
-    def macro(self, dialect: str, name: str, **kwargs: Any) -> Any:
-        with self.dispatching_as(dialect):
-            return self.adapter.execute_macro(name, project="dbt_braze", kwargs=kwargs)
-
-    def relation(self, identifier: str) -> Any:
-        return self.adapter.Relation.create(database=None, schema="analytics", identifier=identifier)
-
-
 @pytest.fixture(scope="module")
-def renderer(tmp_path_factory: pytest.TempPathFactory) -> Renderer:
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    root = tmp_path_factory.mktemp("dialects")
-    (root / "dbt_project.yml").write_text(
-        "name: dialect_check\nversion: '1.0'\nprofile: dialect_check\nconfig-version: 2\n"
-    )
-    (root / "profiles.yml").write_text(
-        "dialect_check:\n  target: t\n  outputs:\n    t:\n      type: duckdb\n      path: ':memory:'\n"
-        "      schema: analytics\n"
-    )
-    (root / "dbt_packages").mkdir()
-    (root / "dbt_packages" / "dbt_braze").symlink_to(REPO_ROOT, target_is_directory=True)
-    return Renderer(root)
+def renderer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Renderer]:
+    rendering = Renderer(tmp_path_factory.mktemp("dialects"))
+    yield rendering
+    rendering.close()
 
 
 def rows_columns(rows: list[tuple[str, ...]]) -> list[list[str]]:
