@@ -9,7 +9,7 @@
 -#}
 
 {% macro on_run_end(results) %}
-  {%- if not execute or not var('dbt_braze_enabled', true) -%}{{ return('') }}{%- endif -%}
+  {%- if not execute or not dbt_braze._braze_var('dbt_braze_enabled') -%}{{ return('') }}{%- endif -%}
   {%- set specs = [] -%}
   {%- set skipped = [] -%}
   {%- for result in results -%}

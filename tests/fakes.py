@@ -5,18 +5,27 @@
 or an exception to raise, e.g. one of urllib3's), and records every request it got, so a test
 asserts call counts, URLs, headers, timeouts and bodies. The production transport runs
 unchanged on top of it: its error mapping, headers and options are what the tests see.
+
+`Renderer` stands in for a warehouse whose dbt adapter is not installed (Snowflake,
+BigQuery, Redshift, Databricks): the production `Warehouse` opened on an in-memory DuckDB
+project that installs the package, with dbt's dispatch pointed at another adapter's
+prefixes, so the package's macros render as that adapter's dbt would render them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import http
 import itertools
 import json
+import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
+from unittest import mock
 
 import urllib3
 
@@ -26,7 +35,9 @@ from dbt_braze.engine import ModelReport, SyncEngine
 from dbt_braze.errors import BrazeUnavailable, NotBuiltError
 from dbt_braze.payloads import ObjectAcks
 from dbt_braze.settings import SyncMode, SyncSettings
-from dbt_braze.warehouse import ROW_SEPARATOR, RelationRef, Row, unpack
+from dbt_braze.warehouse import ROW_SEPARATOR, RelationRef, Row, Target, Warehouse, unpack
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -382,3 +393,55 @@ def run(
     **options: Any,
 ) -> ModelReport:
     return make_engine(warehouse, braze, **options).sync_model(model or make_model(), RELATION)
+
+
+# Dispatch prefixes per adapter, in the order that adapter's dbt searches them (each adapter
+# plugin declares its parents: dbt-redshift -> postgres, dbt-databricks -> spark).
+PREFIXES = {
+    "default": ["default"],
+    "snowflake": ["snowflake", "default"],
+    "bigquery": ["bigquery", "default"],
+    "redshift": ["redshift", "postgres", "default"],
+    "databricks": ["databricks", "spark", "default"],
+}
+
+
+class Renderer:
+    """The package's macros as another adapter's dbt renders them (see the module docstring).
+
+    dbt's own cross-database macros (dbt.hash, dbt.type_string) and identifier quoting stay
+    DuckDB's: those belong to the adapters, not to this package.
+    """
+
+    def __init__(self, root: Path) -> None:
+        os.environ.setdefault("DO_NOT_TRACK", "1")
+        (root / "dbt_project.yml").write_text(
+            "name: dialect_check\nversion: '1.0'\nprofile: dialect_check\nconfig-version: 2\n"
+        )
+        (root / "profiles.yml").write_text(
+            "dialect_check:\n  target: t\n  outputs:\n    t:\n      type: duckdb\n"
+            "      path: ':memory:'\n      schema: analytics\n"
+        )
+        (root / "dbt_packages").mkdir()
+        (root / "dbt_packages" / "dbt_braze").symlink_to(REPO_ROOT, target_is_directory=True)
+        self.warehouse = Warehouse(Target(project_dir=root, profiles_dir=root, target=None))
+        self.adapter: Any = self.warehouse._adapter  # the dbt adapter the warehouse set up
+
+    def close(self) -> None:
+        self.warehouse.close()
+
+    @contextlib.contextmanager
+    def dispatching_as(self, dialect: str) -> Iterator[None]:
+        """dbt computes an adapter's prefixes from its installed plugins; only dbt-duckdb is."""
+        from dbt.context.providers import BaseDatabaseWrapper
+
+        prefixes = PREFIXES[dialect]
+        with mock.patch.object(BaseDatabaseWrapper, "_get_adapter_macro_prefixes", lambda _self: prefixes):
+            yield
+
+    def macro(self, dialect: str, name: str, **kwargs: Any) -> Any:
+        with self.dispatching_as(dialect):
+            return self.adapter.execute_macro(name, project="dbt_braze", kwargs=kwargs)
+
+    def relation(self, identifier: str) -> Any:
+        return self.adapter.Relation.create(database=None, schema="analytics", identifier=identifier)
