@@ -10,31 +10,14 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, TextIO, cast
 
 from dbt_braze import __version__
 from dbt_braze.braze import redact
-from dbt_braze.errors import EXIT_OK, DbtBrazeError, MissingSettingError
-from dbt_braze.settings import SyncSettings, resolve_settings
-
-
-@dataclass(frozen=True)
-class BrazeSettings:
-    endpoint: str
-    api_key: str
-
-    @classmethod
-    def from_env(cls) -> BrazeSettings:
-        missing = [name for name in ("BRAZE_API_KEY", "BRAZE_REST_ENDPOINT") if not os.environ.get(name)]
-        if missing:
-            raise MissingSettingError(
-                f"missing environment variable(s): {', '.join(missing)}",
-                hint="export BRAZE_API_KEY (a REST key with users.track) and BRAZE_REST_ENDPOINT "
-                "(e.g. https://rest.iad-01.braze.com), or use --dry-run",
-            )
-        return cls(os.environ["BRAZE_REST_ENDPOINT"], os.environ["BRAZE_API_KEY"])
+from dbt_braze.errors import EXIT_OK, DbtBrazeError
+from dbt_braze.settings import BrazeSettings, SyncMode, SyncSettings, resolve_settings
 
 
 class _RedactingFilter(logging.Filter):
@@ -241,12 +224,14 @@ def _main(argv: list[str], secret: str) -> int:
         cli_settings = {f.name: getattr(args, f"setting_{f.name}") for f in fields(SyncSettings)}
         request = commands.SyncRequest(
             select=args.select,
-            dry_run=dry_run,
-            full_refresh=args.full_refresh,
+            mode=SyncMode(
+                dry_run=dry_run,
+                full_refresh=args.full_refresh,
+                allow_removals=args.allow_removals,
+            ),
             braze=None if dry_run else BrazeSettings.from_env(),
             settings=resolve_settings(project_dir, cli_settings),
             output=args.output,
-            allow_removals=args.allow_removals,
         )
         if args.command == "run":
             return commands.build_then_sync(project, request, out=sys.stdout)

@@ -16,18 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-import yaml
-
 from dbt_braze import __version__
 from dbt_braze.config import ModelSync, raise_if_problems, validate_model
-from dbt_braze.engine import RUN_COUNTS
+from dbt_braze.engine import RUN_COUNTS, sync_one
 from dbt_braze.errors import (
     EXIT_OK,
     EXIT_SYNC_FAILED,
     EXIT_USAGE,
-    BrazeAuthError,
     ConfigError,
-    LockedError,
     MetaValidationError,
     SyncError,
     WarehouseError,
@@ -35,35 +31,29 @@ from dbt_braze.errors import (
 from dbt_braze.manifest import BrazeModelNode, braze_models, load_manifest, manifest_path, select_models
 from dbt_braze.report import model_summary, report_json
 from dbt_braze.selection import Project, resolve_models
+from dbt_braze.settings import BrazeSettings, SyncMode, SyncSettings
 
 if TYPE_CHECKING:
     from dbt_braze.braze import BrazeClient
-    from dbt_braze.cli import BrazeSettings
-    from dbt_braze.engine import ModelReport
-    from dbt_braze.settings import SyncSettings
     from dbt_braze.warehouse import RelationRef, Warehouse
 
 
 @dataclass(frozen=True)
 class SyncRequest:
     select: list[str] | None
-    dry_run: bool
-    full_refresh: bool
-    braze: BrazeSettings | None
+    mode: SyncMode
+    braze: BrazeSettings | None  # None: a dry run needs no Braze
     settings: SyncSettings
     output: str = "text"  # text | json
-    allow_removals: bool = False  # lift the mass-removal guard for this run
 
 
 def _target_path(project_dir: Path) -> str:
     """Where dbt wrote manifest.json: $DBT_TARGET_PATH, else dbt_project.yml's target-path."""
     if os.environ.get("DBT_TARGET_PATH"):
         return os.environ["DBT_TARGET_PATH"]
-    try:
-        dbt_project = yaml.safe_load((project_dir / "dbt_project.yml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        dbt_project = {}
-    return str(dbt_project.get("target-path") or "target")
+    from dbt_braze.settings import read_dbt_project
+
+    return str(read_dbt_project(project_dir).get("target-path") or "target")
 
 
 def _load_nodes(project: Project, select: list[str] | None) -> list[BrazeModelNode]:
@@ -165,18 +155,26 @@ def sync(project: Project, request: SyncRequest, *, out: TextIO) -> int:
             raise_if_problems(problems)
             for config, _node in valid:
                 warehouse.require_pending(config.model_name)
-            if request.dry_run:
+            if request.mode.dry_run:
                 _say(request, out, "dry run: nothing is sent and nothing is changed")
             else:
                 warehouse.ensure_tables()
             for config, node in valid:
-                report, failure = _sync_one(warehouse, client, config, node, request)
-                reports.append(report_json(config, report, dry_run=request.dry_run, error=failure))
-                _say(request, out, model_summary(config, report, dry_run=request.dry_run))
+                report, failure = sync_one(
+                    warehouse,
+                    client,
+                    config,
+                    _relation(node),
+                    request.settings,
+                    request.mode,
+                    progress_to=sys.stderr,
+                )
+                reports.append(report_json(config, report, dry_run=request.mode.dry_run, error=failure))
+                _say(request, out, model_summary(config, report, dry_run=request.mode.dry_run))
                 if failure:
                     failures.append(failure)
                     _say(request, out, f"  failed: {failure}")
-            if not request.dry_run:
+            if not request.mode.dry_run:
                 _say(
                     request,
                     out,
@@ -212,7 +210,7 @@ def _emit(
 ) -> None:
     if request.output == "json":
         document = {
-            "command": "plan" if request.dry_run else "sync",
+            "command": "plan" if request.mode.dry_run else "sync",
             "exit_code": exit_code,
             "models": reports,
         }
@@ -231,86 +229,6 @@ def _client(braze: BrazeSettings, settings: SyncSettings) -> BrazeClient:
         limiter=RateLimiter(settings.requests_per_second or None),
         max_objects=settings.batch_size,
     )
-
-
-def _pending_users(warehouse: Warehouse, config: ModelSync) -> int:
-    """Users the pending relation holds, an upper bound for the progress bar (cheap:
-    no join with the state)."""
-    kinds = {"new", "changed"} | ({"removed"} if config.on_removed != "ignore" else set())
-    return sum(users for kind, users in warehouse.pending_users(config.model_name).items() if kind in kinds)
-
-
-def _sync_one(
-    warehouse: Warehouse,
-    client: BrazeClient | None,
-    config: ModelSync,
-    node: BrazeModelNode,
-    request: SyncRequest,
-) -> tuple[ModelReport, str | None]:
-    """Sync one model under its lock; returns its report and why it failed, if it did."""
-    from dbt_braze.engine import ModelReport, SyncEngine, SyncOptions
-    from dbt_braze.progress import Progress
-    from dbt_braze.runlog import RunLog
-
-    settings = request.settings
-    relation = _relation(node)
-    run = RunLog(warehouse, config.model_name, lease_seconds=settings.lock_lease_seconds)
-    options = SyncOptions(
-        dry_run=request.dry_run,
-        full_refresh=request.full_refresh,
-        run_id=run.run_id,
-        checkpoint_objects=settings.checkpoint_objects,
-        checkpoint_seconds=settings.checkpoint_seconds,
-        batch_size=settings.batch_size,
-        concurrency=settings.concurrency,
-        max_rejection_rate=settings.max_rejection_rate,
-        rejection_check_objects=settings.rejection_check_objects,
-        allow_removals=request.allow_removals,
-    )
-    report = ModelReport(config.model_name)
-    if request.dry_run:
-        try:
-            SyncEngine(warehouse, None, options).sync_model(config, relation, report)
-        except SyncError as exc:  # e.g. a model paused for its duplicates: plan says so
-            return report, str(exc)
-        return report, None
-    try:
-        run.start()
-    except LockedError as exc:  # this model only: the others still sync
-        return report, str(exc)
-    progress = Progress(config.model_name, _pending_users(warehouse, config), sys.stderr)
-    engine = SyncEngine(
-        warehouse,
-        client,
-        options,
-        heartbeat=run.heartbeat,
-        on_progress=lambda _model, objects: progress.advance(objects),
-    )
-    status, error = "interrupted", None
-    try:
-        # Before the first model sends anything, pending or not (the answer is kept for the
-        # others): a revoked key fails every scheduled sync, and its run is recorded as failed.
-        assert client is not None
-        client.check_access()
-        if warehouse.pending_is_stale(config.model_name):
-            # a sync that overlapped the last `dbt run` acknowledged after it: re-diff
-            warehouse.rebuild_pending(config.model_name, relation, config.id_column, config.attributes)
-        built_at = warehouse.pending_built_at(config.model_name)
-        engine.sync_model(config, relation, report)
-        if warehouse.pending_built_at(config.model_name) != built_at:
-            # a `dbt run` rebuilt the pending changes while we sent: its diff may
-            # predate our acknowledgements, so recompute it now that we are done
-            warehouse.rebuild_pending(config.model_name, relation, config.id_column, config.attributes)
-        status = "success"
-    except SyncError as exc:
-        status, error = "failed", exc.message
-        if isinstance(exc, (BrazeAuthError, WarehouseError)):
-            raise
-        return report, str(exc)  # with its hint: what to do about this model
-    finally:
-        progress.close()
-        run.finish(status, report.counts(), error)
-    return report, None
 
 
 # -- run: dbt build, then sync what built ------------------------------------------

@@ -1,15 +1,41 @@
 """The `braze` meta blocks: validated once, here, into frozen dataclasses.
 
 The JSON Schema shipped in `schema/braze_meta.schema.json` is the single
-definition of each block's shape; the cross-key rules of the contract live in
-`validate_model`. Every problem is collected, each prefixed with the model name
-and the path of the key as the user wrote it, and raised together, before
-anything is sent. Nothing downstream of this module sees a raw dict.
+definition of each block's shape; the cross-key rules of the contract live
+here, one check function per concern (identifier, mode, mappings), run in
+order by the block's kind (`KINDS`; `users` is the only kind today: a
+new kind lists its own checks, reusing the shared ones). Every problem is
+collected, each prefixed with the model name and the path of the key as the
+user wrote it, and raised together, before anything is sent. Nothing
+downstream of this module sees a raw dict.
 
-The on-run-end hook cannot call Python: `braze_block_problems` in
-macros/hook.sql is its copy of every rule here that decides whether a block
-is accepted (the schema included). Change both together;
-tests/integration/test_meta_fuzz.py checks that they accept the same blocks.
+Rules shared with the on-run-end hook. The hook cannot call Python, and
+Jinja cannot catch an error, so `braze_block_problems` in macros/hook.sql
+carries its own copy of every rule that decides whether a block is accepted.
+It needs all of them: the shape rules so that no SQL is rendered from a
+value of the wrong type, the identifier and mapping rules because it builds
+the pending changes from the identifier column and the mappings, and the
+others so that it skips exactly the models `dbt-braze validate` refuses (a
+pending relation is built only for a model the sync will take). Only the
+messages differ: the hook's are shorter, and its warning points to
+`dbt-braze validate` for the fix. Each rule and where its two copies live:
+
+  rule                                        here                           hook.sql
+  block shape: keys, types, enums, 0..1       schema/braze_meta.schema.json  model_keys + column loop
+  not ephemeral                               validate_model                 materialized == 'ephemeral'
+  exactly one of external_id / braze_id       _check_identifier              identifiers
+  no upsert with braze_id; no delete+update   _check_mode                    mode / on_removed
+  identifier column exists                    _check_identifier_column       id_column
+  mapped column exists, not the identifier,   _check_mappings                entries loop
+    mapped once; attribute name Braze takes
+    (no `$`, <= 255 chars, no control char),
+    not reserved, mapped once
+  at least one attribute mapped               _check_mappings                "no attribute is mapped"
+  an identifier column found                  Kind.build (_build_users)      "no identifier column"
+
+Change both together; tests/integration/test_meta_fuzz.py checks that they
+accept the same blocks. Python-only: the wording and fixes of the messages,
+the "did you mean" suggestions.
 """
 
 from __future__ import annotations
@@ -17,7 +43,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -61,8 +87,38 @@ class BlockSource:
 
 
 @dataclass(frozen=True)
+class Identifier:
+    """How the model's rows name their Braze user: the identifier field and its column."""
+
+    field: IdField
+    column: str  # the real column name, as the warehouse holds it
+
+
+@dataclass(frozen=True)
+class SyncPolicy:
+    """What a sync may do to Braze: create users or not, removals, and the guards that pause it."""
+
+    mode: Mode
+    on_removed: OnRemoved
+    max_duplicate_share: float = DEFAULT_MAX_DUPLICATE_SHARE
+    max_removed_share: float = DEFAULT_MAX_REMOVED_SHARE
+
+
+@dataclass(frozen=True)
+class Mappings:
+    """The columns sent, each as one Braze attribute, sorted by attribute name."""
+
+    attributes: tuple[AttributeMapping, ...]
+    truncate_strings: bool = False  # strings over 255 characters: cut (True) or rejected locally
+
+
+@dataclass(frozen=True)
 class ModelSync:
-    """One model's validated sync configuration."""
+    """One model's validated sync configuration.
+
+    Its flat attributes are what the engine, the warehouse and the reports
+    read; `identifier`, `policy` and `mappings` give the same values grouped
+    by concern, and `of` builds one from them."""
 
     model_name: str
     unique_id: str
@@ -74,6 +130,35 @@ class ModelSync:
     max_duplicate_share: float = DEFAULT_MAX_DUPLICATE_SHARE
     max_removed_share: float = DEFAULT_MAX_REMOVED_SHARE
     truncate_strings: bool = False  # strings over 255 characters: cut (True) or rejected locally
+
+    @classmethod
+    def of(
+        cls, model_name: str, unique_id: str, identifier: Identifier, policy: SyncPolicy, mappings: Mappings
+    ) -> ModelSync:
+        return cls(
+            model_name=model_name,
+            unique_id=unique_id,
+            id_field=identifier.field,
+            id_column=identifier.column,
+            mode=policy.mode,
+            on_removed=policy.on_removed,
+            attributes=mappings.attributes,
+            max_duplicate_share=policy.max_duplicate_share,
+            max_removed_share=policy.max_removed_share,
+            truncate_strings=mappings.truncate_strings,
+        )
+
+    @property
+    def identifier(self) -> Identifier:
+        return Identifier(self.id_field, self.id_column)
+
+    @property
+    def policy(self) -> SyncPolicy:
+        return SyncPolicy(self.mode, self.on_removed, self.max_duplicate_share, self.max_removed_share)
+
+    @property
+    def mappings(self) -> Mappings:
+        return Mappings(self.attributes, self.truncate_strings)
 
     @property
     def update_only(self) -> bool:
@@ -146,6 +231,196 @@ def _attribute_name_problem(attribute: str) -> str | None:
     return None
 
 
+@dataclass
+class Draft:
+    """One model's block under validation: what the checks read, and what they found so far.
+
+    The block has passed no rule yet: a check reads only values of the shape
+    it needs (a value of the wrong shape is already reported by the schema)."""
+
+    model_name: str
+    here: str  # the block's path, as the user wrote it
+    block: dict[str, Any]
+    column_blocks: Mapping[str, BlockSource]
+    columns: dict[str, str] | None  # lower-cased name: real name; None: not checked
+    problems: list[str]
+    id_keys: tuple[str, ...] = ()  # the identifier keys the block holds
+    id_field: IdField = "external_id"
+    id_column: str | None = None
+    policy: SyncPolicy | None = None
+    mappings: Mappings | None = None
+
+    def problem(self, path: str, text: str) -> None:
+        self.problems.append(f"{self.model_name}: {path}: {text}")
+
+    def missing_column(self, path: str, column: str) -> None:
+        self.problem(
+            path,
+            f"column `{column}` does not exist in the model; "
+            f"columns are: {', '.join(sorted(self.columns or {}))}",
+        )
+
+
+# A check reads the draft, reports its problems, records what it found, and
+# returns False when the checks after it cannot run (a value of the wrong shape).
+Check = Callable[[Draft], bool]
+
+
+def _check_identifier(draft: Draft) -> bool:
+    """Exactly one of `external_id` and `braze_id`."""
+    block = draft.block
+    draft.id_keys = tuple(k for k in ("external_id", "braze_id") if k in block)
+    if not all(isinstance(block[k], str) for k in draft.id_keys):
+        return False
+    if len(draft.id_keys) != 1:
+        draft.problem(
+            draft.here,
+            f"needs exactly one of `external_id` or `braze_id` "
+            f"(found {'both' if draft.id_keys else 'neither'}); name the column holding the Braze identifier",
+        )
+    else:
+        draft.id_field = "braze_id" if draft.id_keys[0] == "braze_id" else "external_id"
+    return True
+
+
+def _check_mode(draft: Draft) -> bool:
+    """`mode` and `on_removed`, defaulted by the identifier, and the pairs they cannot form."""
+    block, here = draft.block, draft.here
+    mode: Mode = block.get("mode", "update" if draft.id_field == "braze_id" else "upsert")
+    on_removed: OnRemoved = block.get("on_removed", "ignore")
+    if mode not in ("upsert", "update") or on_removed not in ("ignore", "unset", "delete"):
+        return False  # already reported by the schema
+    if draft.id_field == "braze_id" and mode == "upsert" and len(draft.id_keys) == 1:
+        draft.problem(
+            f"{here}.mode",
+            "`upsert` is not possible with `braze_id` "
+            "(a Braze ID cannot create users); use `mode: update` or identify users by `external_id`",
+        )
+    if on_removed == "delete" and mode == "update":
+        draft.problem(
+            f"{here}.on_removed",
+            "`delete` is not allowed with `mode: update`; use `unset` or `ignore`, or `mode: upsert`",
+        )
+    draft.policy = SyncPolicy(
+        mode=mode,
+        on_removed=on_removed,
+        max_duplicate_share=_share(block, "max_duplicate_share", DEFAULT_MAX_DUPLICATE_SHARE),
+        max_removed_share=_share(block, "max_removed_share", DEFAULT_MAX_REMOVED_SHARE),
+    )
+    return True
+
+
+def _share(block: dict[str, Any], key: str, default: float) -> float:
+    """The share under `key`, or its default; one that is not a number is reported by the schema."""
+    value = block.get(key, default)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
+
+
+def _check_identifier_column(draft: Draft) -> bool:
+    """The identifier's column exists in the model."""
+    name = draft.block.get(draft.id_field, "")
+    if name:
+        draft.id_column = _find_column(name, draft.columns)
+        if draft.id_column is None:
+            draft.missing_column(f"{draft.here}.{draft.id_field}", name)
+    return True
+
+
+def _mapping_entries(draft: Draft) -> list[tuple[str, str, str]]:
+    """(path, column, attribute) of every mapping, model-level `attributes` first."""
+    attributes = draft.block.get("attributes")
+    entries: list[tuple[str, str, str]] = [
+        (f"{draft.here}.attributes.{col}", col, attr)
+        for col, attr in (attributes.items() if isinstance(attributes, dict) else [])
+        if isinstance(attr, str)
+    ]
+    entries += [
+        (f"{src.path}.attribute", col, src.block["attribute"])
+        for col, src in draft.column_blocks.items()
+        if isinstance(src.block, dict) and isinstance(src.block.get("attribute"), str)
+    ]
+    return entries
+
+
+def _check_mappings(draft: Draft) -> bool:
+    """Each mapped column exists, is not the identifier, is mapped once, to a name Braze takes."""
+    entries = _mapping_entries(draft)
+    mappings: list[AttributeMapping] = []
+    seen_columns: dict[str, str] = {}
+    seen_attributes: dict[str, str] = {}
+    for path, col, attr in entries:
+        real = _find_column(col, draft.columns)
+        if real is None:
+            draft.missing_column(path, col)
+            continue
+        name_problem = _attribute_name_problem(attr)
+        if name_problem:
+            draft.problem(path, name_problem)
+        if attr in RESERVED_ATTRIBUTE_NAMES:
+            draft.problem(
+                path, f"`{attr}` is reserved by Braze for identifiers; choose another attribute name"
+            )
+        if draft.id_column is not None and real.lower() == draft.id_column.lower():
+            draft.problem(
+                path,
+                f"column `{col}` is the identifier column; "
+                "it is sent as the identifier and cannot also be an attribute",
+            )
+        if real.lower() in seen_columns:
+            draft.problem(
+                path,
+                f"column `{col}` is already mapped at {seen_columns[real.lower()]}; map each column once",
+            )
+        if attr in seen_attributes:
+            draft.problem(
+                path,
+                f"Braze attribute `{attr}` is already mapped at {seen_attributes[attr]}; "
+                "map each attribute from one column",
+            )
+        seen_columns.setdefault(real.lower(), path)
+        seen_attributes.setdefault(attr, path)
+        mappings.append(AttributeMapping(column=real, attribute=attr))
+
+    if not entries and not draft.problems:
+        draft.problem(
+            draft.here,
+            "no attribute is mapped; "
+            "add `attributes:` (column: braze_attribute) or a column-level `attribute:`",
+        )
+    draft.mappings = Mappings(
+        attributes=tuple(sorted(mappings, key=lambda m: m.attribute)),
+        truncate_strings=draft.block.get("truncate_strings") is True,
+    )
+    return True
+
+
+def _build_users(draft: Draft, unique_id: str) -> ModelSync | None:
+    if draft.problems or draft.id_column is None or draft.policy is None or draft.mappings is None:
+        return None
+    identifier = Identifier(draft.id_field, draft.id_column)
+    return ModelSync.of(draft.model_name, unique_id, identifier, draft.policy, draft.mappings)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of model: its checks, run in this order (the order of the problems), and
+    the config built from a draft they all passed (None when a problem was found)."""
+
+    checks: tuple[Check, ...]
+    build: Callable[[Draft, str], ModelSync | None]
+
+
+# Every block is of kind `users` today; the `kind:` key of the contract ("Beyond user
+# attributes": events, purchases, catalogs) will pick the entry, each kind reusing the
+# shared checks and adding its own.
+KINDS: dict[str, Kind] = {
+    "users": Kind(
+        checks=(_check_identifier, _check_mode, _check_identifier_column, _check_mappings),
+        build=_build_users,
+    ),
+}
+
+
 def validate_model(
     model_name: str,
     unique_id: str,
@@ -172,120 +447,20 @@ def validate_model(
         return None, problems or [f"{model_name}: {model_block.path}: expected a mapping"]
     # Keep going after schema problems so that every rule's problems are reported
     # at once; values of the wrong shape are simply left out of the rule checks.
-
-    block: dict[str, Any] = model_block.block
-    here = model_block.path
-    columns = None if warehouse_columns is None else {c.lower(): c for c in warehouse_columns}
-
-    identifiers = [k for k in ("external_id", "braze_id") if k in block]
-    if not all(isinstance(block[k], str) for k in identifiers):
-        return None, problems
-    id_field: IdField = "external_id"
-    if len(identifiers) != 1:
-        problems.append(
-            f"{model_name}: {here}: needs exactly one of `external_id` or `braze_id` "
-            f"(found {'both' if identifiers else 'neither'}); name the column holding the Braze identifier"
-        )
-    else:
-        id_field = "braze_id" if identifiers[0] == "braze_id" else "external_id"
-    id_column_name = block.get(id_field, "")
-
-    mode: Mode = block.get("mode", "update" if id_field == "braze_id" else "upsert")
-    on_removed: OnRemoved = block.get("on_removed", "ignore")
-    if mode not in ("upsert", "update") or on_removed not in ("ignore", "unset", "delete"):
-        return None, problems  # already reported by the schema
-    if id_field == "braze_id" and mode == "upsert" and len(identifiers) == 1:
-        problems.append(
-            f"{model_name}: {here}.mode: `upsert` is not possible with `braze_id` "
-            "(a Braze ID cannot create users); use `mode: update` or identify users by `external_id`"
-        )
-    if on_removed == "delete" and mode == "update":
-        problems.append(
-            f"{model_name}: {here}.on_removed: `delete` is not allowed with `mode: update`; "
-            "use `unset` or `ignore`, or `mode: upsert`"
-        )
-
-    id_column = None
-    if id_column_name:
-        id_column = _find_column(id_column_name, columns)
-        if id_column is None:
-            problems.append(
-                f"{model_name}: {here}.{id_field}: column `{id_column_name}` does not exist in the model; "
-                f"columns are: {', '.join(sorted(columns or {}))}"
-            )
-
-    attributes = block.get("attributes")
-    entries: list[tuple[str, str, str]] = [
-        (f"{here}.attributes.{col}", col, attr)
-        for col, attr in (attributes.items() if isinstance(attributes, dict) else [])
-        if isinstance(attr, str)
-    ]
-    entries += [
-        (f"{src.path}.attribute", col, src.block["attribute"])
-        for col, src in column_blocks.items()
-        if isinstance(src.block, dict) and isinstance(src.block.get("attribute"), str)
-    ]
-
-    mappings: list[AttributeMapping] = []
-    seen_columns: dict[str, str] = {}
-    seen_attributes: dict[str, str] = {}
-    for path, col, attr in entries:
-        real = _find_column(col, columns)
-        if real is None:
-            problems.append(
-                f"{model_name}: {path}: column `{col}` does not exist in the model; "
-                f"columns are: {', '.join(sorted(columns or {}))}"
-            )
-            continue
-        name_problem = _attribute_name_problem(attr)
-        if name_problem:
-            problems.append(f"{model_name}: {path}: {name_problem}")
-        if attr in RESERVED_ATTRIBUTE_NAMES:
-            problems.append(
-                f"{model_name}: {path}: `{attr}` is reserved by Braze for identifiers; "
-                "choose another attribute name"
-            )
-        if id_column is not None and real.lower() == id_column.lower():
-            problems.append(
-                f"{model_name}: {path}: column `{col}` is the identifier column; "
-                "it is sent as the identifier and cannot also be an attribute"
-            )
-        if real.lower() in seen_columns:
-            problems.append(
-                f"{model_name}: {path}: column `{col}` is already mapped at {seen_columns[real.lower()]}; "
-                "map each column once"
-            )
-        if attr in seen_attributes:
-            problems.append(
-                f"{model_name}: {path}: Braze attribute `{attr}` is already mapped at "
-                f"{seen_attributes[attr]}; map each attribute from one column"
-            )
-        seen_columns.setdefault(real.lower(), path)
-        seen_attributes.setdefault(attr, path)
-        mappings.append(AttributeMapping(column=real, attribute=attr))
-
-    if not entries and not problems:
-        problems.append(
-            f"{model_name}: {here}: no attribute is mapped; add `attributes:` "
-            "(column: braze_attribute) or a column-level `attribute:`"
-        )
-    if problems or id_column is None:
-        return None, problems
-    return (
-        ModelSync(
-            model_name=model_name,
-            unique_id=unique_id,
-            id_field=id_field,
-            id_column=id_column,
-            mode=mode,
-            on_removed=on_removed,
-            attributes=tuple(sorted(mappings, key=lambda m: m.attribute)),
-            max_duplicate_share=float(block.get("max_duplicate_share", DEFAULT_MAX_DUPLICATE_SHARE)),
-            max_removed_share=float(block.get("max_removed_share", DEFAULT_MAX_REMOVED_SHARE)),
-            truncate_strings=block.get("truncate_strings") is True,
-        ),
-        [],
+    draft = Draft(
+        model_name=model_name,
+        here=model_block.path,
+        block=model_block.block,
+        column_blocks=column_blocks,
+        columns=None if warehouse_columns is None else {c.lower(): c for c in warehouse_columns},
+        problems=problems,
     )
+    kind = KINDS["users"]
+    for check in kind.checks:
+        if not check(draft):
+            return None, problems
+    config = kind.build(draft, unique_id)
+    return (None, problems) if config is None else (config, [])
 
 
 def raise_if_problems(problems: list[str]) -> None:

@@ -24,10 +24,11 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TextIO
 
+from dbt_braze.braze import MAX_DELETE_IDS
 from dbt_braze.config import ModelSync
-from dbt_braze.errors import SyncError
+from dbt_braze.errors import BrazeAuthError, LockedError, SyncError, WarehouseError
 from dbt_braze.payloads import (
     ACK_ATTRIBUTES,
     ACK_HASHES,
@@ -36,19 +37,19 @@ from dbt_braze.payloads import (
     DATA_POINTS,
     IS_NEW,
     KEY,
-    MAX_OBJECTS_PER_REQUEST,
     LocalRejection,
     ObjectAcks,
     batched,
     check_object,
     unset_object,
 )
+from dbt_braze.progress import Progress
+from dbt_braze.runlog import RunLog, RunStore
+from dbt_braze.settings import SyncMode, SyncSettings
 from dbt_braze.warehouse import ROW_SEPARATOR, RelationRef, Row
 
 logger = logging.getLogger(__name__)
 
-# braze-api-notes.md: /users/delete takes at most 50 ids per request.
-MAX_DELETE_IDS = 50
 # The mass-removal guard (contract, "Safety rules") never pauses a sync that removes
 # this many users or fewer: small models and everyday churn go through, while an
 # emptied model of any real size is caught.
@@ -64,13 +65,18 @@ RUN_COUNTS = (
     "requests",
     "data_points",
 )
-HEARTBEAT_SECONDS = 30.0
+# users per read batch: a row holds a whole object (~1 KB in Python)
+READ_BATCH_ROWS = 2_000
+SEND = SyncMode()  # a plain sync: send what is pending
 
 
-class WarehouseAccess(Protocol):
+class WarehouseAccess(RunStore, Protocol):
     """What the engine needs from the warehouse (dbt_braze.warehouse.Warehouse)."""
 
     def require_pending(self, model_name: str) -> None: ...
+    def pending_is_stale(self, model_name: str) -> bool: ...
+    def pending_built_at(self, model_name: str) -> Any: ...
+    def rebuild_pending(self, model: ModelSync, relation: RelationRef) -> None: ...
     def withheld(self, model_name: str) -> list[Row]: ...
     def pending_users(self, model_name: str) -> dict[str, int]: ...
     def stream(self, sql: str, batch_rows: int = ...) -> Iterator[list[Row]]: ...
@@ -86,25 +92,9 @@ class WarehouseAccess(Protocol):
 class BrazeAccess(Protocol):
     """What the engine needs from Braze (dbt_braze.braze.BrazeClient)."""
 
+    def check_access(self) -> None: ...
     def track_encoded(self, parts: list[bytes]) -> Any: ...
     def delete_users(self, ids: list[str], id_field: Any) -> Any: ...
-
-
-@dataclass(frozen=True)
-class SyncOptions:
-    dry_run: bool = False
-    full_refresh: bool = False
-    # A checkpoint writes acknowledgements to the warehouse; it bounds what a
-    # crash can make us send again, and costs one INSERT (~1 s on some warehouses).
-    checkpoint_objects: int = 20_000
-    checkpoint_seconds: float = 10.0
-    batch_size: int = MAX_OBJECTS_PER_REQUEST
-    read_batch_rows: int = 2_000  # users: a row holds a whole object (~1 KB in Python)
-    concurrency: int = 1
-    max_rejection_rate: float = 1.0
-    rejection_check_objects: int = 500
-    allow_removals: bool = False  # lifts the mass-removal guard for this run
-    run_id: str = "dry-run"
 
 
 @dataclass
@@ -188,11 +178,11 @@ class _Checkpoint:
     def __init__(
         self,
         writer: _CheckpointWriter | None,
-        options: SyncOptions,
+        settings: SyncSettings,
         clock: Callable[[], float],
         heartbeat: Callable[[], None],
     ) -> None:
-        self._writer, self._options, self._clock = writer, options, clock
+        self._writer, self._settings, self._clock = writer, settings, clock
         self._heartbeat = heartbeat
         # Users read from braze_objects__<model>: acknowledged by key (the warehouse takes
         # names and hashes from there, or from these entries if it was rebuilt since).
@@ -223,8 +213,8 @@ class _Checkpoint:
 
     def _maybe_flush(self) -> None:
         if (
-            self._objects >= self._options.checkpoint_objects
-            or self._clock() - self._since >= self._options.checkpoint_seconds
+            self._objects >= self._settings.checkpoint_objects
+            or self._clock() - self._since >= self._settings.checkpoint_seconds
         ):
             self.flush()
 
@@ -257,7 +247,7 @@ class Sendable(NamedTuple):
     ack: UserAck
     data_points: int
     kind: str  # "created", "updated" or "unset": how the report counts it
-    stamp: str | None = None  # payloads.UserObject.built_stamp
+    stamp: str | None = None  # the row's BUILT_STAMP (payloads.py)
 
     @property
     def key(self) -> str:
@@ -271,7 +261,7 @@ def object_header(model: ModelSync) -> bytes:
 
 
 def upsert_sendable(row: Row, header: bytes, update_only: bool) -> Sendable:
-    """A row of the objects read (payloads.UserObject layout) as a complete object."""
+    """A row of the objects read (the layout of payloads.py's index constants) as a complete object."""
     key = str(row[KEY])
     flag = b',"_update_existing_only":true,' if update_only else b","
     # json.dumps' default encoder is cached (other options build one per call); \u escapes are JSON too
@@ -302,15 +292,20 @@ class SyncEngine:
         self,
         warehouse: WarehouseAccess,
         braze: BrazeAccess | None,
-        options: SyncOptions,
+        settings: SyncSettings,
+        mode: SyncMode = SEND,
         *,
+        run_id: str = "dry-run",
         clock: Callable[[], float] = time.monotonic,
         on_progress: Callable[[str, int], None] | None = None,
         heartbeat: Callable[[], None] | None = None,
+        read_batch_rows: int = READ_BATCH_ROWS,
     ) -> None:
-        if braze is None and not options.dry_run:
+        if braze is None and not mode.dry_run:
             raise ValueError("a Braze client is required unless dry_run")
-        self._warehouse, self._braze, self._options, self._clock = warehouse, braze, options, clock
+        self._warehouse, self._braze, self._clock = warehouse, braze, clock
+        self._settings, self._mode, self._run_id = settings, mode, run_id
+        self._read_batch_rows = read_batch_rows
         self._on_progress = on_progress or (lambda model, objects: None)
         self._heartbeat = heartbeat or (lambda: None)
 
@@ -323,21 +318,21 @@ class SyncEngine:
         self._warehouse.require_pending(model.model_name)
         self.count_withheld(model, report)
         self._check_duplicate_share(model, report)
-        if not self._options.full_refresh:  # a full refresh leaves removed rows alone
+        if not self._mode.full_refresh:  # a full refresh leaves removed rows alone
             self._check_removed_share(model, report)
         writer = None
-        if not self._options.dry_run:
-            writer = _CheckpointWriter(self._warehouse, model.model_name, self._options.run_id)
-        checkpoint = _Checkpoint(writer, self._options, self._clock, self._heartbeat)
-        pool = ThreadPoolExecutor(max_workers=self._options.concurrency, thread_name_prefix="braze")
+        if not self._mode.dry_run:
+            writer = _CheckpointWriter(self._warehouse, model.model_name, self._run_id)
+        checkpoint = _Checkpoint(writer, self._settings, self._clock, self._heartbeat)
+        pool = ThreadPoolExecutor(max_workers=self._settings.concurrency, thread_name_prefix="braze")
         in_flight: deque[_InFlight] = deque()
         try:
-            if self._options.full_refresh:
+            if self._mode.full_refresh:
                 sql = self._warehouse.read_full_refresh_sql(model, relation)
             else:
                 sql = self._warehouse.read_objects_sql(model)
             self._send_upserts(sql, model, report, checkpoint, pool, in_flight)
-            if not self._options.full_refresh:
+            if not self._mode.full_refresh:
                 self._send_removals(model, report, checkpoint, pool, in_flight)
             while in_flight:
                 self._settle(in_flight.popleft(), model, report, checkpoint)
@@ -363,7 +358,7 @@ class SyncEngine:
             report.sample_payloads.extend(
                 json.loads(item.body) for item in prepared[: SAMPLE_SIZE - len(report.sample_payloads)]
             )
-        if self._options.dry_run:
+        if self._mode.dry_run:
             report.requests += 1
             for item in prepared:
                 self._count_accepted(report, item)
@@ -372,7 +367,7 @@ class SyncEngine:
         future = pool.submit(self._braze.track_encoded, [item.body for item in prepared])
         in_flight.append(_InFlight(future, prepared))
         # Settle in order once the window is full: twice the workers keeps them busy.
-        while len(in_flight) >= 2 * self._options.concurrency:
+        while len(in_flight) >= 2 * self._settings.concurrency:
             self._settle(in_flight.popleft(), model, report, checkpoint)
 
     def _settle(
@@ -407,22 +402,22 @@ class SyncEngine:
     def _check_rejection_rate(self, report: ModelReport) -> None:
         """Judge the first objects once: when Braze refuses most of them, stop
         rather than burn data points on the rest."""
-        if self._rate_checked or report.objects_settled < self._options.rejection_check_objects:
+        if self._rate_checked or report.objects_settled < self._settings.rejection_check_objects:
             return
         self._rate_checked = True
         rate = report.rows_rejected / report.objects_settled
-        if rate > self._options.max_rejection_rate:
+        if rate > self._settings.max_rejection_rate:
             top = report.rejection_samples[0][1] if report.rejection_samples else "unknown"
             raise SyncError(
                 f"{report.model}: stopped early: {report.rows_rejected:,} of the first "
                 f"{report.objects_settled:,} objects were rejected "
-                f"({rate:.0%} > {self._options.max_rejection_rate:.0%}); first reason: {top}",
+                f"({rate:.0%} > {self._settings.max_rejection_rate:.0%}); first reason: {top}",
                 hint="fix the model's values (see the braze_rejected table), or raise "
                 "--max-rejection-rate if this is expected",
             )
 
     def _rows(self, sql: str) -> Iterator[Row]:
-        for batch in self._warehouse.stream(sql, self._options.read_batch_rows):
+        for batch in self._warehouse.stream(sql, self._read_batch_rows):
             yield from batch
 
     def _send_upserts(
@@ -435,7 +430,7 @@ class SyncEngine:
         in_flight: deque[_InFlight],
     ) -> None:
         header = object_header(model)
-        for batch in batched(self._rows(sql), self._options.batch_size):
+        for batch in batched(self._rows(sql), self._settings.batch_size):
             prepared: list[Sendable] = []
             for row in batch:
                 sendable = upsert_sendable(row, header, model.update_only)
@@ -444,7 +439,7 @@ class SyncEngine:
                 except LocalRejection as exc:
                     reason = f"rejected before sending: {exc}"
                     report.reject(sendable.key, reason)
-                    if not self._options.dry_run:
+                    if not self._mode.dry_run:
                         checkpoint.rejected(sendable, reason)
                     continue
                 prepared.append(sendable)
@@ -482,7 +477,7 @@ class SyncEngine:
         sql = self._warehouse.read_removed_users_sql(model.model_name, mapped_only=mapped_only)
         users = (unset_sendable(model.id_field, str(key), attributes) for key, attributes in self._rows(sql))
         if model.on_removed == "unset":
-            for batch in batched(users, self._options.batch_size):
+            for batch in batched(users, self._settings.batch_size):
                 self._send(batch, model, report, checkpoint, pool, in_flight)
             return
         # Deletions go after every upsert has settled, one request at a time:
@@ -490,7 +485,7 @@ class SyncEngine:
         while in_flight:
             self._settle(in_flight.popleft(), model, report, checkpoint)
         for batch in batched(users, MAX_DELETE_IDS):
-            if self._options.dry_run:
+            if self._mode.dry_run:
                 report.requests += 1
                 report.users_deleted += len(batch)
                 continue
@@ -529,7 +524,7 @@ class SyncEngine:
         Braze. Those are the removed users plus the model's unique identifiers that
         are not new (a changed identifier column therefore counts as removing
         everyone: every old key is removed, every new one is new)."""
-        if model.on_removed == "ignore" or self._options.allow_removals:
+        if model.on_removed == "ignore" or self._mode.allow_removals:
             return
         users = self._warehouse.pending_users(model.model_name)
         removed = users.get("removed", 0)
@@ -562,3 +557,73 @@ class SyncEngine:
                 report.withheld_duplicate_rows += int(rows)
                 if len(report.duplicate_samples) < 5:
                     report.duplicate_samples.append(f"{key} ({rows} rows)")
+
+
+def sync_one(
+    warehouse: WarehouseAccess,
+    braze: BrazeAccess | None,
+    model: ModelSync,
+    relation: RelationRef,
+    settings: SyncSettings,
+    mode: SyncMode,
+    *,
+    progress_to: TextIO,
+) -> tuple[ModelReport, str | None]:
+    """One model's whole sync: under its lock, re-diff a pending relation that an
+    overlapping sync made stale, send, and re-diff again when a `dbt run` rebuilt it
+    meanwhile; record the run. Returns the report and why the model failed, if it did.
+    A failure that would fail every other model too (401/403, the warehouse) is raised."""
+    report = ModelReport(model.model_name)
+    if mode.dry_run:
+        try:
+            SyncEngine(warehouse, None, settings, mode).sync_model(model, relation, report)
+        except SyncError as exc:  # e.g. a model paused for its duplicates: plan says so
+            return report, str(exc)
+        return report, None
+    run = RunLog(warehouse, model.model_name, lease_seconds=settings.lock_lease_seconds)
+    try:
+        run.start()
+    except LockedError as exc:  # this model only: the others still sync
+        return report, str(exc)
+    progress = Progress(model.model_name, _pending_users(warehouse, model), progress_to)
+    engine = SyncEngine(
+        warehouse,
+        braze,
+        settings,
+        mode,
+        run_id=run.run_id,
+        heartbeat=run.heartbeat,
+        on_progress=lambda _model, objects: progress.advance(objects),
+    )
+    status, error = "interrupted", None
+    try:
+        # Before the first model sends anything, pending or not (the client keeps the answer
+        # for the others): a revoked key fails every scheduled sync, recorded as failed.
+        assert braze is not None
+        braze.check_access()
+        if warehouse.pending_is_stale(model.model_name):
+            # a sync that overlapped the last `dbt run` acknowledged after it: re-diff
+            warehouse.rebuild_pending(model, relation)
+        built_at = warehouse.pending_built_at(model.model_name)
+        engine.sync_model(model, relation, report)
+        if warehouse.pending_built_at(model.model_name) != built_at:
+            # a `dbt run` rebuilt the pending changes while we sent: its diff may
+            # predate our acknowledgements, so recompute it now that we are done
+            warehouse.rebuild_pending(model, relation)
+        status = "success"
+    except SyncError as exc:
+        status, error = "failed", exc.message
+        if isinstance(exc, (BrazeAuthError, WarehouseError)):
+            raise
+        return report, str(exc)  # with its hint: what to do about this model
+    finally:
+        progress.close()
+        run.finish(status, report.counts(), error)
+    return report, None
+
+
+def _pending_users(warehouse: WarehouseAccess, model: ModelSync) -> int:
+    """Users the pending relation holds, an upper bound for the progress bar (cheap:
+    no join with the state)."""
+    kinds = {"new", "changed"} | ({"removed"} if model.on_removed != "ignore" else set())
+    return sum(users for kind, users in warehouse.pending_users(model.model_name).items() if kind in kinds)

@@ -23,7 +23,6 @@ class BrazeModelNode:
     database: str | None
     schema: str
     alias: str
-    package_name: str
     model_block: BlockSource
     column_blocks: dict[str, BlockSource] = field(default_factory=dict)
     materialized: str | None = None
@@ -79,7 +78,6 @@ def braze_models(manifest: dict[str, Any]) -> list[BrazeModelNode]:
                 database=node.get("database"),
                 schema=node["schema"],
                 alias=node.get("alias") or node["name"],
-                package_name=node.get("package_name", ""),
                 # column-level mappings with no model block: report the missing identifier
                 model_block=model_block or BlockSource("config.meta.braze", {}),
                 column_blocks=column_blocks,

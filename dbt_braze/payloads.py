@@ -16,36 +16,27 @@ from typing import Any, NamedTuple
 
 JsonValue = Any
 
-# braze-api-notes.md: "Batch size: at most 75 objects per request".
-MAX_OBJECTS_PER_REQUEST = 75
-
 
 class LocalRejection(ValueError):
     """A value that must not be sent; the row is recorded as rejected with this reason."""
 
 
-class UserObject(NamedTuple):
-    """One row of the objects read (macros/json.sql): a user's object, rendered in the warehouse.
-
-    The engine keeps the warehouse's row tuples as they come (a million per
-    first sync), so code reads fields by the index constants below, which a
-    plain row tuple and this NamedTuple share."""
-
-    key: str
-    is_new: bool
-    data_points: int  # attributes the object sends: each is billed (the identifier is not)
-    attributes_json: str  # the object's members but the identifier: `"email":"a@b.c","score":3`
-    ack_attributes: str  # ROW_SEPARATOR-joined, in the order of ack_hashes
-    ack_hashes: str  # ROW_SEPARATOR-joined, '' for a removed value
-    # `<attribute>: <reason>` for one value Braze cannot hold (macros/json.sql, braze_invalid_value_sql)
-    invalid_attribute: str | None = None
-    needs_check: int = 0  # 1: holds JSON-typed values, which may nest NaN or infinities
-    # when braze_objects__<model> was built, as text: the sync acknowledges from that
-    # relation by key while it is unchanged, from this row's lists once a `dbt run` rebuilt
-    # it. None when the read was not from it (--full-refresh).
-    built_stamp: str | None = None
-
-
+# One row of the objects read (macros/json.sql): a user's object, rendered in the
+# warehouse. The engine keeps the warehouse's row tuples as they come (a million
+# per first sync) and reads their fields by these indexes:
+#   KEY                the user's identifier
+#   IS_NEW             bool
+#   DATA_POINTS        attributes the object sends: each is billed (the identifier is not)
+#   ATTRIBUTES_JSON    the object's members but the identifier: `"email":"a@b.c","score":3`
+#   ACK_ATTRIBUTES     ROW_SEPARATOR-joined, in the order of ACK_HASHES
+#   ACK_HASHES         ROW_SEPARATOR-joined, '' for a removed value
+#   INVALID_ATTRIBUTE  `<attribute>: <reason>` for one value Braze cannot hold
+#                      (macros/json.sql, braze_invalid_value_sql), else None
+#   NEEDS_CHECK        1: holds JSON-typed values, which may nest NaN or infinities
+#   BUILT_STAMP        when braze_objects__<model> was built, as text: the sync acknowledges
+#                      from that relation by key while it is unchanged, from this row's lists
+#                      once a `dbt run` rebuilt it; None when the read was not from it
+#                      (--full-refresh)
 KEY, IS_NEW, DATA_POINTS, ATTRIBUTES_JSON, ACK_ATTRIBUTES, ACK_HASHES, INVALID_ATTRIBUTE, NEEDS_CHECK = range(
     8
 )

@@ -14,12 +14,41 @@ from typing import Any
 
 import yaml
 
-from dbt_braze.errors import ConfigError
+from dbt_braze.braze import MAX_TRACK_OBJECTS
+from dbt_braze.errors import ConfigError, MissingSettingError
 
 # Braze's default /users/track limit is 3,000 requests per 3 s per workspace
 # (braze-api-notes.md, "Rate limits"), shared with the customer's apps and other
 # integrations. By default a sync takes half of it.
 DEFAULT_REQUESTS_PER_SECOND = 500.0
+
+
+@dataclass(frozen=True)
+class BrazeSettings:
+    """Where Braze is and the key to it, from BRAZE_REST_ENDPOINT and BRAZE_API_KEY."""
+
+    endpoint: str
+    api_key: str
+
+    @classmethod
+    def from_env(cls) -> BrazeSettings:
+        missing = [name for name in ("BRAZE_API_KEY", "BRAZE_REST_ENDPOINT") if not os.environ.get(name)]
+        if missing:
+            raise MissingSettingError(
+                f"missing environment variable(s): {', '.join(missing)}",
+                hint="export BRAZE_API_KEY (a REST key with users.track) and BRAZE_REST_ENDPOINT "
+                "(e.g. https://rest.iad-01.braze.com), or use --dry-run",
+            )
+        return cls(os.environ["BRAZE_REST_ENDPOINT"], os.environ["BRAZE_API_KEY"])
+
+
+@dataclass(frozen=True)
+class SyncMode:
+    """What one sync command does, beside its tuning (SyncSettings)."""
+
+    dry_run: bool = False  # send nothing, change nothing: count and show samples
+    full_refresh: bool = False  # every current row, all its attributes, ignoring the state
+    allow_removals: bool = False  # lift the mass-removal guard for this run
 
 
 @dataclass(frozen=True)
@@ -35,7 +64,8 @@ class SyncSettings:
         },
     )
     batch_size: int = field(
-        default=75, metadata={"help": "objects per /users/track request (Braze allows 75; some contracts 50)"}
+        default=MAX_TRACK_OBJECTS,
+        metadata={"help": "objects per /users/track request (Braze allows 75; some contracts 50)"},
     )
     # 20,000: a checkpoint's commit costs tens of milliseconds even when cheap;
     # at 5,000 a fast sync spent most of its time waiting on them (bench/README.md)
@@ -69,8 +99,8 @@ class SyncSettings:
         problems = []
         if not 1 <= self.concurrency <= 256:
             problems.append("concurrency must be between 1 and 256")
-        if not 1 <= self.batch_size <= 75:
-            problems.append("batch_size must be between 1 and 75 (Braze's limit)")
+        if not 1 <= self.batch_size <= MAX_TRACK_OBJECTS:
+            problems.append(f"batch_size must be between 1 and {MAX_TRACK_OBJECTS} (Braze's limit)")
         if self.requests_per_second < 0:
             problems.append("requests_per_second must be 0 (no cap) or more")
         if self.checkpoint_objects < 1 or self.checkpoint_seconds <= 0:
@@ -88,12 +118,19 @@ class SyncSettings:
             )
 
 
-def _project_vars(project_dir: Path) -> dict[str, Any]:
+def read_dbt_project(project_dir: Path) -> dict[str, Any]:
+    """The user's dbt_project.yml; {} when it is missing, unreadable or not a mapping (dbt says why).
+
+    The one place that parses it: the project vars below, the target path in commands.py."""
     try:
-        project = yaml.safe_load((project_dir / "dbt_project.yml").read_text()) or {}
+        project = yaml.safe_load((project_dir / "dbt_project.yml").read_text())
     except (OSError, yaml.YAMLError):
         return {}
-    found = project.get("vars") or {}
+    return project if isinstance(project, dict) else {}
+
+
+def _project_vars(project_dir: Path) -> dict[str, Any]:
+    found = read_dbt_project(project_dir).get("vars") or {}
     return found if isinstance(found, dict) else {}
 
 

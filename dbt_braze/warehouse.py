@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dbt_braze.config import AttributeMapping, ModelSync
+from dbt_braze.config import ModelSync
 from dbt_braze.errors import ConfigError, NotBuiltError, WarehouseError
 from dbt_braze.payloads import ObjectAcks
 
@@ -306,6 +306,8 @@ class Warehouse:
         found = self._adapter.get_relation(relation.database, relation.schema, relation.identifier)
         if found is None:
             return None
+        if self._base_macros_only:  # before `dbt deps`: dbt's own introspection
+            return [c.name for c in self._adapter.get_columns_in_relation(found)]
         return [c.name for c in self.macro("braze_columns_in_relation", relation=found)]
 
     def _relation(self, relation: RelationRef) -> Any:
@@ -353,10 +355,7 @@ class Warehouse:
             "braze_read_full_refresh_objects_sql",
             relation=found,
             id_column=model.id_column,
-            mappings=[
-                {"column": m.column, "attribute": m.attribute, "truncate_strings": model.truncate_strings}
-                for m in model.attributes
-            ],
+            mappings=_mapping_specs(model),
             ordered=self.adapter_type in KEYSET_PAGING_ADAPTERS,
         )
         if not sql:
@@ -470,15 +469,15 @@ class Warehouse:
         rows = self.fetch_all(self.macro("braze_pending_is_stale_sql", model_name=model_name))
         return bool(rows and rows[0][0])
 
-    def rebuild_pending(
-        self, model_name: str, relation: RelationRef, id_column: str, mappings: Sequence[AttributeMapping]
-    ) -> None:
+    def rebuild_pending(self, model: ModelSync, relation: RelationRef) -> None:
+        """Recompute the model's pending relation now, every user compared again (the
+        hook's own macro, with the model's mappings as the hook builds them)."""
         self.macro(
             "braze_rebuild_pending",
-            model_name=model_name,
+            model_name=model.model_name,
             relation=self._relation(relation),
-            id_column=id_column,
-            mappings=[{"column": m.column, "attribute": m.attribute} for m in mappings],
+            id_column=model.id_column,
+            mappings=_mapping_specs(model),
         )
 
     def record_run(
@@ -598,6 +597,14 @@ class _KeysetCursor:
         batch = self._rows[self._next : self._next + size]
         self._next += len(batch)
         return batch
+
+
+def _mapping_specs(model: ModelSync) -> list[dict[str, Any]]:
+    """The model's mappings as the macros take them (the hook builds the same from meta)."""
+    return [
+        {"column": m.column, "attribute": m.attribute, "truncate_strings": model.truncate_strings}
+        for m in model.attributes
+    ]
 
 
 def _chunks(rows: Sequence[Any], size: int = CHUNK_ROWS) -> Iterator[Sequence[Any]]:

@@ -27,10 +27,10 @@
 {% macro default__braze_current_values_sql(relation, id_column, mappings) %}
   {%- for m in mappings %}
     select
-      cast({{ dbt_braze.braze_quote_identifier(id_column) }} as {{ dbt.type_string() }}) as braze_key,
-      cast('{{ m.attribute | replace("'", "''") }}' as {{ dbt.type_string() }}) as attribute,
+      cast({{ dbt_braze.braze_quote_identifier(id_column) }} as {{ dbt_braze.braze_type_string() }}) as braze_key,
+      cast({{ dbt_braze.braze_string_literal(m.attribute) }} as {{ dbt_braze.braze_type_string() }}) as attribute,
       {{ dbt_braze.braze_mapped_text(m) }} as value_text,
-      cast('{{ dbt_braze.braze_sent_type(m.value_type) }}' as {{ dbt.type_string() }}) as value_type
+      cast('{{ dbt_braze.braze_sent_type(m.value_type) }}' as {{ dbt_braze.braze_type_string() }}) as value_type
     from {{ relation }}
     {% if not loop.last %}union all{% endif %}
   {%- endfor %}
@@ -110,17 +110,16 @@
 {% macro braze_fingerprint_sql(mappings) %}
   {%- set ordered = mappings | sort(attribute='attribute') -%}
   {%- set parts = [] -%}
-  {#- each name its own literal, as in the rest of this SQL (adapters rewrite those) -#}
   {%- for m in ordered -%}
-    {%- do parts.append("'" ~ (m.attribute | replace("'", "''")) ~ "'") -%}
+    {%- do parts.append(dbt_braze.braze_string_literal(m.attribute)) -%}
     {%- do parts.append("'=" ~ m.value_type ~ ":" ~ local_md5(m.get('data_type') or '') ~ ",'") -%}
   {%- endfor -%}
   {%- for m in ordered -%}
     {%- set text = dbt_braze.braze_fingerprint_text(m) -%}
-    {%- do parts.append("coalesce(cast(length(" ~ text ~ ") as " ~ dbt.type_string() ~ ") || ':' || " ~ text ~ ", '-')") -%}
+    {%- do parts.append("coalesce(cast(length(" ~ text ~ ") as " ~ dbt_braze.braze_type_string() ~ ") || ':' || " ~ text ~ ", '-')") -%}
     {%- do parts.append("','") -%}
   {%- endfor -%}
-  {{ return(dbt.hash(dbt_braze._braze_concat_tree(parts))) }}
+  {{ return(dbt_braze.braze_hash(dbt_braze._braze_concat_tree(parts))) }}
 {% endmacro %}
 
 {#-
@@ -167,12 +166,12 @@ from ({{ keys_sql }}) acknowledged
 
 {% macro default__braze_pending_sql(model_name, relation, id_column, mappings, built_at) %}
   {%- set attribute_names = [] -%}
-  {%- for m in mappings -%}{%- do attribute_names.append("'" ~ (m.attribute | replace("'", "''")) ~ "'") -%}{%- endfor %}
+  {%- for m in mappings -%}{%- do attribute_names.append(dbt_braze.braze_string_literal(m.attribute)) -%}{%- endfor %}
 with key_counts as (
     {{ dbt_braze.braze_key_counts_sql(relation, id_column) }}
 ),
 row_fingerprints as (
-    select cast({{ dbt_braze.braze_quote_identifier(id_column) }} as {{ dbt.type_string() }}) as braze_key,
+    select cast({{ dbt_braze.braze_quote_identifier(id_column) }} as {{ dbt_braze.braze_type_string() }}) as braze_key,
            {{ dbt_braze.braze_fingerprint_sql(mappings) }} as fingerprint
     from {{ relation }}
 ),
@@ -194,7 +193,7 @@ removed_keys as (
 ),
 current_values as (
     select cv.braze_key, cv.attribute, cv.value_text, cv.value_type,
-           {{ dbt.hash('cv.value_text') }} as value_hash
+           {{ dbt_braze.braze_hash('cv.value_text') }} as value_hash
     from ({{ dbt_braze.braze_current_values_sql(relation, id_column, mappings) }}) cv
     inner join candidates c on c.braze_key = cv.braze_key
 ),
@@ -216,7 +215,7 @@ compared as (
     left join known_keys kk on kk.braze_key = cv.braze_key
 )
 select
-    cast('upsert' as {{ dbt.type_string() }}) as change_kind,
+    cast('upsert' as {{ dbt_braze.braze_type_string() }}) as change_kind,
     braze_key, attribute, value_text, value_type, value_hash, is_new,
     true as is_mapped,
     {{ built_at }} as built_at
@@ -234,19 +233,19 @@ from latest_state ls
 where ls.value_hash is not null
   and exists (select 1 from removed_keys rk where rk.braze_key = ls.braze_key)
 union all
-select 'withheld_duplicate', braze_key, null, cast(row_count as {{ dbt.type_string() }}), null, null, false, false, {{ built_at }}
+select 'withheld_duplicate', braze_key, null, cast(row_count as {{ dbt_braze.braze_type_string() }}), null, null, false, false, {{ built_at }}
 from key_counts
 where braze_key is not null and row_count > 1
 union all
-select 'withheld_null', null, null, cast(row_count as {{ dbt.type_string() }}), null, null, false, false, {{ built_at }}
+select 'withheld_null', null, null, cast(row_count as {{ dbt_braze.braze_type_string() }}), null, null, false, false, {{ built_at }}
 from key_counts
 where braze_key is null
 union all
-select 'model_rows', null, null, cast(coalesce(sum(row_count), 0) as {{ dbt.type_string() }}), null, null, false, false, {{ built_at }}
+select 'model_rows', null, null, cast(coalesce(sum(row_count), 0) as {{ dbt_braze.braze_type_string() }}), null, null, false, false, {{ built_at }}
 from key_counts
 union all
 {# the acknowledgements this diff saw (braze_pending_is_stale_sql) #}
-select 'state_rows', null, null, cast(count(*) as {{ dbt.type_string() }}), null, null, false, false, {{ built_at }}
+select 'state_rows', null, null, cast(count(*) as {{ dbt_braze.braze_type_string() }}), null, null, false, false, {{ built_at }}
 from {{ dbt_braze.braze_state_relation() }}
 where model_name = {{ dbt_braze.braze_string_literal(model_name) }} and acked_at < {{ built_at }}
 {% endmacro %}
@@ -257,7 +256,7 @@ where model_name = {{ dbt_braze.braze_string_literal(model_name) }} and acked_at
   it would be sent again at every sync (withheld_null instead).
 -#}
 {% macro braze_key_counts_sql(relation, id_column) %}
-    select nullif(cast({{ dbt_braze.braze_quote_identifier(id_column) }} as {{ dbt.type_string() }}), '') as braze_key, count(*) as row_count
+    select nullif(cast({{ dbt_braze.braze_quote_identifier(id_column) }} as {{ dbt_braze.braze_type_string() }}), '') as braze_key, count(*) as row_count
     from {{ relation }}
     group by 1
 {% endmacro %}

@@ -9,7 +9,7 @@
 -#}
 
 {% macro on_run_end(results) %}
-  {%- if not execute or not var('dbt_braze_enabled', true) -%}{{ return('') }}{%- endif -%}
+  {%- if not execute or not dbt_braze._braze_var('dbt_braze_enabled') -%}{{ return('') }}{%- endif -%}
   {%- set specs = [] -%}
   {%- set skipped = [] -%}
   {%- for result in results -%}
@@ -111,9 +111,11 @@
 
 {#-
   The hook's copy of the rules of `dbt-braze validate`: the JSON Schema of
-  dbt_braze/schema/braze_meta.schema.json and validate_model in
-  dbt_braze/config.py. A block is accepted when this finds no problem,
-  exactly when validate accepts it; change both together
+  dbt_braze/schema/braze_meta.schema.json and the checks of
+  dbt_braze/config.py. The hook needs every one of them (why, and which
+  function holds each rule in Python: the table in config.py's docstring).
+  A block is accepted when this finds no problem, exactly when validate
+  accepts it; change both together
   (tests/integration/test_meta_fuzz.py compares them on generated blocks).
   `model_block` and the values of `column_blocks` are {path, block}, read as
   manifest.json carries them; `columns` is the relation's column names, or

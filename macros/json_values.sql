@@ -50,7 +50,7 @@
 {% endmacro %}
 
 {#-
-  DuckDB: the float text (duckdb_floats.sql) is a large expression that the
+  DuckDB: the float text (adapters/duckdb_floats.sql) is a large expression that the
   binder takes time over; with the column type known, decimals and integers
   do without it (braze_normalized_text decides with typeof, in the query).
 -#}

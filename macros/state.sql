@@ -16,7 +16,7 @@
 -#}
 
 {% macro braze_schema() %}
-  {{ return(var('dbt_braze_schema', target.schema)) }}
+  {{ return(dbt_braze._braze_var('dbt_braze_schema')) }}
 {% endmacro %}
 
 {#- target.get: Spark profiles have no database (SparkRelation refuses one). -#}
@@ -43,8 +43,8 @@
 
 {% macro braze_fingerprints_columns() %}
   {{ return([
-    ('model_name', dbt.type_string()), ('braze_key', dbt.type_string()),
-    ('fingerprint', dbt.type_string()), ('recorded_at', dbt.type_timestamp()),
+    ('model_name', dbt_braze.braze_type_string()), ('braze_key', dbt_braze.braze_type_string()),
+    ('fingerprint', dbt_braze.braze_type_string()), ('recorded_at', dbt.type_timestamp()),
   ]) }}
 {% endmacro %}
 
@@ -118,6 +118,28 @@
 {%- endmacro %}
 
 {#-
+  The text type of the package's columns and of the casts its change
+  detection hashes: dbt's string type, except where that type is short
+  (Redshift: macros/adapters/redshift.sql).
+-#}
+{% macro braze_type_string() %}
+  {{ return(adapter.dispatch('braze_type_string', 'dbt_braze')()) }}
+{% endmacro %}
+
+{% macro default__braze_type_string() %}
+  {{ return(dbt.type_string()) }}
+{% endmacro %}
+
+{#- The hash of a text expression, as change detection stores it (value_hash, fingerprints). -#}
+{% macro braze_hash(expr) %}
+  {{ return(adapter.dispatch('braze_hash', 'dbt_braze')(expr)) }}
+{% endmacro %}
+
+{% macro default__braze_hash(expr) %}
+  {{ return(dbt.hash(expr)) }}
+{% endmacro %}
+
+{#-
   The columns of `relation` (dbt Column objects), as adapter.get_columns_in_relation
   gives them. PostgreSQL: dbt-postgres writes the relation's name into its
   query unescaped, so a model named `o'brien` broke it; this runs the same
@@ -149,44 +171,11 @@
   {{ return(sql_convert_columns_in_relation(run_query(sql))) }}
 {% endmacro %}
 
-{#-
-  For an adapter whose literals differ from the default's, while the default
-  macros of macros/changes.sql write attribute names as `'...''...'`: render
-  the default with a placeholder for each attribute name
-  (_braze_placeholder_mappings), then put the adapter's literal of the name
-  where the placeholder's literal is (_braze_literal_attributes). This keeps
-  one copy of the change-detection SQL. A placeholder holds no character any
-  literal escapes, so nested calls (pending -> current values) pass it through.
--#}
-{% macro _braze_placeholder(index) -%}
-  braze{{ "\x1f" }}attribute{{ "\x1f" }}{{ index }}{{ "\x1f" }}
-{%- endmacro %}
-
-{% macro _braze_placeholder_mappings(mappings) %}
-  {%- set renamed = [] -%}
-  {%- for m in mappings -%}
-    {%- set copy = {} -%}
-    {%- do copy.update(m) -%}
-    {%- do copy.update({'attribute': dbt_braze._braze_placeholder(loop.index0)}) -%}
-    {%- do renamed.append(copy) -%}
-  {%- endfor -%}
-  {{ return(renamed) }}
-{% endmacro %}
-
-{% macro _braze_literal_attributes(sql, mappings) %}
-  {%- set rendered = namespace(sql=sql) -%}
-  {%- for m in mappings -%}
-    {%- set placeholder = "'" ~ dbt_braze._braze_placeholder(loop.index0) ~ "'" -%}
-    {%- set rendered.sql = rendered.sql | replace(placeholder, dbt_braze.braze_string_literal(m.attribute)) -%}
-  {%- endfor -%}
-  {{ return(rendered.sql) }}
-{% endmacro %}
-
 {% macro braze_state_columns() %}
   {{ return([
-    ('model_name', dbt.type_string()), ('braze_key', dbt.type_string()),
-    ('attribute', dbt.type_string()), ('value_hash', dbt.type_string()),
-    ('acked_at', dbt.type_timestamp()), ('run_id', dbt.type_string()),
+    ('model_name', dbt_braze.braze_type_string()), ('braze_key', dbt_braze.braze_type_string()),
+    ('attribute', dbt_braze.braze_type_string()), ('value_hash', dbt_braze.braze_type_string()),
+    ('acked_at', dbt.type_timestamp()), ('run_id', dbt_braze.braze_type_string()),
   ]) }}
 {% endmacro %}
 
@@ -196,22 +185,22 @@
 
 {% macro braze_runs_columns() %}
   {{ return([
-    ('run_id', dbt.type_string()), ('model_name', dbt.type_string()),
-    ('status', dbt.type_string()), ('started_at', dbt.type_timestamp()),
+    ('run_id', dbt_braze.braze_type_string()), ('model_name', dbt_braze.braze_type_string()),
+    ('status', dbt_braze.braze_type_string()), ('started_at', dbt.type_timestamp()),
     ('recorded_at', dbt.type_timestamp()), ('ended_at', dbt.type_timestamp()),
     ('users_created', dbt.type_bigint()), ('users_updated', dbt.type_bigint()),
     ('attributes_unset', dbt.type_bigint()), ('users_deleted', dbt.type_bigint()),
     ('rows_rejected', dbt.type_bigint()), ('requests', dbt.type_bigint()),
-    ('data_points', dbt.type_bigint()), ('error', dbt.type_string()),
-    ('holder', dbt.type_string()),
+    ('data_points', dbt.type_bigint()), ('error', dbt_braze.braze_type_string()),
+    ('holder', dbt_braze.braze_type_string()),
   ]) }}
 {% endmacro %}
 
 {% macro braze_rejected_columns() %}
   {{ return([
-    ('model_name', dbt.type_string()), ('braze_key', dbt.type_string()),
-    ('attribute', dbt.type_string()), ('value_hash', dbt.type_string()),
-    ('reason', dbt.type_string()), ('rejected_at', dbt.type_timestamp()),
+    ('model_name', dbt_braze.braze_type_string()), ('braze_key', dbt_braze.braze_type_string()),
+    ('attribute', dbt_braze.braze_type_string()), ('value_hash', dbt_braze.braze_type_string()),
+    ('reason', dbt_braze.braze_type_string()), ('rejected_at', dbt.type_timestamp()),
   ]) }}
 {% endmacro %}
 

@@ -79,7 +79,7 @@ with key_counts as (
     {{ dbt_braze.braze_key_counts_sql(relation, id_column) }}
 )
 select cv.braze_key, cv.attribute, cv.value_text, cv.value_type,
-       case when cv.value_text is null then null else {{ dbt.hash('cv.value_text') }} end as value_hash,
+       case when cv.value_text is null then null else {{ dbt_braze.braze_hash('cv.value_text') }} end as value_hash,
        false as is_new
 from ({{ dbt_braze.braze_current_values_sql(relation, id_column, typed) }}) cv
 inner join key_counts kc on kc.braze_key = cv.braze_key and kc.row_count = 1
@@ -117,7 +117,7 @@ order by row_count desc, braze_key
 {% macro default__braze_rows_sql(columns) %}
   {%- set arrays, names = [], [] -%}
   {%- for name, text in columns -%}
-    {%- do arrays.append("string_to_array('" ~ (text | replace("'", "''")) ~ "', chr(31))") -%}
+    {%- do arrays.append("string_to_array(" ~ dbt_braze.braze_string_literal(text) ~ ", chr(31))") -%}
     {%- do names.append(name) -%}
   {%- endfor -%}
   select {% for name in names %}{{ dbt_braze.braze_decode_cell(name) }} as {{ name }}{% if not loop.last %}, {% endif %}{% endfor %}
@@ -129,7 +129,7 @@ order by row_count desc, braze_key
   from (
     select
     {%- for name, text in columns %}
-      unnest(string_split('{{ text | replace("'", "''") }}', chr(31))) as {{ name }}{% if not loop.last %},{% endif %}
+      unnest(string_split({{ dbt_braze.braze_string_literal(text) }}, chr(31))) as {{ name }}{% if not loop.last %},{% endif %}
     {%- endfor %}
   ) handed
 {% endmacro %}
@@ -143,7 +143,7 @@ order by row_count desc, braze_key
   from (
     select explode(arrays_zip(
     {%- for name, text in columns %}
-      split('{{ text | replace("\\", "\\\\") | replace("'", "\\'") }}', '\\x1f', -1){% if not loop.last %},{% endif %}
+      split({{ dbt_braze.braze_string_literal(text) }}, '\\x1f', -1){% if not loop.last %},{% endif %}
     {%- endfor %})) as row
   ) handed
 {% endmacro %}

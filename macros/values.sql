@@ -44,13 +44,13 @@
     case when {{ expr }} then 'true' when not {{ expr }} then 'false' end
   {%- elif value_type == 'date' -%}
     {{ dbt_braze._braze_iso_or_raw(expr, "to_char(" ~ expr ~ ", 'YYYY-MM-DD')",
-                                   "cast(" ~ expr ~ " as " ~ dbt.type_string() ~ ")") }}
+                                   "cast(" ~ expr ~ " as " ~ dbt_braze.braze_type_string() ~ ")") }}
   {%- elif value_type in ('timestamp', 'timestamptz') -%}
     {%- set naive = "(" ~ expr ~ (" at time zone 'UTC')" if value_type == 'timestamptz' else ")") -%}
     {%- set iso -%}to_char({{ naive }}, 'YYYY-MM-DD"T"HH24:MI:SS"Z"'){%- endset -%}
-    {{ dbt_braze._braze_iso_or_raw("cast(" ~ naive ~ " as date)", iso, "cast(" ~ naive ~ " as " ~ dbt.type_string() ~ ")") }}
+    {{ dbt_braze._braze_iso_or_raw("cast(" ~ naive ~ " as date)", iso, "cast(" ~ naive ~ " as " ~ dbt_braze.braze_type_string() ~ ")") }}
   {%- else -%}
-    cast({{ expr }} as {{ dbt.type_string() }})
+    cast({{ expr }} as {{ dbt_braze.braze_type_string() }})
   {%- endif -%}
 {% endmacro %}
 
@@ -68,7 +68,7 @@
     cast(to_json({{ expr }}) as varchar)
   {%- elif value_type == 'number' -%}
     {#- doubles and floats as PostgreSQL and Spark print them (`100`, not `100.0`):
-        see duckdb_floats.sql; typeof is a constant, so one branch is kept #}
+        see adapters/duckdb_floats.sql; typeof is a constant, so one branch is kept #}
     case when typeof({{ expr }}) in ('DOUBLE', 'FLOAT') then {{ dbt_braze._braze_duckdb_float_text(expr) }}
          else cast({{ expr }} as varchar) end
   {%- else -%}

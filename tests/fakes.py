@@ -5,18 +5,39 @@
 or an exception to raise, e.g. one of urllib3's), and records every request it got, so a test
 asserts call counts, URLs, headers, timeouts and bodies. The production transport runs
 unchanged on top of it: its error mapping, headers and options are what the tests see.
+
+`Renderer` stands in for a warehouse whose dbt adapter is not installed (Snowflake,
+BigQuery, Redshift, Databricks): the production `Warehouse` opened on an in-memory DuckDB
+project that installs the package, with dbt's dispatch pointed at another adapter's
+prefixes, so the package's macros render as that adapter's dbt would render them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import http
+import itertools
 import json
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
+from unittest import mock
 
 import urllib3
+
+from dbt_braze.braze import DeleteResult, TrackResult
+from dbt_braze.config import AttributeMapping, ModelSync
+from dbt_braze.engine import ModelReport, SyncEngine
+from dbt_braze.errors import BrazeUnavailable, NotBuiltError
+from dbt_braze.payloads import ObjectAcks
+from dbt_braze.settings import SyncMode, SyncSettings
+from dbt_braze.warehouse import ROW_SEPARATOR, RelationRef, Row, Target, Warehouse, unpack
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -100,3 +121,327 @@ def _response(reply: HTTPReply) -> urllib3.HTTPResponse:
         raw = reply.body.encode() if isinstance(reply.body, str) else reply.body
     reason = reply.reason if reply.reason is not None else http.HTTPStatus(reply.status).phrase
     return urllib3.HTTPResponse(body=raw, headers=headers, status=reply.status, reason=reason)
+
+
+# -- the sync engine's warehouse and Braze ---------------------------------------------------------
+# `FakeWarehouse` holds pending rows (key, attribute, value text, value type, value hash, is_new)
+# and serves them as the objects read does (one row per user: `render_objects` restates
+# macros/json.sql, whose SQL test_objects_sql.py checks against it on DuckDB); it records every
+# acknowledgement and rejection, unpacked per attribute by `warehouse.unpack`. `FakeBraze` answers
+# `track_encoded` / `delete_users` like `BrazeClient` (TrackResult, DeleteResult), rejecting
+# scripted users and optionally failing on the n-th request.
+
+MODEL_NAME = "braze_users"
+RELATION = RelationRef(None, "main", MODEL_NAME)
+ATTRS = ("email", "ltv", "plan")
+
+
+def make_model(
+    *, mode: str = "upsert", on_removed: str = "ignore", id_field: str = "external_id"
+) -> ModelSync:
+    return ModelSync(
+        model_name=MODEL_NAME,
+        unique_id=f"model.shop.{MODEL_NAME}",
+        id_field=id_field,  # type: ignore[arg-type]
+        id_column="user_id",
+        mode=mode,  # type: ignore[arg-type]
+        on_removed=on_removed,  # type: ignore[arg-type]
+        attributes=tuple(AttributeMapping(a, a) for a in ATTRS),
+    )
+
+
+def key(i: int) -> str:
+    return f"u{i:04d}"
+
+
+def user_rows(n: int, attrs: tuple[str, ...] = ATTRS, *, start: int = 0, new: bool = True) -> list[Row]:
+    """Rows for users start..start+n-1, ordered by key then attribute (as the read sql)."""
+    typed = {"email": "text", "ltv": "number", "plan": "text"}
+    values = {"email": "{k}@example.com", "ltv": "12.50", "plan": "gold"}
+    rows: list[Row] = []
+    for i in range(start, start + n):
+        k = key(i)
+        for a in attrs:
+            rows.append((k, a, values.get(a, "v").format(k=k), typed.get(a, "text"), f"h:{k}:{a}", new))
+    return rows
+
+
+RAW_JSON_TYPES = ("integer", "number", "boolean", "json")
+NON_FINITE = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
+
+
+def render_objects(rows: list[Row]) -> list[Row]:
+    """macros/json.sql braze_user_objects_sql, restated: one row per user, in key order."""
+    objects: list[Row] = []
+    ordered = sorted(rows, key=lambda r: (r[0], r[1]))
+    for user_key, group in itertools.groupby(ordered, key=lambda r: r[0]):
+        changes = list(group)
+        pairs = [
+            json.dumps(a, ensure_ascii=False)
+            + ":"
+            + ("null" if t is None else t if vt in RAW_JSON_TYPES else json.dumps(t, ensure_ascii=False))
+            for _, a, t, vt, _, _ in changes
+        ]
+        body = ",".join(pairs)
+        invalid = [
+            f"{a}: {t} is not a finite number; Braze accepts no NaN or infinity"
+            for _, a, t, vt, _, _ in changes
+            if vt == "number" and str(t).lower() in NON_FINITE
+        ]
+        objects.append(
+            (
+                user_key,
+                changes[0][5],
+                len(changes),
+                body,
+                ROW_SEPARATOR.join(c[1] for c in changes),
+                ROW_SEPARATOR.join(c[4] or "" for c in changes),
+                max(invalid) if invalid else None,
+                int(any(vt == "json" and t is not None for _, _, t, vt, _, _ in changes)),
+            )
+        )
+    return objects
+
+
+def removed_users(rows: list[Row]) -> list[Row]:
+    ordered = sorted(rows, key=lambda r: (r[0], r[1]))
+    return [
+        (k, ROW_SEPARATOR.join(r[1] for r in group))
+        for k, group in itertools.groupby(ordered, key=lambda r: r[0])
+    ]
+
+
+def per_attribute(entries: list[Any]) -> list[tuple[Any, ...]]:
+    """Per-user checkpoint entries as rows, the way the warehouse inserts them."""
+    columns = [text.split(ROW_SEPARATOR) for text in unpack(entries)]
+    return [tuple(map(decode_cell, row)) for row in zip(*columns, strict=True)]
+
+
+def decode_cell(cell: str) -> str | None:
+    """What macro braze_decode_cell makes of a cell of warehouse.encode_cell."""
+    return None if cell == "" else bytes.fromhex(cell[1:]).decode("utf-8")
+
+
+class FakeWarehouse:
+    UPSERTS = "-- upserts"
+    FULL_REFRESH = "-- full refresh"
+
+    def __init__(
+        self,
+        upserts: list[Row] | None = None,
+        removed: list[Row] | None = None,
+        withheld: list[Row] | None = None,
+        full_refresh: list[Row] | None = None,
+        *,
+        pending: bool = True,
+    ) -> None:
+        self.pending_rows = {self.UPSERTS: upserts or [], self.FULL_REFRESH: full_refresh or []}
+        self.rows: dict[str, list[Row]] = {
+            "-- removed mapped_only=True": removed_users(removed or []),
+            "-- removed mapped_only=False": removed_users(removed or []),
+        }
+        self._withheld = withheld or []
+        self._pending = pending
+        self.reads: list[str] = []
+        self.full_refresh_args: list[tuple[Any, ...]] = []
+        self.acknowledged: list[list[tuple[Any, ...]]] = []
+        self.rejected: list[list[tuple[Any, ...]]] = []
+        self.events: list[str] = []
+
+    STAMP = "2026-11-28 10:00:00"
+
+    def _objects(self, marker: str) -> str:
+        objects = render_objects(self.pending_rows[marker])
+        if marker == self.UPSERTS:  # read from braze_objects__<model>: acknowledged by key
+            objects = [(*row, self.STAMP) for row in objects]
+        self.rows[marker] = objects
+        return marker
+
+    def require_pending(self, model_name: str) -> None:
+        assert model_name == MODEL_NAME
+        if not self._pending:
+            raise NotBuiltError(f"{model_name}: no pending-changes relation", hint="run `dbt run` first")
+
+    def withheld(self, model_name: str) -> list[Row]:
+        assert model_name == MODEL_NAME
+        return list(self._withheld)
+
+    def pending_users(self, model_name: str) -> dict[str, int]:
+        assert model_name == MODEL_NAME
+        removed = {row[0] for row in self.rows["-- removed mapped_only=False"]}
+        new = {row[0] for row in self.pending_rows[self.UPSERTS] if row[5]}
+        return {"removed": len(removed), "new": len(new)}
+
+    def stream(self, sql: str, batch_rows: int = 10_000) -> Iterator[list[Row]]:
+        self.reads.append(sql)
+        rows = self.rows[sql]
+        for i in range(0, len(rows), batch_rows):
+            yield rows[i : i + batch_rows]
+
+    def read_objects_sql(self, model: ModelSync) -> str:
+        assert model.model_name == MODEL_NAME
+        return self._objects(self.UPSERTS)
+
+    def read_removed_users_sql(self, model_name: str, *, mapped_only: bool) -> str:
+        assert model_name == MODEL_NAME
+        return f"-- removed mapped_only={mapped_only}"
+
+    def read_full_refresh_sql(self, model: ModelSync, relation: RelationRef) -> str:
+        self.full_refresh_args.append((relation, model.id_column, model.attributes))
+        return self._objects(self.FULL_REFRESH)
+
+    def acknowledge(self, model_name: str, rows: Any) -> None:
+        assert model_name == MODEL_NAME
+        self.acknowledged.append(list(rows))
+        self.events.append("acknowledge")
+
+    def record_rejected(self, model_name: str, rows: Any) -> None:
+        assert model_name == MODEL_NAME
+        self.rejected.append(list(rows))
+        self.events.append("record_rejected")
+
+    def background(self, name: str, work: Any) -> threading.Thread:
+        thread = threading.Thread(target=work, name=name, daemon=True)
+        thread.start()
+        return thread
+
+    def checkpoint(
+        self, model_name: str, run_id: str, acked: Any, rejected: Any, acked_objects: ObjectAcks | None
+    ) -> None:
+        """One transaction in the real warehouse: rejections first, then acknowledgements
+        (by key: what braze_objects__<model> holds for those keys, which the users' entries
+        restate for a relation rebuilt since)."""
+        if rejected:
+            self.record_rejected(model_name, per_attribute(rejected))
+        if acked_objects is not None:
+            assert acked_objects.stamp == self.STAMP
+            by_key = {row[0]: row for row in self.rows[self.UPSERTS]}
+            assert acked_objects.users == [(k, by_key[k][4], by_key[k][5]) for k in acked_objects.keys]
+            acked = [*acked, *((k, by_key[k][4], by_key[k][5]) for k in acked_objects.keys)]
+        if acked:
+            self.acknowledge(model_name, per_attribute(acked))
+
+    @property
+    def all_acknowledged(self) -> list[tuple[str, str, str | None]]:
+        return [row for call in self.acknowledged for row in call]
+
+    @property
+    def all_rejected(self) -> list[tuple[str, str, str | None, str]]:
+        return [row for call in self.rejected for row in call]
+
+
+class FakeBraze:
+    def __init__(
+        self,
+        *,
+        reject: dict[str, str] | None = None,
+        fail_on_request: int | None = None,
+        not_deleted: set[str] | None = None,
+        requests_per_call: int = 1,
+        on_request: Any = None,
+    ) -> None:
+        self.reject = reject or {}
+        self.fail_on_request = fail_on_request
+        self.not_deleted = not_deleted or set()
+        self.requests_per_call = requests_per_call
+        self.on_request = on_request
+        self.track_calls: list[list[dict[str, Any]]] = []
+        self.delete_calls: list[tuple[list[str], str]] = []
+
+    def track_encoded(self, parts: list[bytes]) -> TrackResult:
+        objects = [json.loads(part) for part in parts]
+        if self.on_request is not None:
+            self.on_request()
+        if self.fail_on_request == len(self.track_calls) + 1:
+            raise BrazeUnavailable("Braze did not answer after 5 attempts")
+        self.track_calls.append([dict(o) for o in objects])
+        rejected = {}
+        for i, obj in enumerate(objects):
+            ident = obj.get("external_id", obj.get("braze_id"))
+            if ident in self.reject:
+                rejected[i] = self.reject[ident]
+        accepted = [i for i in range(len(objects)) if i not in rejected]
+        return TrackResult(accepted=accepted, rejected=rejected, requests=self.requests_per_call)
+
+    def delete_users(self, ids: list[str], id_field: Any) -> DeleteResult:
+        self.delete_calls.append((list(ids), id_field))
+        return DeleteResult(deleted=[i for i in ids if i not in self.not_deleted], requests=1)
+
+    @property
+    def sent_objects(self) -> list[dict[str, Any]]:
+        return [obj for call in self.track_calls for obj in call]
+
+
+MODE_FIELDS = frozenset(f.name for f in dataclasses.fields(SyncMode))
+
+
+def make_engine(warehouse: Any, braze: Any, **options: Any) -> SyncEngine:
+    """A SyncEngine with a frozen clock, one request in flight (requests in a fixed order) and
+    no early stop, unless `options` say otherwise: SyncMode's and SyncSettings' fields, and the
+    engine's own keywords (run_id, read_batch_rows, clock, on_progress, heartbeat)."""
+    mode = SyncMode(**{k: options.pop(k) for k in list(options) if k in MODE_FIELDS})
+    settings_fields = {f.name for f in dataclasses.fields(SyncSettings)}
+    tuning = {k: options.pop(k) for k in list(options) if k in settings_fields}
+    settings = SyncSettings(**{"concurrency": 1, "max_rejection_rate": 1.0, **tuning})
+    return SyncEngine(warehouse, braze, settings, mode, **{"clock": lambda: 0.0, **options})
+
+
+def run(
+    warehouse: FakeWarehouse,
+    braze: FakeBraze | None,
+    model: ModelSync | None = None,
+    **options: Any,
+) -> ModelReport:
+    return make_engine(warehouse, braze, **options).sync_model(model or make_model(), RELATION)
+
+
+# Dispatch prefixes per adapter, in the order that adapter's dbt searches them (each adapter
+# plugin declares its parents: dbt-redshift -> postgres, dbt-databricks -> spark).
+PREFIXES = {
+    "default": ["default"],
+    "snowflake": ["snowflake", "default"],
+    "bigquery": ["bigquery", "default"],
+    "redshift": ["redshift", "postgres", "default"],
+    "databricks": ["databricks", "spark", "default"],
+}
+
+
+class Renderer:
+    """The package's macros as another adapter's dbt renders them (see the module docstring).
+
+    dbt's own cross-database macros (dbt.hash, dbt.type_string) and identifier quoting stay
+    DuckDB's: those belong to the adapters, not to this package.
+    """
+
+    def __init__(self, root: Path) -> None:
+        os.environ.setdefault("DO_NOT_TRACK", "1")
+        (root / "dbt_project.yml").write_text(
+            "name: dialect_check\nversion: '1.0'\nprofile: dialect_check\nconfig-version: 2\n"
+        )
+        (root / "profiles.yml").write_text(
+            "dialect_check:\n  target: t\n  outputs:\n    t:\n      type: duckdb\n"
+            "      path: ':memory:'\n      schema: analytics\n"
+        )
+        (root / "dbt_packages").mkdir()
+        (root / "dbt_packages" / "dbt_braze").symlink_to(REPO_ROOT, target_is_directory=True)
+        self.warehouse = Warehouse(Target(project_dir=root, profiles_dir=root, target=None))
+        self.adapter: Any = self.warehouse._adapter  # the dbt adapter the warehouse set up
+
+    def close(self) -> None:
+        self.warehouse.close()
+
+    @contextlib.contextmanager
+    def dispatching_as(self, dialect: str) -> Iterator[None]:
+        """dbt computes an adapter's prefixes from its installed plugins; only dbt-duckdb is."""
+        from dbt.context.providers import BaseDatabaseWrapper
+
+        prefixes = PREFIXES[dialect]
+        with mock.patch.object(BaseDatabaseWrapper, "_get_adapter_macro_prefixes", lambda _self: prefixes):
+            yield
+
+    def macro(self, dialect: str, name: str, **kwargs: Any) -> Any:
+        with self.dispatching_as(dialect):
+            return self.adapter.execute_macro(name, project="dbt_braze", kwargs=kwargs)
+
+    def relation(self, identifier: str) -> Any:
+        return self.adapter.Relation.create(database=None, schema="analytics", identifier=identifier)

@@ -15,20 +15,6 @@
 {%- endmacro %}
 
 {#-
-  Attribute names as GoogleSQL literals in the default change-detection SQL
-  (see _braze_literal_attributes in macros/state.sql).
--#}
-{% macro bigquery__braze_current_values_sql(relation, id_column, mappings) %}
-  {{ return(dbt_braze._braze_literal_attributes(dbt_braze.default__braze_current_values_sql(
-      relation, id_column, dbt_braze._braze_placeholder_mappings(mappings)), mappings)) }}
-{% endmacro %}
-
-{% macro bigquery__braze_pending_sql(model_name, relation, id_column, mappings, built_at) %}
-  {{ return(dbt_braze._braze_literal_attributes(dbt_braze.default__braze_pending_sql(
-      model_name, relation, id_column, dbt_braze._braze_placeholder_mappings(mappings), built_at), mappings)) }}
-{% endmacro %}
-
-{#-
   dbt.dateadd on BigQuery is datetime_add(cast(x as datetime), ...), a
   DATETIME, which BigQuery does not compare with the TIMESTAMP columns.
 -#}

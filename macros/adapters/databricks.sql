@@ -1,7 +1,7 @@
 {#-
   Databricks overrides. dbt-databricks dispatches databricks__, then spark__,
   then default__ (its plugin declares the spark adapter as a dependency), so
-  every spark__ override in macros/spark.sql applies here too; this file holds
+  every spark__ override in macros/adapters/spark.sql applies here too; this file holds
   only what differs from open-source Spark. Not run against a live workspace.
   See docs/warehouses.md.
 -#}

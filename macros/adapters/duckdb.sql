@@ -29,7 +29,7 @@
   {%- for type_name, group in floats.items() -%}
     {%- set pairs = [] -%}
     {%- for m in group -%}
-      {%- do pairs.append("struct_pack(attribute := '" ~ (m.attribute | replace("'", "''")) ~ "', number := " ~ dbt_braze.braze_quote_identifier(m.column) ~ ")") -%}
+      {%- do pairs.append("struct_pack(attribute := " ~ dbt_braze.braze_string_literal(m.attribute) ~ ", number := " ~ dbt_braze.braze_quote_identifier(m.column) ~ ")") -%}
     {%- endfor -%}
     {%- do branches.append(
       "select braze_key, braze_pair.attribute as attribute, "

@@ -19,26 +19,31 @@
 {#-
   dbt.type_string() is TEXT, which Redshift turns into VARCHAR(256)
   (https://docs.aws.amazon.com/redshift/latest/dg/r_Character_types.html#r_Character_types-text-and-bpchar-types):
-  longer values would not fit. The widest VARCHAR is 65,535 bytes.
+  longer values would not fit (error texts and keys in the package's tables),
+  and a value cast to it is cut: its hash would miss a change past its 256th
+  byte, and longer keys would merge. The widest VARCHAR is 65,535 bytes.
 -#}
-{% macro _braze_redshift_text_type() -%}
-  varchar(65535)
+{% macro redshift__braze_type_string() %}
+  {{ return('varchar(65535)') }}
+{% endmacro %}
+
+{#- dbt.hash casts to TEXT too (VARCHAR(256), above): hash the whole text. -#}
+{% macro redshift__braze_hash(expr) -%}
+  md5(cast({{ expr }} as {{ dbt_braze.braze_type_string() }}))
 {%- endmacro %}
 
 {#-
   - json: casting a SUPER object or array to text fails; json_serialize gives
     its JSON text.
-  - text: cast to the widest VARCHAR, not TEXT (VARCHAR(256)).
-  Dates and timestamps keep the default to_char / `at time zone`, which
+  The rest is the default (its text casts are braze_type_string, the widest
+  VARCHAR); dates and timestamps keep its to_char / `at time zone`, which
   Redshift supports.
 -#}
 {% macro redshift__braze_normalized_text(expr, value_type) %}
   {%- if value_type == 'json' -%}
     json_serialize({{ expr }})
-  {%- elif value_type in ('boolean', 'date', 'timestamp', 'timestamptz') -%}
-    {{ dbt_braze.default__braze_normalized_text(expr, value_type) }}
   {%- else -%}
-    cast({{ expr }} as {{ dbt_braze._braze_redshift_text_type() }})
+    {{ dbt_braze.default__braze_normalized_text(expr, value_type) }}
   {%- endif -%}
 {% endmacro %}
 
@@ -49,48 +54,6 @@
 {% macro redshift__braze_string_literal(text) -%}
   '{{ text | replace("\\", "\\\\") | replace("'", "''") }}'
 {%- endmacro %}
-
-{#-
-  The default change-detection SQL with Redshift literals for attribute names
-  (see _braze_literal_attributes in macros/state.sql) and wide text: dbt's
-  text type, and the cast inside dbt.hash, are TEXT/VARCHAR, which Redshift
-  reads as VARCHAR(256) and truncates to, so the hash of a longer value would
-  miss a change past its 256th byte, and longer keys would merge.
--#}
-{% macro redshift__braze_current_values_sql(relation, id_column, mappings) %}
-  {{ return(dbt_braze._braze_redshift_wide(dbt_braze._braze_literal_attributes(dbt_braze.default__braze_current_values_sql(
-      relation, id_column, dbt_braze._braze_placeholder_mappings(mappings)), mappings))) }}
-{% endmacro %}
-
-{% macro redshift__braze_pending_sql(model_name, relation, id_column, mappings, built_at) %}
-  {{ return(dbt_braze._braze_redshift_wide(dbt_braze._braze_literal_attributes(dbt_braze.default__braze_pending_sql(
-      model_name, relation, id_column, dbt_braze._braze_placeholder_mappings(mappings), built_at), mappings))) }}
-{% endmacro %}
-
-{#-
-  The --full-refresh read hashes the current values itself (dbt.hash) and
-  casts the model's keys to count them: the same widening, or values past
-  their 256th byte would get a hash the next sync does not match, and keys
-  longer than 256 bytes would not join their values. The current values in it
-  are already wide (redshift__braze_current_values_sql); widening again
-  leaves them as they are.
--#}
-{% macro redshift__braze_read_full_refresh_sql(relation, id_column, mappings) %}
-  {%- set sql = dbt_braze.default__braze_read_full_refresh_sql(relation, id_column, mappings) -%}
-  {{ return(none if sql is none else dbt_braze._braze_redshift_wide(sql)) }}
-{% endmacro %}
-
-{#- Casts to dbt's text type, and dbt.hash of the value text, rewritten to the widest VARCHAR. -#}
-{% macro _braze_redshift_wide(sql) %}
-  {%- set wide = dbt_braze._braze_redshift_text_type() -%}
-  {{ return(sql | replace(dbt.hash('cv.value_text'), 'md5(cast(cv.value_text as ' ~ wide ~ '))')
-                | replace(' as ' ~ dbt.type_string() ~ ')', ' as ' ~ wide ~ ')')) }}
-{% endmacro %}
-
-{#- The package's text columns as the widest VARCHAR (error texts and keys can pass 256 bytes). -#}
-{% macro redshift__braze_create_table_sql(relation, columns_sql) %}
-  {{ return(dbt_braze.default__braze_create_table_sql(relation, columns_sql | replace(' ' ~ dbt.type_string(), ' ' ~ dbt_braze._braze_redshift_text_type()))) }}
-{% endmacro %}
 
 {#-
   Redshift has neither string_to_array nor unnest(array, array), and a text
@@ -121,7 +84,7 @@
   {%- for chunk in chunks %}
   select
     {%- for name, text in columns %}
-    {{ dbt_braze.braze_decode_cell('cast(handed_row[' ~ loop.index0 ~ '] as ' ~ dbt_braze._braze_redshift_text_type() ~ ')') }} as {{ name }}{% if not loop.last %},{% endif %}
+    {{ dbt_braze.braze_decode_cell('cast(handed_row[' ~ loop.index0 ~ '] as ' ~ dbt_braze.braze_type_string() ~ ')') }} as {{ name }}{% if not loop.last %},{% endif %}
     {%- endfor %}
   from (select json_parse({{ dbt_braze.braze_string_literal('[' ~ chunk | join(",") ~ ']') }}) as handed_rows) handed,
        handed.handed_rows as handed_row

@@ -59,17 +59,6 @@
   '{{ text | replace("\\", "\\\\") | replace("'", "''") }}'
 {%- endmacro %}
 
-{#- Attribute names as Snowflake literals (see _braze_literal_attributes in macros/state.sql). -#}
-{% macro snowflake__braze_current_values_sql(relation, id_column, mappings) %}
-  {{ return(dbt_braze._braze_literal_attributes(dbt_braze.default__braze_current_values_sql(
-      relation, id_column, dbt_braze._braze_placeholder_mappings(mappings)), mappings)) }}
-{% endmacro %}
-
-{% macro snowflake__braze_pending_sql(model_name, relation, id_column, mappings, built_at) %}
-  {{ return(dbt_braze._braze_literal_attributes(dbt_braze.default__braze_pending_sql(
-      model_name, relation, id_column, dbt_braze._braze_placeholder_mappings(mappings), built_at), mappings)) }}
-{% endmacro %}
-
 {#-
   No string_to_array/unnest: split() gives an ARRAY once per column, and
   flatten() over the first one yields the indexes (item.index) of the others

@@ -124,9 +124,10 @@ def test_state_acknowledged_under_dbt_1_11_leaves_nothing_pending_under_dbt_1_10
         rows = pending(project, model)
         # The sync forgot the users' fingerprints (their state moved), so dbt
         # 1.10 compared every attribute's hash with the acknowledged one: a
-        # `fingerprint` row is its verdict "unchanged", an `upsert` a resend.
+        # `fingerprint` row is its verdict "unchanged", an `upsert` a resend (`model_rows`
+        # and `state_rows` are the summary rows every pending relation holds).
         kinds = sorted(kind for kind, *_ in rows)
-        assert kinds == ["fingerprint", "model_rows"], (model, rows)
+        assert kinds == ["fingerprint", "model_rows", "state_rows"], (model, rows)
         assert f"dbt_braze: {model}: nothing pending" in output
 
     assert project.braze("sync").exit_code == 0

@@ -17,7 +17,8 @@ import pytest
 from dbt_braze.braze import BrazeClient
 from dbt_braze.config import AttributeMapping, ModelSync
 from dbt_braze.emulator import BrazeEmulator
-from dbt_braze.engine import SyncEngine, SyncOptions
+from dbt_braze.engine import SyncEngine
+from dbt_braze.settings import SyncSettings
 from dbt_braze.warehouse import RelationRef, Target, Warehouse
 
 from harness import API_KEY, DbtProject
@@ -93,19 +94,23 @@ def test_a_rebuild_between_checkpoints_loses_nothing_and_resends_nothing(
             " when cast(user_id as integer) % 3 = 0 then 'free'"
             " when cast(user_id as integer) % 3 = 1 then 'enterprise' else plan end"
         )
-        warehouse.rebuild_pending(MODEL.model_name, target, MODEL.id_column, MODEL.attributes)
+        warehouse.rebuild_pending(MODEL, target)
 
     client = BrazeClient(emulator.url, API_KEY)
     try:
         with warehouse:
             built_at = warehouse.pending_built_at(MODEL.model_name)
-            options = SyncOptions(run_id="overlapped", checkpoint_objects=75, checkpoint_seconds=60)
-            engine = SyncEngine(warehouse, client, options, heartbeat=rebuild_on_third_checkpoint)
+            settings = SyncSettings(
+                concurrency=1, max_rejection_rate=1.0, checkpoint_objects=75, checkpoint_seconds=60
+            )
+            engine = SyncEngine(
+                warehouse, client, settings, run_id="overlapped", heartbeat=rebuild_on_third_checkpoint
+            )
             report = engine.sync_model(MODEL, target)
             assert heartbeats > 3 and report.users_updated == N
-            # what commands._sync_one does after a sync a `dbt run` overlapped
+            # what engine.sync_one does after a sync a `dbt run` overlapped
             assert warehouse.pending_built_at(MODEL.model_name) != built_at
-            warehouse.rebuild_pending(MODEL.model_name, target, MODEL.id_column, MODEL.attributes)
+            warehouse.rebuild_pending(MODEL, target)
     finally:
         client.close()
     assert emulator.stats()["data_points"] - before == N

@@ -8,9 +8,15 @@ from typing import Any
 import pytest
 
 from dbt_braze.config import (
+    KINDS,
     AttributeMapping,
     BlockSource,
+    Draft,
+    Identifier,
+    Kind,
+    Mappings,
     ModelSync,
+    SyncPolicy,
     raise_if_problems,
     validate_model,
 )
@@ -129,6 +135,48 @@ def test_column_blocks_alone_are_enough_for_attributes() -> None:
     assert problems == []
     assert config is not None
     assert config.attributes == (AttributeMapping("email", "email"),)
+
+
+def test_the_config_is_also_grouped_by_concern() -> None:
+    block = {
+        "braze_id": "braze_uid",
+        "on_removed": "unset",
+        "max_duplicate_share": 0,
+        "max_removed_share": 0.25,
+        "truncate_strings": True,
+        "attributes": {"plan": "plan", "email": "email"},
+    }
+    config, problems = validate(block)
+    assert problems == [] and config is not None
+    assert config.identifier == Identifier(field="braze_id", column="braze_uid")
+    assert config.policy == SyncPolicy(
+        mode="update", on_removed="unset", max_duplicate_share=0.0, max_removed_share=0.25
+    )
+    assert isinstance(config.policy.max_duplicate_share, float)
+    assert config.mappings == Mappings(
+        attributes=(AttributeMapping("email", "email"), AttributeMapping("plan", "plan")),
+        truncate_strings=True,
+    )
+    assert ModelSync.of(MODEL, UID, config.identifier, config.policy, config.mappings) == config
+
+
+def test_a_check_added_to_a_kind_reports_with_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    """How the kinds of the contract's "Beyond user attributes" extend validation."""
+
+    def no_plan(draft: Draft) -> bool:
+        if "plan" in (draft.block.get("attributes") or {}):
+            draft.problem(f"{draft.here}.attributes.plan", "not for this kind")
+        return True
+
+    users = KINDS["users"]
+    monkeypatch.setitem(KINDS, "users", Kind(checks=(*users.checks, no_plan), build=users.build))
+    config, problems = validate(base(mode="update", on_removed="delete", attributes={"plan": "plan"}))
+    assert config is None
+    assert problems == [
+        f"{MODEL}: {HERE}.on_removed: `delete` is not allowed with `mode: update`; "
+        "use `unset` or `ignore`, or `mode: upsert`",
+        f"{MODEL}: {HERE}.attributes.plan: not for this kind",
+    ]
 
 
 # -- schema problems ------------------------------------------------------------------------------

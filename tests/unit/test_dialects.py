@@ -1,8 +1,9 @@
 """The package's SQL in the dialects not tested against a live warehouse:
 Snowflake, BigQuery, Redshift, Databricks (docs/warehouses.md).
 
-The macros are rendered by real dbt on the DuckDB adapter (no other adapter is
-installed), with dispatch pointed at each adapter's prefixes, the way that
+The macros are rendered by real dbt through the production Warehouse on an
+in-memory DuckDB (no other adapter is installed: tests/fakes.py, `Renderer`),
+with dispatch pointed at each adapter's prefixes, the way that
 adapter's dbt searches them: `snowflake__` / `bigquery__` / `redshift__` then
 `postgres__` / `databricks__` then `spark__`, then `default__`. dbt's own
 cross-database macros (dbt.hash, dbt.type_string) and identifier quoting stay
@@ -19,12 +20,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
 import random
 import re
-from argparse import Namespace
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -35,17 +33,8 @@ from sqlglot import exp
 
 from dbt_braze.warehouse import encode_cell
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from fakes import PREFIXES, REPO_ROOT, Renderer
 
-# Dispatch prefixes per adapter (each adapter plugin declares its parents:
-# dbt-redshift -> postgres, dbt-databricks -> spark).
-PREFIXES = {
-    "default": ["default"],
-    "snowflake": ["snowflake", "default"],
-    "bigquery": ["bigquery", "default"],
-    "redshift": ["redshift", "postgres", "default"],
-    "databricks": ["databricks", "spark", "default"],
-}
 DIALECTS = [dialect for dialect in PREFIXES if dialect != "default"]
 
 MAPPINGS = [
@@ -98,60 +87,11 @@ FORBIDDEN_TEXT = {
 }
 
 
-class Renderer:
-    """The package's macros, loaded by dbt on an in-memory DuckDB target."""
-
-    def __init__(self, root: Path) -> None:
-        from dbt.adapters.factory import get_adapter, register_adapter
-        from dbt.config.runtime import RuntimeConfig
-        from dbt.context.providers import generate_runtime_macro_context
-        from dbt.flags import set_from_args
-        from dbt.mp_context import get_mp_context
-        from dbt.parser.manifest import ManifestLoader
-        from dbt_common.context import set_invocation_context
-
-        args = Namespace(
-            project_dir=str(root), profiles_dir=str(root), target=None, profile=None, threads=None, vars={}
-        )
-        set_invocation_context(os.environ)
-        set_from_args(args, {})
-        config = RuntimeConfig.from_args(args)
-        register_adapter(config, get_mp_context())
-        self.adapter = get_adapter(config)
-        macros = ManifestLoader.load_macros(config, self.adapter.connections.set_query_header)
-        self.adapter.set_macro_resolver(macros)
-        self.adapter.set_macro_context_generator(generate_runtime_macro_context)
-
-    @contextlib.contextmanager
-    def dispatching_as(self, dialect: str) -> Iterator[None]:
-        from dbt.context.providers import BaseDatabaseWrapper
-
-        prefixes = PREFIXES[dialect]
-        with mock.patch.object(BaseDatabaseWrapper, "_get_adapter_macro_prefixes", lambda _self: prefixes):
-            yield
-
-    def macro(self, dialect: str, name: str, **kwargs: Any) -> Any:
-        with self.dispatching_as(dialect):
-            return self.adapter.execute_macro(name, project="dbt_braze", kwargs=kwargs)
-
-    def relation(self, identifier: str) -> Any:
-        return self.adapter.Relation.create(database=None, schema="analytics", identifier=identifier)
-
-
 @pytest.fixture(scope="module")
-def renderer(tmp_path_factory: pytest.TempPathFactory) -> Renderer:
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    root = tmp_path_factory.mktemp("dialects")
-    (root / "dbt_project.yml").write_text(
-        "name: dialect_check\nversion: '1.0'\nprofile: dialect_check\nconfig-version: 2\n"
-    )
-    (root / "profiles.yml").write_text(
-        "dialect_check:\n  target: t\n  outputs:\n    t:\n      type: duckdb\n      path: ':memory:'\n"
-        "      schema: analytics\n"
-    )
-    (root / "dbt_packages").mkdir()
-    (root / "dbt_packages" / "dbt_braze").symlink_to(REPO_ROOT, target_is_directory=True)
-    return Renderer(root)
+def renderer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Renderer]:
+    rendering = Renderer(tmp_path_factory.mktemp("dialects"))
+    yield rendering
+    rendering.close()
 
 
 def rows_columns(rows: list[tuple[str, ...]]) -> list[list[str]]:
@@ -179,15 +119,13 @@ def model_columns(renderer: Renderer, mappings: list[dict[str, str]]) -> Iterato
         yield
 
 
-def full_refresh_sql(
-    renderer: Renderer, dialect: str, mappings: list[dict[str, str]], macro: str = ""
-) -> str:
-    """The --full-refresh read (`macro`: one of its dispatch candidates instead)."""
+def full_refresh_sql(renderer: Renderer, dialect: str, mappings: list[dict[str, str]]) -> str:
+    """The --full-refresh read."""
     with model_columns(renderer, mappings):
         return str(
             renderer.macro(
                 dialect,
-                macro or "braze_read_full_refresh_sql",
+                "braze_read_full_refresh_sql",
                 relation=renderer.relation("users"),
                 id_column="id",
                 mappings=mappings,
@@ -502,16 +440,18 @@ def test_value_types(renderer: Renderer, dialect: str, col: Any, expected: str) 
 
 
 def test_redshift_text_is_wider_than_varchar_256(renderer: Renderer) -> None:
-    sql = renderer.macro(
-        "redshift",
-        "braze_create_table_sql",
-        relation=renderer.relation("t"),
-        columns_sql="a TEXT, b timestamp",
-    )
-    assert "(a varchar(65535), b timestamp)" in sql
-    assert "varchar(65535)" in renderer.macro(
-        "redshift", "braze_normalized_text", expr="x", value_type="string"
-    )
+    """The package's text columns and casts are braze_type_string: dbt's text
+    type elsewhere, the widest VARCHAR on Redshift (TEXT is VARCHAR(256))."""
+    default_text = renderer.macro("default", "braze_type_string")
+    for table in ("state", "rejected", "runs", "fingerprints"):
+        columns = f"braze_{table}_columns"
+        assert default_text in {dtype for _, dtype in renderer.macro("default", columns)}, table
+        types = {dtype for _, dtype in renderer.macro("redshift", columns)}
+        assert "varchar(65535)" in types and default_text not in types, (table, types)
+    for value_type in ("string", "date", "timestamp"):
+        assert "varchar(65535)" in renderer.macro(
+            "redshift", "braze_normalized_text", expr="x", value_type=value_type
+        )
 
 
 def test_atomic_swaps(renderer: Renderer) -> None:
@@ -590,6 +530,36 @@ def test_the_default_literals_would_be_caught(renderer: Renderer) -> None:
         assert sorted(set(names_read_back(default, dialect))) != sorted(ODD_NAMES), dialect
 
 
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_the_default_sql_is_right_as_rendered(renderer: Renderer, dialect: str) -> None:
+    """No adapter rewrites the default change-detection SQL: the default itself
+    writes names with the dispatched literal (braze_string_literal) and casts and
+    hashes with the dispatched text type (braze_type_string, braze_hash)."""
+    sql = renderer.macro(
+        dialect,
+        "default__braze_pending_sql",
+        model_name="m",
+        relation=renderer.relation("users"),
+        id_column="id",
+        mappings=ODD_MAPPINGS,
+        built_at="(select " + renderer.macro(dialect, "braze_utc_now") + ")",
+    )
+    found = names_read_back(sql, dialect)
+    assert sorted(set(found)) == sorted(ODD_NAMES) and len(found) == 3 * len(ODD_NAMES), sql
+    if dialect == "redshift":
+        assert narrow_text(sql, 2) == [], sql
+
+
+def test_package_variables_are_read_in_one_place(renderer: Renderer) -> None:
+    assert renderer.macro("default", "braze_schema") == "analytics"  # the target schema
+    read = renderer.adapter.execute_macro
+    assert read("_braze_var", project="dbt_braze", kwargs={"name": "dbt_braze_enabled"}) is True
+    with pytest.raises(Exception, match="no package variable `dbt_braze_schma`"):
+        read("_braze_var", project="dbt_braze", kwargs={"name": "dbt_braze_schma"})
+    sources = "\n".join(path.read_text() for path in (REPO_ROOT / "macros").rglob("*.sql"))
+    assert len(re.findall(r"\bvar\(", sources)) == 1
+
+
 def text_casts(tree: exp.Expression) -> list[exp.DataType]:
     text_types = {exp.DataType.Type.VARCHAR, exp.DataType.Type.TEXT, exp.DataType.Type.CHAR}
     return [cast.to for cast in tree.find_all(exp.Cast) if cast.to.this in text_types]
@@ -617,12 +587,6 @@ def test_redshift_hashes_and_casts_the_whole_text(renderer: Renderer) -> None:
     default = attribute_sql(renderer, "default")
     assert narrow_text(default["pending"], 2)
     assert narrow_text(default["full_refresh"], 1)
-    # The full-refresh read as it was before it was dispatched: wide current
-    # values, but the key count and the hash through dbt's TEXT/VARCHAR.
-    undispatched = full_refresh_sql(
-        renderer, "redshift", ODD_MAPPINGS, "default__braze_read_full_refresh_sql"
-    )
-    assert len(narrow_text(undispatched, 1)) == 2, undispatched
 
 
 def test_bigquery_lease_is_timestamp_arithmetic(renderer: Renderer) -> None:
@@ -788,3 +752,23 @@ def test_handed_values_are_decoded_from_hex(renderer: Renderer, dialect: str, de
     sql = renderer.macro(dialect, "braze_rows_sql", columns=rows_columns(ROWS))
     parse(sql, dialect)
     assert sql.lower().count(decoder) == len(ROW_NAMES) * (sql.count("union all") + 1), sql
+
+
+def test_public_macros_are_documented_with_their_arguments() -> None:
+    """macros/_macros.yml describes every public macro (no `_` prefix, no
+    adapter prefix), with its arguments in order and types dbt's
+    validate_macro_args accepts (the default from dbt 1.12)."""
+    import yaml
+    from dbt.parser.schemas import is_valid_type
+
+    signatures = {}
+    for path in (REPO_ROOT / "macros").rglob("*.sql"):
+        for name, params in re.findall(r"{%-?\s*macro\s+(\w+)\(([^)]*)\)", path.read_text()):
+            if not name.startswith("_") and "__" not in name:
+                signatures[name] = [p.split("=")[0].strip() for p in params.split(",") if p.strip()]
+    documented = yaml.safe_load((REPO_ROOT / "macros" / "_macros.yml").read_text())["macros"]
+    assert sorted(m["name"] for m in documented) == sorted(signatures)
+    for m in documented:
+        assert m["description"].strip(), m["name"]
+        assert [a["name"] for a in m["arguments"]] == signatures[m["name"]], m["name"]
+        assert all(is_valid_type(a["type"]) and a["description"].strip() for a in m["arguments"]), m["name"]

@@ -1,4 +1,5 @@
-"""`SyncEngine` against a scripted warehouse and a scripted Braze: nothing leaves the process.
+"""`SyncEngine` against a scripted warehouse and a scripted Braze (tests/fakes.py): nothing
+leaves the process.
 
 `FakeWarehouse` holds pending rows (key, attribute, value text, value type, value hash, is_new)
 and serves them as the objects read does (one row per user: `render_objects` restates
@@ -11,279 +12,30 @@ DeleteResult), rejecting scripted users and optionally failing on the n-th reque
 from __future__ import annotations
 
 import dataclasses
-import itertools
-import json
 import math
-import threading
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
-from dbt_braze.braze import DeleteResult, TrackResult
-from dbt_braze.config import AttributeMapping, ModelSync
-from dbt_braze.engine import (
-    MAX_DELETE_IDS,
-    SAMPLE_SIZE,
-    ModelReport,
-    SyncEngine,
-    SyncOptions,
-)
+from dbt_braze.braze import MAX_DELETE_IDS, MAX_TRACK_OBJECTS
+from dbt_braze.engine import SAMPLE_SIZE, SyncEngine
 from dbt_braze.errors import BrazeUnavailable, NotBuiltError, SyncError
-from dbt_braze.payloads import MAX_OBJECTS_PER_REQUEST, ObjectAcks
 from dbt_braze.report import model_summary
-from dbt_braze.warehouse import ROW_SEPARATOR, RelationRef, Row, encode_cell, unpack
+from dbt_braze.settings import SyncSettings
+from dbt_braze.warehouse import ROW_SEPARATOR, Row, encode_cell
 
-MODEL_NAME = "braze_users"
-RELATION = RelationRef(None, "main", MODEL_NAME)
-ATTRS = ("email", "ltv", "plan")
-
-
-def make_model(
-    *, mode: str = "upsert", on_removed: str = "ignore", id_field: str = "external_id"
-) -> ModelSync:
-    return ModelSync(
-        model_name=MODEL_NAME,
-        unique_id=f"model.shop.{MODEL_NAME}",
-        id_field=id_field,  # type: ignore[arg-type]
-        id_column="user_id",
-        mode=mode,  # type: ignore[arg-type]
-        on_removed=on_removed,  # type: ignore[arg-type]
-        attributes=tuple(AttributeMapping(a, a) for a in ATTRS),
-    )
-
-
-def key(i: int) -> str:
-    return f"u{i:04d}"
-
-
-def user_rows(n: int, attrs: tuple[str, ...] = ATTRS, *, start: int = 0, new: bool = True) -> list[Row]:
-    """Rows for users start..start+n-1, ordered by key then attribute (as the read sql)."""
-    typed = {"email": "text", "ltv": "number", "plan": "text"}
-    values = {"email": "{k}@example.com", "ltv": "12.50", "plan": "gold"}
-    rows: list[Row] = []
-    for i in range(start, start + n):
-        k = key(i)
-        for a in attrs:
-            rows.append((k, a, values.get(a, "v").format(k=k), typed.get(a, "text"), f"h:{k}:{a}", new))
-    return rows
-
-
-RAW_JSON_TYPES = ("integer", "number", "boolean", "json")
-NON_FINITE = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
-
-
-def render_objects(rows: list[Row]) -> list[Row]:
-    """macros/json.sql braze_user_objects_sql, restated: one row per user, in key order."""
-    objects: list[Row] = []
-    ordered = sorted(rows, key=lambda r: (r[0], r[1]))
-    for user_key, group in itertools.groupby(ordered, key=lambda r: r[0]):
-        changes = list(group)
-        pairs = [
-            json.dumps(a, ensure_ascii=False)
-            + ":"
-            + ("null" if t is None else t if vt in RAW_JSON_TYPES else json.dumps(t, ensure_ascii=False))
-            for _, a, t, vt, _, _ in changes
-        ]
-        body = ",".join(pairs)
-        invalid = [
-            f"{a}: {t} is not a finite number; Braze accepts no NaN or infinity"
-            for _, a, t, vt, _, _ in changes
-            if vt == "number" and str(t).lower() in NON_FINITE
-        ]
-        objects.append(
-            (
-                user_key,
-                changes[0][5],
-                len(changes),
-                body,
-                ROW_SEPARATOR.join(c[1] for c in changes),
-                ROW_SEPARATOR.join(c[4] or "" for c in changes),
-                max(invalid) if invalid else None,
-                int(any(vt == "json" and t is not None for _, _, t, vt, _, _ in changes)),
-            )
-        )
-    return objects
-
-
-def removed_users(rows: list[Row]) -> list[Row]:
-    ordered = sorted(rows, key=lambda r: (r[0], r[1]))
-    return [
-        (k, ROW_SEPARATOR.join(r[1] for r in group))
-        for k, group in itertools.groupby(ordered, key=lambda r: r[0])
-    ]
-
-
-def per_attribute(entries: list[Any]) -> list[tuple[Any, ...]]:
-    """Per-user checkpoint entries as rows, the way the warehouse inserts them."""
-    columns = [text.split(ROW_SEPARATOR) for text in unpack(entries)]
-    return [tuple(map(decode_cell, row)) for row in zip(*columns, strict=True)]
-
-
-def decode_cell(cell: str) -> str | None:
-    """What macro braze_decode_cell makes of a cell of warehouse.encode_cell."""
-    return None if cell == "" else bytes.fromhex(cell[1:]).decode("utf-8")
-
-
-class FakeWarehouse:
-    UPSERTS = "-- upserts"
-    FULL_REFRESH = "-- full refresh"
-
-    def __init__(
-        self,
-        upserts: list[Row] | None = None,
-        removed: list[Row] | None = None,
-        withheld: list[Row] | None = None,
-        full_refresh: list[Row] | None = None,
-        *,
-        pending: bool = True,
-    ) -> None:
-        self.pending_rows = {self.UPSERTS: upserts or [], self.FULL_REFRESH: full_refresh or []}
-        self.rows: dict[str, list[Row]] = {
-            "-- removed mapped_only=True": removed_users(removed or []),
-            "-- removed mapped_only=False": removed_users(removed or []),
-        }
-        self._withheld = withheld or []
-        self._pending = pending
-        self.reads: list[str] = []
-        self.full_refresh_args: list[tuple[Any, ...]] = []
-        self.acknowledged: list[list[tuple[Any, ...]]] = []
-        self.rejected: list[list[tuple[Any, ...]]] = []
-        self.events: list[str] = []
-
-    STAMP = "2026-11-28 10:00:00"
-
-    def _objects(self, marker: str) -> str:
-        objects = render_objects(self.pending_rows[marker])
-        if marker == self.UPSERTS:  # read from braze_objects__<model>: acknowledged by key
-            objects = [(*row, self.STAMP) for row in objects]
-        self.rows[marker] = objects
-        return marker
-
-    def require_pending(self, model_name: str) -> None:
-        assert model_name == MODEL_NAME
-        if not self._pending:
-            raise NotBuiltError(f"{model_name}: no pending-changes relation", hint="run `dbt run` first")
-
-    def withheld(self, model_name: str) -> list[Row]:
-        assert model_name == MODEL_NAME
-        return list(self._withheld)
-
-    def pending_users(self, model_name: str) -> dict[str, int]:
-        assert model_name == MODEL_NAME
-        removed = {row[0] for row in self.rows["-- removed mapped_only=False"]}
-        new = {row[0] for row in self.pending_rows[self.UPSERTS] if row[5]}
-        return {"removed": len(removed), "new": len(new)}
-
-    def stream(self, sql: str, batch_rows: int = 10_000) -> Iterator[list[Row]]:
-        self.reads.append(sql)
-        rows = self.rows[sql]
-        for i in range(0, len(rows), batch_rows):
-            yield rows[i : i + batch_rows]
-
-    def read_objects_sql(self, model: ModelSync) -> str:
-        assert model.model_name == MODEL_NAME
-        return self._objects(self.UPSERTS)
-
-    def read_removed_users_sql(self, model_name: str, *, mapped_only: bool) -> str:
-        assert model_name == MODEL_NAME
-        return f"-- removed mapped_only={mapped_only}"
-
-    def read_full_refresh_sql(self, model: ModelSync, relation: RelationRef) -> str:
-        self.full_refresh_args.append((relation, model.id_column, model.attributes))
-        return self._objects(self.FULL_REFRESH)
-
-    def acknowledge(self, model_name: str, rows: Any) -> None:
-        assert model_name == MODEL_NAME
-        self.acknowledged.append(list(rows))
-        self.events.append("acknowledge")
-
-    def record_rejected(self, model_name: str, rows: Any) -> None:
-        assert model_name == MODEL_NAME
-        self.rejected.append(list(rows))
-        self.events.append("record_rejected")
-
-    def background(self, name: str, work: Any) -> threading.Thread:
-        thread = threading.Thread(target=work, name=name, daemon=True)
-        thread.start()
-        return thread
-
-    def checkpoint(
-        self, model_name: str, run_id: str, acked: Any, rejected: Any, acked_objects: ObjectAcks | None
-    ) -> None:
-        """One transaction in the real warehouse: rejections first, then acknowledgements
-        (by key: what braze_objects__<model> holds for those keys, which the users' entries
-        restate for a relation rebuilt since)."""
-        if rejected:
-            self.record_rejected(model_name, per_attribute(rejected))
-        if acked_objects is not None:
-            assert acked_objects.stamp == self.STAMP
-            by_key = {row[0]: row for row in self.rows[self.UPSERTS]}
-            assert acked_objects.users == [(k, by_key[k][4], by_key[k][5]) for k in acked_objects.keys]
-            acked = [*acked, *((k, by_key[k][4], by_key[k][5]) for k in acked_objects.keys)]
-        if acked:
-            self.acknowledge(model_name, per_attribute(acked))
-
-    @property
-    def all_acknowledged(self) -> list[tuple[str, str, str | None]]:
-        return [row for call in self.acknowledged for row in call]
-
-    @property
-    def all_rejected(self) -> list[tuple[str, str, str | None, str]]:
-        return [row for call in self.rejected for row in call]
-
-
-class FakeBraze:
-    def __init__(
-        self,
-        *,
-        reject: dict[str, str] | None = None,
-        fail_on_request: int | None = None,
-        not_deleted: set[str] | None = None,
-        requests_per_call: int = 1,
-        on_request: Any = None,
-    ) -> None:
-        self.reject = reject or {}
-        self.fail_on_request = fail_on_request
-        self.not_deleted = not_deleted or set()
-        self.requests_per_call = requests_per_call
-        self.on_request = on_request
-        self.track_calls: list[list[dict[str, Any]]] = []
-        self.delete_calls: list[tuple[list[str], str]] = []
-
-    def track_encoded(self, parts: list[bytes]) -> TrackResult:
-        objects = [json.loads(part) for part in parts]
-        if self.on_request is not None:
-            self.on_request()
-        if self.fail_on_request == len(self.track_calls) + 1:
-            raise BrazeUnavailable("Braze did not answer after 5 attempts")
-        self.track_calls.append([dict(o) for o in objects])
-        rejected = {}
-        for i, obj in enumerate(objects):
-            ident = obj.get("external_id", obj.get("braze_id"))
-            if ident in self.reject:
-                rejected[i] = self.reject[ident]
-        accepted = [i for i in range(len(objects)) if i not in rejected]
-        return TrackResult(accepted=accepted, rejected=rejected, requests=self.requests_per_call)
-
-    def delete_users(self, ids: list[str], id_field: Any) -> DeleteResult:
-        self.delete_calls.append((list(ids), id_field))
-        return DeleteResult(deleted=[i for i in ids if i not in self.not_deleted], requests=1)
-
-    @property
-    def sent_objects(self) -> list[dict[str, Any]]:
-        return [obj for call in self.track_calls for obj in call]
-
-
-def run(
-    warehouse: FakeWarehouse,
-    braze: FakeBraze | None,
-    model: ModelSync | None = None,
-    **options: Any,
-) -> ModelReport:
-    engine = SyncEngine(warehouse, braze, SyncOptions(**options), clock=lambda: 0.0)
-    return engine.sync_model(model or make_model(), RELATION)
-
+from fakes import (
+    ATTRS,
+    MODEL_NAME,
+    RELATION,
+    FakeBraze,
+    FakeWarehouse,
+    key,
+    make_engine,
+    make_model,
+    per_attribute,
+    run,
+    user_rows,
+)
 
 # -- grouping and batching ------------------------------------------------------------------------
 
@@ -333,12 +85,8 @@ def test_report_requests_come_from_the_client() -> None:
 
 def test_progress_is_reported_per_request() -> None:
     seen: list[tuple[str, int]] = []
-    engine = SyncEngine(
-        FakeWarehouse(upserts=user_rows(80)),
-        FakeBraze(),
-        SyncOptions(),
-        clock=lambda: 0.0,
-        on_progress=lambda m, n: seen.append((m, n)),
+    engine = make_engine(
+        FakeWarehouse(upserts=user_rows(80)), FakeBraze(), on_progress=lambda m, n: seen.append((m, n))
     )
     engine.sync_model(make_model(), RELATION)
     assert seen == [(MODEL_NAME, 75), (MODEL_NAME, 5)]
@@ -566,7 +314,7 @@ def test_dry_run_sends_nothing_writes_nothing_but_counts() -> None:
 
     assert warehouse.acknowledged == [] and warehouse.rejected == []
     # 159 users to send: 75 + 75 + 9 (the batch of 75 keeps its slot for the rejected user)
-    assert report.requests == math.ceil(160 / MAX_OBJECTS_PER_REQUEST) + 1
+    assert report.requests == math.ceil(160 / MAX_TRACK_OBJECTS) + 1
     assert report.data_points == 159 * 3 + 3 * 2
     assert report.users_created == 159
     assert report.users_unset == 3 and report.attributes_unset == 6
@@ -591,7 +339,7 @@ def test_dry_run_delete_counts_without_calling_braze() -> None:
 
 def test_a_braze_client_is_required_unless_dry_run() -> None:
     with pytest.raises(ValueError):
-        SyncEngine(FakeWarehouse(), None, SyncOptions())
+        SyncEngine(FakeWarehouse(), None, SyncSettings())
 
 
 def test_missing_pending_relation_stops_before_anything_is_sent() -> None:
@@ -628,11 +376,8 @@ def test_checkpoints_by_time() -> None:
         now[0] += 6.0  # each request takes 6 s
 
     warehouse = FakeWarehouse(upserts=user_rows(30))
-    engine = SyncEngine(
-        warehouse,
-        FakeBraze(on_request=tick),
-        SyncOptions(batch_size=10, checkpoint_seconds=10.0),
-        clock=lambda: now[0],
+    engine = make_engine(
+        warehouse, FakeBraze(on_request=tick), batch_size=10, checkpoint_seconds=10.0, clock=lambda: now[0]
     )
     engine.sync_model(make_model(), RELATION)
     # t=6: 10 accepted, no flush; t=12: the first accepted object flushes 11; the rest at the end

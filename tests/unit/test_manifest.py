@@ -89,7 +89,6 @@ def test_braze_models_finds_config_legacy_and_column_level_blocks() -> None:
         "marts",
         "users_config",
     )
-    assert config_model.package_name == "shop"
 
     legacy = by_name["users_legacy"]
     assert legacy.model_block == BlockSource("meta.braze", {"braze_id": "bid"})

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures are parameters named like the imported fixture)
 """The typing rules (contract, "What is sent") as the warehouse renders them: the
 objects of macros/json.sql built by real dbt and run on an in-memory DuckDB, then
 read back as JSON. The engine's unit tests serve objects from `render_objects`,
@@ -7,12 +6,11 @@ the same rules restated in Python; the last test holds the two together."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import duckdb
 import pytest
-from test_dialects import Renderer, renderer  # noqa: F401  (the module-scoped fixture)
-from test_engine import render_objects
 
 from dbt_braze.payloads import (
     ACK_ATTRIBUTES,
@@ -27,6 +25,16 @@ from dbt_braze.payloads import (
     check_object,
 )
 from dbt_braze.warehouse import ROW_SEPARATOR
+
+from fakes import Renderer, render_objects
+
+
+@pytest.fixture(scope="module")
+def renderer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Renderer]:
+    rendering = Renderer(tmp_path_factory.mktemp("objects"))
+    yield rendering
+    rendering.close()
+
 
 Change = tuple[str, str, str | None, str, str | None, bool]
 

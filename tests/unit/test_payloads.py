@@ -5,20 +5,22 @@ tests/unit/test_objects_sql.py runs them on DuckDB."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from dbt_braze.braze import MAX_TRACK_OBJECTS
 from dbt_braze.payloads import (
-    MAX_OBJECTS_PER_REQUEST,
     LocalRejection,
-    UserObject,
     batched,
     check_object,
     unset_object,
 )
 
 
-def user_object(body: str, *, invalid: str | None = None, needs_check: int = 0) -> UserObject:
-    return UserObject("1", True, 1, body, "a", "h", invalid, needs_check)
+def user_object(body: str, *, invalid: str | None = None, needs_check: int = 0) -> tuple[Any, ...]:
+    """A row as the warehouse returns it (payloads' index constants)."""
+    return ("1", True, 1, body, "a", "h", invalid, needs_check)
 
 
 def test_a_plain_object_passes_unparsed() -> None:
@@ -64,8 +66,8 @@ def test_unset_object_sends_null_for_every_attribute() -> None:
 
 
 def test_batched_at_most_75_with_a_remainder() -> None:
-    assert MAX_OBJECTS_PER_REQUEST == 75
-    batches = list(batched(range(160), MAX_OBJECTS_PER_REQUEST))
+    assert MAX_TRACK_OBJECTS == 75
+    batches = list(batched(range(160), MAX_TRACK_OBJECTS))
     assert [len(b) for b in batches] == [75, 75, 10]
     assert [x for b in batches for x in b] == list(range(160))
 

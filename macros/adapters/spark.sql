@@ -41,12 +41,6 @@
   '{{ text | replace("\\", "\\\\") | replace("'", "\\'") }}'
 {%- endmacro %}
 
-{#- The default's attribute names as Spark literals (see _braze_literal_attributes). -#}
-{% macro spark__braze_pending_sql(model_name, relation, id_column, mappings, built_at) %}
-  {{ return(dbt_braze._braze_literal_attributes(dbt_braze.default__braze_pending_sql(
-      model_name, relation, id_column, dbt_braze._braze_placeholder_mappings(mappings), built_at), mappings)) }}
-{% endmacro %}
-
 {#-
   The default reads `timestamp_ntz` as zoned (it ends in "tz") and Spark's
   plain `timestamp` as naive: on Spark it is the other way round.
