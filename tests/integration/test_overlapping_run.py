@@ -124,14 +124,14 @@ def test_a_rebuild_between_checkpoints_loses_nothing_and_resends_nothing(
     assert emulator.stats()["data_points"] - before == N + 2 * N // 3
 
 
+# DuckDB allows one process per file: no `dbt run` while a sync holds it
+@pytest.mark.parametrize("warehouse", ["postgres"], indirect=True)
 def test_a_dbt_run_during_a_sync_makes_the_next_sync_send_nothing(
     project: DbtProject, emulator: BrazeEmulator
 ) -> None:
     """A real `dbt run` while a sync process sends (PostgreSQL: DuckDB allows one
     process per file), the model unchanged: what the sync delivered after the
     rebuild is acknowledged, and the next sync sends nothing."""
-    if project.kind != "postgres":
-        pytest.skip("DuckDB cannot run `dbt run` while a sync holds the file")
     n = 1500
     project.write_model(
         f"select cast(i as varchar(20)) as user_id, 'free' as plan from generate_series(1, {n}) t(i)"
@@ -163,6 +163,8 @@ def _output(process: Any) -> str:
     return process.stdout.read() if process.stdout else ""
 
 
+# DuckDB allows one writer process: a checkpoint cannot span a dbt run there
+@pytest.mark.parametrize("warehouse", ["postgres"], indirect=True)
 def test_a_checkpoint_committed_after_the_diff_began_is_not_missed(
     project: DbtProject, emulator: BrazeEmulator
 ) -> None:
@@ -170,8 +172,6 @@ def test_a_checkpoint_committed_after_the_diff_began_is_not_missed(
     began. One that began before the hook's diff and committed after it is
     invisible to the diff yet dated before it: the next sync must still notice
     that the state moved (Braze got `pro`; the model says `free` again)."""
-    if project.kind != "postgres":
-        pytest.skip("DuckDB allows one writer process: a checkpoint cannot span a dbt run")
     import psycopg2
 
     assert project.postgres is not None

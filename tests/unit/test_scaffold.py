@@ -88,3 +88,20 @@ def test_one_version_in_the_python_package_and_the_dbt_package() -> None:
     assert pyproject is not None
     dbt_project = yaml.safe_load((REPO_ROOT / "dbt_project.yml").read_text())["version"]
     assert __version__ == pyproject.group(1) == dbt_project
+
+
+def test_a_build_in_the_checkout_leaves_nothing_for_git() -> None:
+    """`pip install .` builds in the checkout (build/, *.egg-info): git must ignore it."""
+    import subprocess
+
+    for made in ("build/lib/dbt_braze/__init__.py", "dbt_braze.egg-info/PKG-INFO"):
+        ignored = subprocess.run(["git", "check-ignore", "-q", made], cwd=REPO_ROOT, check=False)
+        assert ignored.returncode == 0, f"{made} is not ignored by .gitignore"
+
+
+def test_the_readme_quickstart_walks_the_whole_path() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    quickstart = readme[readme.index("## Five-minute quickstart") : readme.index("## What is sent")]
+    for command in ("dbt-braze init", "dbt deps", "dbt-braze validate", "dbt-braze plan", "dbt-braze sync"):
+        assert command in quickstart, command
+    assert "dbt-braze status" in quickstart and "dbt-braze run" in quickstart
