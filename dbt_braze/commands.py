@@ -30,12 +30,13 @@ from dbt_braze.errors import (
 )
 from dbt_braze.manifest import BrazeModelNode, braze_models, load_manifest, manifest_path, select_models
 from dbt_braze.report import model_summary, report_json
+from dbt_braze.rows import RelationRef
 from dbt_braze.selection import Project, resolve_models
 from dbt_braze.settings import BrazeSettings, SyncMode, SyncSettings
 
 if TYPE_CHECKING:
     from dbt_braze.braze import BrazeClient
-    from dbt_braze.warehouse import RelationRef, Warehouse
+    from dbt_braze.store import Store
 
 
 @dataclass(frozen=True)
@@ -73,13 +74,11 @@ def _load_nodes(project: Project, select: list[str] | None) -> list[BrazeModelNo
 
 
 def _relation(node: BrazeModelNode) -> RelationRef:
-    from dbt_braze.warehouse import RelationRef
-
     return RelationRef(node.database, node.schema, node.alias)
 
 
 def _validated(
-    warehouse: Warehouse, nodes: list[BrazeModelNode]
+    warehouse: Store, nodes: list[BrazeModelNode]
 ) -> tuple[list[tuple[ModelSync, BrazeModelNode]], list[str], list[str]]:
     """Every block checked against the warehouse's real columns; all problems at once."""
     valid, problems, notes = [], [], []
@@ -98,11 +97,12 @@ def _validated(
     return valid, problems, notes
 
 
-def _open_warehouse(project: Project, *, base_macros_only: bool = False) -> Warehouse:
-    from dbt_braze.warehouse import Target, Warehouse
+def _open_warehouse(project: Project, *, base_macros_only: bool = False) -> Store:
+    from dbt_braze.dbt_access import DbtAccess, Target
+    from dbt_braze.store import Store
 
     target = Target(project.project_dir, project.profiles_dir, project.target)
-    warehouse = Warehouse(target, base_macros_only=base_macros_only)
+    warehouse = Store(DbtAccess(target, base_macros_only=base_macros_only))
     if not base_macros_only and warehouse.package_version != __version__:
         # the hook computed the pending changes with those macros; this CLI reads
         # and acknowledges them with its own: two versions may disagree on the layout
@@ -178,8 +178,8 @@ def sync(project: Project, request: SyncRequest, *, out: TextIO) -> int:
                 _say(
                     request,
                     out,
-                    f"run history: {warehouse.macro('braze_runs_relation')}; "
-                    f"rejected rows: {warehouse.macro('braze_rejected_relation')}",
+                    f"run history: {warehouse.relation_name('braze_runs_relation')}; "
+                    f"rejected rows: {warehouse.relation_name('braze_rejected_relation')}",
                 )
     finally:
         if client is not None:
@@ -303,7 +303,7 @@ def status(project: Project, *, select: list[str] | None, output: str, out: Text
     return EXIT_OK
 
 
-def _model_status(warehouse: Warehouse, config: ModelSync) -> dict[str, Any]:
+def _model_status(warehouse: Store, config: ModelSync) -> dict[str, Any]:
     from dbt_braze.errors import NotBuiltError
 
     name = config.model_name
@@ -365,8 +365,6 @@ def init(project: Project, *, model: str | None, source: str | None, out: TextIO
             f"no model named {model} in the manifest",
             hint="check the name, and run `dbt parse` after adding the model",
         )
-    from dbt_braze.warehouse import RelationRef
-
     with _open_warehouse(project, base_macros_only=True) as warehouse:  # before `dbt deps`
         columns = warehouse.columns(
             RelationRef(node.get("database"), node["schema"], node.get("alias") or model)

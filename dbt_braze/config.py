@@ -164,6 +164,13 @@ class ModelSync:
     def update_only(self) -> bool:
         return self.mode == "update"
 
+    def mapping_specs(self) -> list[dict[str, Any]]:
+        """The mappings as the macros take them (the on-run-end hook builds the same from meta)."""
+        return [
+            {"column": m.column, "attribute": m.attribute, "truncate_strings": self.truncate_strings}
+            for m in self.attributes
+        ]
+
 
 @lru_cache(maxsize=1)
 def _schema() -> dict[str, Any]:

@@ -1,13 +1,14 @@
 """The sync loop: pending rows → Braze objects → requests → acknowledged state.
 
-For each model: read the pending changes in key order, one row per user
-holding its object as JSON rendered by the warehouse (macros/json.sql), send
-batches concurrently (a bounded window of requests in flight), settle
-their answers in order, and checkpoint what Braze accepted (and what it
-rejected, with its reason) into the warehouse every few thousand objects or
-seconds. The state only ever advances for accepted objects, so a sync that
-fails or is killed loses nothing: the next one finds the rest still pending,
-and at most one checkpoint window plus the requests in flight are sent again.
+For each model: stream the reads its kind names (dbt_braze/kinds/: for users,
+one row per user holding its object as JSON rendered by the warehouse), let
+the kind turn each row into what Braze is sent, send batches concurrently
+(a bounded window of requests in flight), settle their answers in order,
+and checkpoint what Braze accepted (and what it rejected, with its reason)
+into the warehouse every few thousand objects or seconds. The state only
+ever advances for accepted objects, so a sync that fails or is killed loses
+nothing: the next one finds the rest still pending, and at most one checkpoint
+window plus the requests in flight are sent again.
 
 Each user appears in exactly one object of one batch per sync (the read
 groups the pending rows by key), so two requests in flight never touch one user.
@@ -21,32 +22,19 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
-from dbt_braze.braze import MAX_DELETE_IDS
 from dbt_braze.config import ModelSync
 from dbt_braze.errors import BrazeAuthError, LockedError, SyncError, WarehouseError
-from dbt_braze.payloads import (
-    ACK_ATTRIBUTES,
-    ACK_HASHES,
-    ATTRIBUTES_JSON,
-    BUILT_STAMP,
-    DATA_POINTS,
-    IS_NEW,
-    KEY,
-    LocalRejection,
-    ObjectAcks,
-    batched,
-    check_object,
-    unset_object,
-)
+from dbt_braze.kinds import kind_of
+from dbt_braze.kinds.base import Answer, BrazeAccess, Sendable, Stream
 from dbt_braze.progress import Progress
+from dbt_braze.rows import ObjectAcks, Read, RelationRef, Row, UserAck, UserRejection
 from dbt_braze.runlog import RunLog, RunStore
 from dbt_braze.settings import SyncMode, SyncSettings
-from dbt_braze.warehouse import ROW_SEPARATOR, RelationRef, Row
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +59,7 @@ SEND = SyncMode()  # a plain sync: send what is pending
 
 
 class WarehouseAccess(RunStore, Protocol):
-    """What the engine needs from the warehouse (dbt_braze.warehouse.Warehouse)."""
+    """What the engine needs from the warehouse (dbt_braze.store.Store)."""
 
     def require_pending(self, model_name: str) -> None: ...
     def pending_is_stale(self, model_name: str) -> bool: ...
@@ -79,22 +67,11 @@ class WarehouseAccess(RunStore, Protocol):
     def rebuild_pending(self, model: ModelSync, relation: RelationRef) -> None: ...
     def withheld(self, model_name: str) -> list[Row]: ...
     def pending_users(self, model_name: str) -> dict[str, int]: ...
-    def stream(self, sql: str, batch_rows: int = ...) -> Iterator[list[Row]]: ...
-    def read_objects_sql(self, model: ModelSync) -> str: ...
-    def read_removed_users_sql(self, model_name: str, *, mapped_only: bool) -> str: ...
-    def read_full_refresh_sql(self, model: ModelSync, relation: RelationRef) -> str: ...
+    def rows(self, read: Read, batch_rows: int) -> Iterator[list[Row]]: ...
     def checkpoint(
         self, model_name: str, run_id: str, acked: Any, rejected: Any, acked_objects: ObjectAcks | None
     ) -> None: ...
     def background(self, name: str, work: Callable[[], None]) -> threading.Thread: ...
-
-
-class BrazeAccess(Protocol):
-    """What the engine needs from Braze (dbt_braze.braze.BrazeClient)."""
-
-    def check_access(self) -> None: ...
-    def track_encoded(self, parts: list[bytes]) -> Any: ...
-    def delete_users(self, ids: list[str], id_field: Any) -> Any: ...
 
 
 @dataclass
@@ -129,6 +106,22 @@ class ModelReport:
     def counts(self) -> dict[str, int]:
         """The counts the run history keeps (columns of braze_sync_runs)."""
         return {name: getattr(self, name) for name in RUN_COUNTS}
+
+    def count_accepted(self, item: Sendable) -> None:
+        """Counted once Braze accepted the object (or, in a dry run, as the estimate): a
+        failed request delivered nothing and costs nothing to report."""
+        self.data_points += item.data_points
+        self.attributes_sent += item.data_points
+        if item.outcome == "deleted":
+            self.users_deleted += 1
+        elif item.outcome == "unset":
+            self.users_unset += 1
+            self.attributes_unset += item.data_points
+        elif item.outcome == "created":
+            self.users_created += 1
+        else:
+            self.users_updated += 1
+            self.attributes_updated += item.data_points
 
 
 class _CheckpointWriter:
@@ -235,52 +228,6 @@ class _Checkpoint:
             self._writer.close()
 
 
-# (key, ROW_SEPARATOR-joined attributes, their joined hashes or None when removed)
-UserAck = tuple[str, str, str | None]
-UserRejection = tuple[str, str, str | None, str]
-
-
-class Sendable(NamedTuple):
-    """One user's object, ready to send, and what to acknowledge once Braze accepts it."""
-
-    body: bytes
-    ack: UserAck
-    data_points: int
-    kind: str  # "created", "updated" or "unset": how the report counts it
-    stamp: str | None = None  # the row's BUILT_STAMP (payloads.py)
-
-    @property
-    def key(self) -> str:
-        return self.ack[0]
-
-
-def object_header(model: ModelSync) -> bytes:
-    """What opens each of the model's objects, up to its attributes: `{"external_id":` ...
-    (the key and the update-only flag follow: see upsert_sendable)."""
-    return b'{"' + model.id_field.encode() + b'":'
-
-
-def upsert_sendable(row: Row, header: bytes, update_only: bool) -> Sendable:
-    """A row of the objects read (the layout of payloads.py's index constants) as a complete object."""
-    key = str(row[KEY])
-    flag = b',"_update_existing_only":true,' if update_only else b","
-    # json.dumps' default encoder is cached (other options build one per call); \u escapes are JSON too
-    body = header + json.dumps(key).encode() + flag + row[ATTRIBUTES_JSON].encode() + b"}"
-    return Sendable(
-        body,
-        (key, row[ACK_ATTRIBUTES], row[ACK_HASHES]),
-        int(row[DATA_POINTS]),
-        "created" if row[IS_NEW] else "updated",
-        row[BUILT_STAMP] if len(row) > BUILT_STAMP else None,
-    )
-
-
-def unset_sendable(id_field: str, key: str, attributes: str) -> Sendable:
-    names = attributes.split(ROW_SEPARATOR)
-    body = json.dumps(unset_object(id_field, key, names), separators=(",", ":"), ensure_ascii=False)
-    return Sendable(body.encode("utf-8"), (key, attributes, None), len(names), "unset")
-
-
 @dataclass
 class _InFlight:
     future: Future[Any]
@@ -314,6 +261,7 @@ class SyncEngine:
     ) -> ModelReport:
         started = self._clock()
         report = report or ModelReport(model.model_name)
+        report.removed_ignored = model.on_removed == "ignore"
         self._rate_checked = False
         self._warehouse.require_pending(model.model_name)
         self.count_withheld(model, report)
@@ -327,13 +275,8 @@ class SyncEngine:
         pool = ThreadPoolExecutor(max_workers=self._settings.concurrency, thread_name_prefix="braze")
         in_flight: deque[_InFlight] = deque()
         try:
-            if self._mode.full_refresh:
-                sql = self._warehouse.read_full_refresh_sql(model, relation)
-            else:
-                sql = self._warehouse.read_objects_sql(model)
-            self._send_upserts(sql, model, report, checkpoint, pool, in_flight)
-            if not self._mode.full_refresh:
-                self._send_removals(model, report, checkpoint, pool, in_flight)
+            for stream in kind_of(model).streams(model, relation, self._mode):
+                self._send_stream(stream, model, report, checkpoint, pool, in_flight)
             while in_flight:
                 self._settle(in_flight.popleft(), model, report, checkpoint)
         finally:
@@ -345,41 +288,62 @@ class SyncEngine:
         return report
 
     # -- sending -------------------------------------------------------------------
-    def _send(
+    def _send_stream(
         self,
-        prepared: list[Sendable],
+        stream: Stream,
         model: ModelSync,
         report: ModelReport,
         checkpoint: _Checkpoint,
         pool: ThreadPoolExecutor,
         in_flight: deque[_InFlight],
     ) -> None:
-        if len(report.sample_payloads) < SAMPLE_SIZE:
-            report.sample_payloads.extend(
-                json.loads(item.body) for item in prepared[: SAMPLE_SIZE - len(report.sample_payloads)]
-            )
-        if self._mode.dry_run:
-            report.requests += 1
-            for item in prepared:
-                self._count_accepted(report, item)
-            return
-        assert self._braze is not None
-        future = pool.submit(self._braze.track_encoded, [item.body for item in prepared])
-        in_flight.append(_InFlight(future, prepared))
-        # Settle in order once the window is full: twice the workers keeps them busy.
-        while len(in_flight) >= 2 * self._settings.concurrency:
-            self._settle(in_flight.popleft(), model, report, checkpoint)
+        """Every row of one read, prepared by its kind, in batches to its endpoint."""
+        delivery = stream.delivery
+        if delivery.exclusive:
+            # irreversible and rare: after every request before has settled, one at a time
+            while in_flight:
+                self._settle(in_flight.popleft(), model, report, checkpoint)
+        prepared = (stream.prepare(row) for row in self._rows(stream.read))
+        for batch in batched(prepared, delivery.batch_size(self._settings.batch_size)):
+            sendable = [item for item in batch if item.refused is None]
+            for item in batch:
+                if item.refused is not None:
+                    self._refuse(item, report, checkpoint)
+            if not sendable:
+                continue
+            if not delivery.exclusive and len(report.sample_payloads) < SAMPLE_SIZE:
+                report.sample_payloads.extend(
+                    json.loads(item.body) for item in sendable[: SAMPLE_SIZE - len(report.sample_payloads)]
+                )
+            if self._mode.dry_run:
+                report.requests += 1
+                for item in sendable:
+                    report.count_accepted(item)
+                continue
+            braze = self._braze
+            assert braze is not None
+            in_flight.append(_InFlight(pool.submit(delivery.send, braze, sendable), sendable))
+            # Settle in order once the window is full: twice the workers keeps them busy.
+            limit = 1 if delivery.exclusive else 2 * self._settings.concurrency
+            while len(in_flight) >= limit:
+                self._settle(in_flight.popleft(), model, report, checkpoint)
+
+    def _refuse(self, item: Sendable, report: ModelReport, checkpoint: _Checkpoint) -> None:
+        reason = f"rejected before sending: {item.refused}"
+        report.reject(item.key, reason)
+        if not self._mode.dry_run:
+            checkpoint.rejected(item, reason)
 
     def _settle(
         self, item: _InFlight, model: ModelSync, report: ModelReport, checkpoint: _Checkpoint
     ) -> None:
-        result = item.future.result()
-        report.requests += result.requests
-        for index in result.accepted:
+        answer: Answer = item.future.result()
+        report.requests += answer.requests
+        for index in answer.accepted:
             sendable = item.prepared[index]
-            self._count_accepted(report, sendable)
+            report.count_accepted(sendable)
             checkpoint.accepted(sendable)
-        for index, reason in sorted(result.rejected.items()):
+        for index, reason in sorted(answer.rejected.items()):
             sendable = item.prepared[index]
             report.reject(sendable.key, reason)
             checkpoint.rejected(sendable, reason)
@@ -416,88 +380,9 @@ class SyncEngine:
                 "--max-rejection-rate if this is expected",
             )
 
-    def _rows(self, sql: str) -> Iterator[Row]:
-        for batch in self._warehouse.stream(sql, self._read_batch_rows):
+    def _rows(self, read: Read) -> Iterator[Row]:
+        for batch in self._warehouse.rows(read, self._read_batch_rows):
             yield from batch
-
-    def _send_upserts(
-        self,
-        sql: str,
-        model: ModelSync,
-        report: ModelReport,
-        checkpoint: _Checkpoint,
-        pool: ThreadPoolExecutor,
-        in_flight: deque[_InFlight],
-    ) -> None:
-        header = object_header(model)
-        for batch in batched(self._rows(sql), self._settings.batch_size):
-            prepared: list[Sendable] = []
-            for row in batch:
-                sendable = upsert_sendable(row, header, model.update_only)
-                try:
-                    check_object(row)
-                except LocalRejection as exc:
-                    reason = f"rejected before sending: {exc}"
-                    report.reject(sendable.key, reason)
-                    if not self._mode.dry_run:
-                        checkpoint.rejected(sendable, reason)
-                    continue
-                prepared.append(sendable)
-            if prepared:
-                self._send(prepared, model, report, checkpoint, pool, in_flight)
-
-    @staticmethod
-    def _count_accepted(report: ModelReport, item: Sendable) -> None:
-        # Counted once Braze accepted the object (or, in a dry run, as the estimate): a failed
-        # request delivered nothing and costs nothing to report.
-        report.data_points += item.data_points
-        report.attributes_sent += item.data_points
-        if item.kind == "unset":
-            report.users_unset += 1
-            report.attributes_unset += item.data_points
-        elif item.kind == "created":
-            report.users_created += 1
-        else:
-            report.users_updated += 1
-            report.attributes_updated += item.data_points
-
-    # -- removed rows ----------------------------------------------------------------
-    def _send_removals(
-        self,
-        model: ModelSync,
-        report: ModelReport,
-        checkpoint: _Checkpoint,
-        pool: ThreadPoolExecutor,
-        in_flight: deque[_InFlight],
-    ) -> None:
-        if model.on_removed == "ignore":
-            report.removed_ignored = True
-            return
-        mapped_only = model.on_removed == "unset"
-        sql = self._warehouse.read_removed_users_sql(model.model_name, mapped_only=mapped_only)
-        users = (unset_sendable(model.id_field, str(key), attributes) for key, attributes in self._rows(sql))
-        if model.on_removed == "unset":
-            for batch in batched(users, self._settings.batch_size):
-                self._send(batch, model, report, checkpoint, pool, in_flight)
-            return
-        # Deletions go after every upsert has settled, one request at a time:
-        # they are irreversible and rare.
-        while in_flight:
-            self._settle(in_flight.popleft(), model, report, checkpoint)
-        for batch in batched(users, MAX_DELETE_IDS):
-            if self._mode.dry_run:
-                report.requests += 1
-                report.users_deleted += len(batch)
-                continue
-            assert self._braze is not None
-            result = self._braze.delete_users([item.key for item in batch], model.id_field)
-            report.requests += result.requests
-            deleted = set(result.deleted)
-            for item in batch:
-                if item.key in deleted:
-                    report.users_deleted += 1
-                    checkpoint.accepted(item)
-            self._on_progress(model.model_name, len(batch))
 
     @staticmethod
     def _check_duplicate_share(model: ModelSync, report: ModelReport) -> None:
@@ -620,6 +505,19 @@ def sync_one(
         progress.close()
         run.finish(status, report.counts(), error)
     return report, None
+
+
+def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    if size < 1:
+        raise ValueError("batch size must be at least 1")
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _pending_users(warehouse: WarehouseAccess, model: ModelSync) -> int:

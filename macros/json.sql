@@ -193,17 +193,17 @@ from ({{ rows_sql }}) changed
 {% endmacro %}
 
 {#-
-  What the sync sends (`ordered`: in key order, which keyset paging needs;
-  a streaming cursor does without the sort, which holds the whole result):
-  the users of braze_objects__<model> not acknowledged
+  What the sync sends: the users of braze_objects__<model> not acknowledged
   since the pending changes were computed (an object is acknowledged whole,
   so any state row of the user since then means it was sent), and not held
   back because Braze refused every one of their pending values as they are
   now (nothing changed since; once one does, the whole object goes again).
+  `page`: one keyset page of it (braze_keyset_page).
 -#}
-{% macro braze_read_objects_sql(model_name, ordered=true) %}
+{% macro braze_read_objects_sql(model_name, page=none) %}
+  {%- set sql -%}
 select o.braze_key, o.is_new, o.data_points, o.attributes_json, o.ack_attributes, o.ack_hashes,
-       o.invalid_attribute, o.needs_check, cast(o.built_at as {{ dbt.type_string() }}) as built_stamp
+       o.invalid_attribute, o.needs_check, cast(o.built_at as {{ dbt_braze.braze_type_string() }}) as built_stamp
 from {{ dbt_braze.braze_objects_relation(model_name) }} o
 where not exists (
     select 1 from {{ dbt_braze.braze_state_relation() }} s
@@ -211,7 +211,24 @@ where not exists (
   and not exists (
     select 1 from ({{ dbt_braze.braze_refused_users_sql(model_name) }}) refused
     where refused.braze_key = o.braze_key)
-{% if ordered %}order by o.braze_key{% endif %}
+  {%- endset -%}
+  {{ return(dbt_braze.braze_keyset_page(sql, page)) }}
+{% endmacro %}
+
+{#-
+  One page of a read that returns one row per braze_key, for cursors that can
+  only fetch a whole result (dbt-spark's): `page` is none for the whole read,
+  unordered (a streaming cursor does without the sort, which would hold the
+  whole result), else {'after': the last key of the page before or none,
+  'rows': the page's size}, in key order.
+-#}
+{% macro braze_keyset_page(sql, page) %}
+  {%- if page is none -%}
+    {{ return(sql) }}
+  {%- endif -%}
+  {%- set after = "" if page['after'] is none
+      else "where q.braze_key > " ~ dbt_braze.braze_string_literal(page['after']) -%}
+  {{ return("select * from (\n" ~ sql ~ "\n) q " ~ after ~ "\norder by q.braze_key\nlimit " ~ (page['rows'] | int)) }}
 {% endmacro %}
 
 {#- Users whose every pending value Braze refused with that very value (same hash). -#}
@@ -234,7 +251,6 @@ having count(r.braze_key) = count(*)
 select braze_key, {{ dbt_braze.braze_join_by_attribute('attribute', dbt_braze.braze_list_separator()) }} as ack_attributes
 from ({{ rows_sql }}) removed
 group by braze_key
-order by braze_key
 {% endmacro %}
 
 {#-

@@ -7,8 +7,9 @@
   What the sync reads: one row per user, in key order (the upserts:
   braze_read_objects_sql in macros/json.sql; removed users here).
 -#}
-{% macro braze_read_removed_users_sql(model_name, mapped_only) %}
-  {{ return(dbt_braze.braze_removed_users_sql(dbt_braze.braze_read_removed_sql(model_name, mapped_only))) }}
+{% macro braze_read_removed_users_sql(model_name, mapped_only, page=none) %}
+  {%- set sql = dbt_braze.braze_removed_users_sql(dbt_braze.braze_read_removed_sql(model_name, mapped_only)) -%}
+  {{ return(dbt_braze.braze_keyset_page(sql, page)) }}
 {% endmacro %}
 
 {#- Pending attribute changes still unacknowledged and not rejected, one row per attribute. -#}
@@ -87,10 +88,19 @@ inner join key_counts kc on kc.braze_key = cv.braze_key and kc.row_count = 1
   {{ return(sql) }}
 {% endmacro %}
 
-{% macro braze_read_full_refresh_objects_sql(relation, id_column, mappings, ordered=true) %}
+{#-
+  Every user's whole object (--full-refresh), in the layout of
+  braze_read_objects_sql; built_stamp is null: these rows are not read from
+  braze_objects__<model>, so they are acknowledged from what was sent.
+-#}
+{% macro braze_read_full_refresh_objects_sql(relation, id_column, mappings, page=none) %}
   {%- set rows_sql = dbt_braze.braze_read_full_refresh_sql(relation, id_column, mappings) -%}
   {%- if rows_sql is none -%}{{ return(none) }}{%- endif -%}
-  {{ return(dbt_braze.braze_user_objects_sql(rows_sql) ~ ("\norder by braze_key" if ordered else "")) }}
+  {%- set sql -%}
+select objects.*, cast(null as {{ dbt_braze.braze_type_string() }}) as built_stamp
+from ({{ dbt_braze.braze_user_objects_sql(rows_sql) }}) objects
+  {%- endset -%}
+  {{ return(dbt_braze.braze_keyset_page(sql, page)) }}
 {% endmacro %}
 
 {% macro braze_withheld_sql(model_name) %}
@@ -250,11 +260,14 @@ select (
 {% endmacro %}
 
 {#- Run history: one row per event of a run (start, heartbeat, end). -#}
-{% macro braze_record_run_sql(run_id, model_name, status, started_at_sql, ended, counts, error, holder) %}
+{#- One row of the run history; the run's first row dates its start. -#}
+{% macro braze_record_run_sql(run_id, model_name, status, ended, counts, error, holder) %}
 insert into {{ dbt_braze.braze_runs_relation() }}
   (run_id, model_name, status, started_at, recorded_at, ended_at, users_created, users_updated,
    attributes_unset, users_deleted, rows_rejected, requests, data_points, error, holder)
-select '{{ run_id }}', {{ dbt_braze.braze_string_literal(model_name) }}, '{{ status }}', {{ started_at_sql }}, {{ dbt_braze.braze_utc_now() }},
+select '{{ run_id }}', {{ dbt_braze.braze_string_literal(model_name) }}, '{{ status }}',
+       coalesce({{ dbt_braze.braze_run_started_at_sql(run_id) }}, {{ dbt_braze.braze_utc_now() }}),
+       {{ dbt_braze.braze_utc_now() }},
        {% if ended %}{{ dbt_braze.braze_utc_now() }}{% else %}cast(null as {{ dbt.type_timestamp() }}){% endif %},
        {{ counts.get('users_created', 0) }}, {{ counts.get('users_updated', 0) }},
        {{ counts.get('attributes_unset', 0) }}, {{ counts.get('users_deleted', 0) }},

@@ -7,7 +7,7 @@ asserts call counts, URLs, headers, timeouts and bodies. The production transpor
 unchanged on top of it: its error mapping, headers and options are what the tests see.
 
 `Renderer` stands in for a warehouse whose dbt adapter is not installed (Snowflake,
-BigQuery, Redshift, Databricks): the production `Warehouse` opened on an in-memory DuckDB
+BigQuery, Redshift, Databricks): the production `DbtAccess` opened on an in-memory DuckDB
 project that installs the package, with dbt's dispatch pointed at another adapter's
 prefixes, so the package's macros render as that adapter's dbt would render them.
 """
@@ -31,11 +31,20 @@ import urllib3
 
 from dbt_braze.braze import DeleteResult, TrackResult
 from dbt_braze.config import AttributeMapping, ModelSync
+from dbt_braze.dbt_access import DbtAccess, Target
 from dbt_braze.engine import ModelReport, SyncEngine
 from dbt_braze.errors import BrazeUnavailable, NotBuiltError
-from dbt_braze.payloads import ObjectAcks
+from dbt_braze.rows import (
+    OBJECT_COLUMNS,
+    REMOVED_USER_COLUMNS,
+    ROW_SEPARATOR,
+    ObjectAcks,
+    Read,
+    RelationRef,
+    Row,
+)
 from dbt_braze.settings import SyncMode, SyncSettings
-from dbt_braze.warehouse import ROW_SEPARATOR, RelationRef, Row, Target, Warehouse, unpack
+from dbt_braze.store import unpack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -223,8 +232,12 @@ def decode_cell(cell: str) -> str | None:
 
 
 class FakeWarehouse:
-    UPSERTS = "-- upserts"
-    FULL_REFRESH = "-- full refresh"
+    """The store (dbt_braze.store.Store) over rows held in memory. `reads` names each read the
+    engine streamed: its macro, and `mapped_only=` for the removed users."""
+
+    UPSERTS = "braze_read_objects_sql"
+    FULL_REFRESH = "braze_read_full_refresh_objects_sql"
+    REMOVED = "braze_read_removed_users_sql"
 
     def __init__(
         self,
@@ -236,10 +249,8 @@ class FakeWarehouse:
         pending: bool = True,
     ) -> None:
         self.pending_rows = {self.UPSERTS: upserts or [], self.FULL_REFRESH: full_refresh or []}
-        self.rows: dict[str, list[Row]] = {
-            "-- removed mapped_only=True": removed_users(removed or []),
-            "-- removed mapped_only=False": removed_users(removed or []),
-        }
+        self.removed_users = removed_users(removed or [])
+        self.objects: list[Row] = []  # the objects read from braze_objects__<model>, as served
         self._withheld = withheld or []
         self._pending = pending
         self.reads: list[str] = []
@@ -249,13 +260,6 @@ class FakeWarehouse:
         self.events: list[str] = []
 
     STAMP = "2026-11-28 10:00:00"
-
-    def _objects(self, marker: str) -> str:
-        objects = render_objects(self.pending_rows[marker])
-        if marker == self.UPSERTS:  # read from braze_objects__<model>: acknowledged by key
-            objects = [(*row, self.STAMP) for row in objects]
-        self.rows[marker] = objects
-        return marker
 
     def require_pending(self, model_name: str) -> None:
         assert model_name == MODEL_NAME
@@ -268,27 +272,29 @@ class FakeWarehouse:
 
     def pending_users(self, model_name: str) -> dict[str, int]:
         assert model_name == MODEL_NAME
-        removed = {row[0] for row in self.rows["-- removed mapped_only=False"]}
+        removed = {row[0] for row in self.removed_users}
         new = {row[0] for row in self.pending_rows[self.UPSERTS] if row[5]}
         return {"removed": len(removed), "new": len(new)}
 
-    def stream(self, sql: str, batch_rows: int = 10_000) -> Iterator[list[Row]]:
-        self.reads.append(sql)
-        rows = self.rows[sql]
+    def rows(self, read: Read, batch_rows: int) -> Iterator[list[Row]]:
+        if read.macro == self.REMOVED:
+            assert read.columns == REMOVED_USER_COLUMNS and read.args["model_name"] == MODEL_NAME
+            self.reads.append(f"{read.macro} mapped_only={read.args['mapped_only']}")
+            rows = self.removed_users
+        else:
+            assert read.columns == OBJECT_COLUMNS
+            self.reads.append(read.macro)
+            if read.macro == self.UPSERTS:  # from braze_objects__<model>: acknowledged by key
+                assert read.args == {"model_name": MODEL_NAME}
+                rows = self.objects = [
+                    (*row, self.STAMP) for row in render_objects(self.pending_rows[read.macro])
+                ]
+            else:
+                args = read.args
+                self.full_refresh_args.append((args["relation"], args["id_column"], args["mappings"]))
+                rows = [(*row, None) for row in render_objects(self.pending_rows[read.macro])]
         for i in range(0, len(rows), batch_rows):
             yield rows[i : i + batch_rows]
-
-    def read_objects_sql(self, model: ModelSync) -> str:
-        assert model.model_name == MODEL_NAME
-        return self._objects(self.UPSERTS)
-
-    def read_removed_users_sql(self, model_name: str, *, mapped_only: bool) -> str:
-        assert model_name == MODEL_NAME
-        return f"-- removed mapped_only={mapped_only}"
-
-    def read_full_refresh_sql(self, model: ModelSync, relation: RelationRef) -> str:
-        self.full_refresh_args.append((relation, model.id_column, model.attributes))
-        return self._objects(self.FULL_REFRESH)
 
     def acknowledge(self, model_name: str, rows: Any) -> None:
         assert model_name == MODEL_NAME
@@ -315,7 +321,7 @@ class FakeWarehouse:
             self.record_rejected(model_name, per_attribute(rejected))
         if acked_objects is not None:
             assert acked_objects.stamp == self.STAMP
-            by_key = {row[0]: row for row in self.rows[self.UPSERTS]}
+            by_key = {row[0]: row for row in self.objects}
             assert acked_objects.users == [(k, by_key[k][4], by_key[k][5]) for k in acked_objects.keys]
             acked = [*acked, *((k, by_key[k][4], by_key[k][5]) for k in acked_objects.keys)]
         if acked:
@@ -424,8 +430,8 @@ class Renderer:
         )
         (root / "dbt_packages").mkdir()
         (root / "dbt_packages" / "dbt_braze").symlink_to(REPO_ROOT, target_is_directory=True)
-        self.warehouse = Warehouse(Target(project_dir=root, profiles_dir=root, target=None))
-        self.adapter: Any = self.warehouse._adapter  # the dbt adapter the warehouse set up
+        self.warehouse = DbtAccess(Target(project_dir=root, profiles_dir=root, target=None))
+        self.adapter: Any = self.warehouse._adapter  # the dbt adapter DbtAccess set up
 
     def close(self) -> None:
         self.warehouse.close()

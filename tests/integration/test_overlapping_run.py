@@ -16,10 +16,12 @@ import pytest
 
 from dbt_braze.braze import BrazeClient
 from dbt_braze.config import AttributeMapping, ModelSync
+from dbt_braze.dbt_access import DbtAccess, Target
 from dbt_braze.emulator import BrazeEmulator
 from dbt_braze.engine import SyncEngine
+from dbt_braze.rows import RelationRef
 from dbt_braze.settings import SyncSettings
-from dbt_braze.warehouse import RelationRef, Target, Warehouse
+from dbt_braze.store import Store
 
 from harness import API_KEY, DbtProject
 
@@ -76,7 +78,7 @@ def test_a_rebuild_between_checkpoints_loses_nothing_and_resends_nothing(
     project.dbt("run")
     target = relation(project)
     before = emulator.stats()["data_points"]
-    warehouse = Warehouse(Target(project.root, project.root, None))
+    warehouse = Store(DbtAccess(Target(project.root, project.root, None)))
     heartbeats = 0
     acknowledged = f"select count(*) from {project.schema}.braze_state where run_id = 'overlapped'"
 
@@ -87,9 +89,9 @@ def test_a_rebuild_between_checkpoints_loses_nothing_and_resends_nothing(
             return
         # the checkpoint just handed over commits first: the next ones land after the rebuild
         deadline = time.monotonic() + 30
-        while warehouse.fetch_all(acknowledged)[0][0] < 3 * 75 and time.monotonic() < deadline:
+        while warehouse.dbt.fetch_all(acknowledged)[0][0] < 3 * 75 and time.monotonic() < deadline:
             time.sleep(0.05)
-        warehouse.execute(
+        warehouse.dbt.execute(
             f"update {project.schema}.src_users set plan = case"
             " when cast(user_id as integer) % 3 = 0 then 'free'"
             " when cast(user_id as integer) % 3 = 1 then 'enterprise' else plan end"

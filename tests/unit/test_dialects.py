@@ -31,7 +31,7 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from dbt_braze.warehouse import encode_cell
+from dbt_braze.store import encode_cell
 
 from fakes import PREFIXES, REPO_ROOT, Renderer
 
@@ -164,7 +164,6 @@ def package_sql(renderer: Renderer, dialect: str) -> dict[str, str]:
                 run_id="r1",
                 model_name=m,
                 status="failed",
-                started_at_sql="(select max(started_at) from runs)",
                 ended=True,
                 counts={"requests": 3},
                 error="HTTP 500",
@@ -616,7 +615,6 @@ def test_the_lease_and_run_history_use_each_dialects_forms(renderer: Renderer) -
             run_id="r1",
             model_name="m",
             status="failed",
-            started_at_sql="(select 1)",
             ended=True,
             counts={},
             error="Braze said: it's down \\ again",

@@ -20,8 +20,9 @@ from dbt_braze.braze import MAX_DELETE_IDS, MAX_TRACK_OBJECTS
 from dbt_braze.engine import SAMPLE_SIZE, SyncEngine
 from dbt_braze.errors import BrazeUnavailable, NotBuiltError, SyncError
 from dbt_braze.report import model_summary
+from dbt_braze.rows import ROW_SEPARATOR, Row
 from dbt_braze.settings import SyncSettings
-from dbt_braze.warehouse import ROW_SEPARATOR, Row, encode_cell
+from dbt_braze.store import encode_cell
 
 from fakes import (
     ATTRS,
@@ -197,7 +198,7 @@ def test_on_removed_unset_sends_nulls_and_acknowledges_with_no_hash() -> None:
     warehouse = FakeWarehouse(upserts=[], removed=removed_rows(2))
     braze = FakeBraze()
     report = run(warehouse, braze, make_model(on_removed="unset"))
-    assert warehouse.reads == [FakeWarehouse.UPSERTS, "-- removed mapped_only=True"]
+    assert warehouse.reads == [FakeWarehouse.UPSERTS, "braze_read_removed_users_sql mapped_only=True"]
     assert braze.track_calls == [
         [
             {"external_id": key(500), "_update_existing_only": True, "email": None, "plan": None},
@@ -226,7 +227,7 @@ def test_on_removed_delete_in_chunks_of_50_and_acknowledges_deleted_users() -> N
     braze = FakeBraze(not_deleted={key(555)})
     report = run(warehouse, braze, make_model(on_removed="delete"), allow_removals=True)
 
-    assert "-- removed mapped_only=False" in warehouse.reads
+    assert "braze_read_removed_users_sql mapped_only=False" in warehouse.reads
     assert [len(ids) for ids, _ in braze.delete_calls] == [50, 50, 20]
     assert {field for _, field in braze.delete_calls} == {"external_id"}
     deleted_ids = [i for ids, _ in braze.delete_calls for i in ids]
@@ -296,7 +297,7 @@ def test_full_refresh_reads_the_model_and_leaves_removed_rows_alone() -> None:
     )
     braze = FakeBraze()
     run(warehouse, braze, model, full_refresh=True)
-    assert warehouse.full_refresh_args == [(RELATION, "user_id", model.attributes)]
+    assert warehouse.full_refresh_args == [(RELATION, "user_id", model.mapping_specs())]
     assert warehouse.reads == [FakeWarehouse.FULL_REFRESH]
     assert [obj["external_id"] for obj in braze.sent_objects] == [key(i) for i in range(10, 14)]
     assert braze.delete_calls == []

@@ -12,7 +12,9 @@ from typing import Any
 import duckdb
 import pytest
 
-from dbt_braze.payloads import (
+from dbt_braze.kinds.base import LocalRejection
+from dbt_braze.kinds.users import check_object
+from dbt_braze.rows import (
     ACK_ATTRIBUTES,
     ACK_HASHES,
     ATTRIBUTES_JSON,
@@ -21,10 +23,8 @@ from dbt_braze.payloads import (
     IS_NEW,
     KEY,
     NEEDS_CHECK,
-    LocalRejection,
-    check_object,
+    ROW_SEPARATOR,
 )
-from dbt_braze.warehouse import ROW_SEPARATOR
 
 from fakes import Renderer, render_objects
 

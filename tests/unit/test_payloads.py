@@ -10,16 +10,13 @@ from typing import Any
 import pytest
 
 from dbt_braze.braze import MAX_TRACK_OBJECTS
-from dbt_braze.payloads import (
-    LocalRejection,
-    batched,
-    check_object,
-    unset_object,
-)
+from dbt_braze.engine import batched
+from dbt_braze.kinds.base import LocalRejection
+from dbt_braze.kinds.users import check_object, unset_object
 
 
 def user_object(body: str, *, invalid: str | None = None, needs_check: int = 0) -> tuple[Any, ...]:
-    """A row as the warehouse returns it (payloads' index constants)."""
+    """A row as the warehouse returns it (the index constants of dbt_braze.rows)."""
     return ("1", True, 1, body, "a", "h", invalid, needs_check)
 
 

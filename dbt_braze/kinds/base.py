@@ -1,0 +1,80 @@
+"""The shapes every kind shares: what it gives the engine and what it gets back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
+
+from dbt_braze.config import ModelSync
+from dbt_braze.rows import Read, RelationRef, Row, UserAck
+from dbt_braze.settings import SyncMode
+
+
+class LocalRejection(ValueError):
+    """A value that must not be sent; the row is recorded as rejected with this reason."""
+
+
+class Sendable(NamedTuple):
+    """One row's share of a request, ready to send, and what to acknowledge once Braze accepts it."""
+
+    body: bytes
+    ack: UserAck
+    data_points: int
+    outcome: str  # how the report counts it once accepted (ModelReport.count_accepted)
+    stamp: str | None = None  # the BUILT_STAMP of a row read from braze_objects__<model>
+    refused: str | None = None  # why it must not be sent: recorded as rejected, never sent
+
+    @property
+    def key(self) -> str:
+        return self.ack[0]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What Braze made of one batch: indexes into the batch, and the requests it took."""
+
+    accepted: list[int]
+    rejected: dict[int, str]  # index -> Braze's reason
+    requests: int
+
+
+class BrazeAccess(Protocol):
+    """What the kinds and the engine call on Braze (dbt_braze.braze.BrazeClient)."""
+
+    def check_access(self) -> None: ...
+    def track_encoded(self, parts: list[bytes]) -> Any: ...
+    def delete_users(self, ids: list[str], id_field: Any) -> Any: ...
+
+
+class Delivery(Protocol):
+    """An endpoint and how a batch of Sendables goes to it."""
+
+    @property
+    def exclusive(self) -> bool:
+        """Irreversible (deletions): sent one request at a time, once everything sent
+        before has settled, and never shown as a sample payload."""
+        ...
+
+    def batch_size(self, requested: int) -> int:
+        """Sendables per request, given the --batch-size asked for."""
+        ...
+
+    def send(self, braze: BrazeAccess, batch: list[Sendable]) -> Answer: ...
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One read of a kind, and how each of its rows goes to Braze (`prepare`)."""
+
+    read: Read
+    prepare: Callable[[Row], Sendable]
+    delivery: Delivery
+
+
+class Kind(Protocol):
+    name: str
+
+    def streams(self, model: ModelSync, relation: RelationRef, mode: SyncMode) -> Iterator[Stream]:
+        """The reads of a sync of `model`, in the order they are sent."""
+        ...

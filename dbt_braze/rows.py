@@ -1,0 +1,105 @@
+"""What crosses the seam between the sync engine and the warehouse store: typed reads,
+the columns their rows have, and the shapes of acknowledgements.
+
+Neither side imports the other: the engine names a `Read` (a package macro and the
+columns its rows must have), the store runs it and checks the cursor's columns once
+per stream, and both read rows by the index constants of a layout defined here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+Row = tuple[Any, ...]
+
+# joins cells of braze_rows_sql and the lists the warehouse renders (ack attributes,
+# hashes): the ASCII unit separator, which no attribute name contains
+ROW_SEPARATOR = "\x1f"
+
+
+@dataclass(frozen=True)
+class RelationRef:
+    """A relation by name, as the manifest gives it."""
+
+    database: str | None
+    schema: str
+    identifier: str
+
+
+@dataclass(frozen=True)
+class Read:
+    """A read of the store: the package macro that renders its query, the macro's
+    arguments, and the columns its rows have, in order. A `RelationRef` argument is
+    handed to the macro as the relation it names (NotBuiltError when it is missing).
+    `whole_model`: the read groups the whole model, not just its pending changes, so
+    the store lets the warehouse use its memory for it."""
+
+    macro: str
+    columns: tuple[str, ...]
+    args: Mapping[str, Any] = field(default_factory=dict)
+    whole_model: bool = False
+
+
+# One row of the objects reads (macros/json.sql, braze_read_objects_sql and
+# braze_read_full_refresh_objects_sql): a user's object, rendered in the warehouse.
+# The engine keeps the rows as the cursor gives them (a million per first sync)
+# and reads their cells by these indexes:
+#   KEY                the user's identifier
+#   IS_NEW             bool
+#   DATA_POINTS        attributes the object sends: each is billed (the identifier is not)
+#   ATTRIBUTES_JSON    the object's members but the identifier: `"email":"a@b.c","score":3`
+#   ACK_ATTRIBUTES     ROW_SEPARATOR-joined, in the order of ACK_HASHES
+#   ACK_HASHES         ROW_SEPARATOR-joined, '' for a removed value
+#   INVALID_ATTRIBUTE  `<attribute>: <reason>` for one value Braze cannot hold
+#                      (macros/json.sql, braze_invalid_value_sql), else None
+#   NEEDS_CHECK        1: holds JSON-typed values, which may nest NaN or infinities
+#   BUILT_STAMP        when braze_objects__<model> was built, as text: the sync acknowledges
+#                      from that relation by key while it is unchanged, from this row's lists
+#                      once a `dbt run` rebuilt it; None when the read was not from it
+#                      (--full-refresh)
+OBJECT_COLUMNS = (
+    "braze_key",
+    "is_new",
+    "data_points",
+    "attributes_json",
+    "ack_attributes",
+    "ack_hashes",
+    "invalid_attribute",
+    "needs_check",
+    "built_stamp",
+)
+(
+    KEY,
+    IS_NEW,
+    DATA_POINTS,
+    ATTRIBUTES_JSON,
+    ACK_ATTRIBUTES,
+    ACK_HASHES,
+    INVALID_ATTRIBUTE,
+    NEEDS_CHECK,
+    BUILT_STAMP,
+) = range(len(OBJECT_COLUMNS))
+
+# One row of the removed-users read (braze_read_removed_users_sql): a user the model
+# no longer has, and the attributes of it the state holds (ROW_SEPARATOR-joined).
+REMOVED_USER_COLUMNS = ("braze_key", "ack_attributes")
+
+
+# (key, ROW_SEPARATOR-joined attributes, their joined hashes or None when removed)
+UserAck = tuple[str, str, str | None]
+UserRejection = tuple[str, str, str | None, str]
+
+
+class ObjectAcks(NamedTuple):
+    """Users of braze_objects__<model> (read at `stamp`) whose objects Braze accepted, in read
+    order: each one's (key, ack_attributes, ack_hashes) as read, what the warehouse records
+    for them if the relation was rebuilt since."""
+
+    stamp: str
+    users: list[UserAck]
+
+    @property
+    def keys(self) -> list[str]:
+        return [user[0] for user in self.users]

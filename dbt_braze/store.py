@@ -1,0 +1,291 @@
+"""The package's tables in the warehouse: what the sync reads and what it records.
+
+Pending work, run history, acknowledged state and rejections live in tables
+the package's macros create and query; this module calls those macros through
+`DbtAccess` and hands their rows on, typed: it neither builds nor edits SQL.
+The engine sees it through the `WarehouseAccess` protocol (engine.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from dbt_braze.config import ModelSync
+from dbt_braze.dbt_access import DbtAccess, Page
+from dbt_braze.errors import NotBuiltError
+from dbt_braze.rows import ROW_SEPARATOR, ObjectAcks, Read, RelationRef, Row, UserAck
+
+logger = logging.getLogger(__name__)
+
+CHUNK_ROWS = 10_000  # users per statement of a checkpoint
+# the columns of the rows a checkpoint hands its macros (braze_rows_sql)
+ACK_COLUMNS = ("braze_key", "attribute", "value_hash")
+REJECTION_COLUMNS = (*ACK_COLUMNS, "reason")
+
+
+class Store:
+    """The braze tables of one project's target."""
+
+    def __init__(self, dbt: DbtAccess) -> None:
+        self.dbt = dbt
+
+    def close(self) -> None:
+        self.dbt.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def package_version(self) -> str | None:
+        return self.dbt.package_version
+
+    def ensure_tables(self) -> None:
+        self.dbt.macro("braze_ensure_tables")
+
+    def relation_name(self, macro: str) -> str:
+        """A package table's name, as a macro gives it (braze_runs_relation, ...)."""
+        return str(self.dbt.macro(macro))
+
+    def columns(self, relation: RelationRef) -> list[str] | None:
+        return self.dbt.columns(relation)
+
+    def fetch_macro(self, name: str, **kwargs: Any) -> list[Row]:
+        """Rows of the query a package macro renders (status and estimates)."""
+        return self.dbt.fetch_all(str(self.dbt.macro(name, **kwargs)))
+
+    def background(self, name: str, work: Any) -> Any:
+        return self.dbt.background(name, work)
+
+    # -- pending work ---------------------------------------------------------------
+    def require_pending(self, model_name: str) -> None:
+        for macro in ("braze_pending_relation", "braze_objects_relation"):
+            pending = self.dbt.macro(macro, model_name=model_name)
+            if not self.dbt.exists(pending):
+                raise NotBuiltError(
+                    f"{model_name}: no pending-changes relation ({pending})",
+                    hint="run `dbt run` first: its on-run-end hook computes the pending changes",
+                )
+
+    def withheld(self, model_name: str) -> list[Row]:
+        return self.fetch_macro("braze_withheld_sql", model_name=model_name)
+
+    def pending_users(self, model_name: str) -> dict[str, int]:
+        """Distinct users of the pending relation per kind (new, changed, removed, ...)."""
+        relation = self.dbt.macro("braze_pending_relation", model_name=model_name)
+        rows = self.fetch_macro("braze_pending_summary_sql", relation=relation)
+        return {str(kind): int(users) for kind, _, users, _ in rows}
+
+    def pending_built_at(self, model_name: str) -> Any:
+        rows = self.fetch_macro("braze_pending_built_at_sql", model_name=model_name)
+        return rows[0][0] if rows else None
+
+    def pending_is_stale(self, model_name: str) -> bool:
+        rows = self.fetch_macro("braze_pending_is_stale_sql", model_name=model_name)
+        return bool(rows and rows[0][0])
+
+    def rebuild_pending(self, model: ModelSync, relation: RelationRef) -> None:
+        """Recompute the model's pending relation now, every user compared again (the
+        hook's own macro, with the model's mappings as the hook builds them)."""
+        self.dbt.macro(
+            "braze_rebuild_pending",
+            model_name=model.model_name,
+            relation=self._relation(relation),
+            id_column=model.id_column,
+            mappings=model.mapping_specs(),
+        )
+
+    def rows(self, read: Read, batch_rows: int) -> Iterator[list[Row]]:
+        """Batches of the rows of `read`, whose columns are checked against `read.columns`."""
+        args = {
+            name: self._relation(value) if isinstance(value, RelationRef) else value
+            for name, value in read.args.items()
+        }
+        if read.whole_model:
+            self.dbt.release_memory_limit()
+
+        def render(page: Page | None) -> str:
+            sql = self.dbt.macro(read.macro, page=page, **args)
+            if not sql:  # the read macros render nothing for a mapped column that is missing
+                raise NotBuiltError(
+                    f"{read.macro}: a mapped column is missing from the model",
+                    hint="run `dbt-braze validate`",
+                )
+            return str(sql)
+
+        return self.dbt.stream(render, read.columns, batch_rows)
+
+    def _relation(self, ref: RelationRef) -> Any:
+        found = self.dbt.relation(ref)
+        if found is None:
+            raise NotBuiltError(
+                f"relation {ref.schema}.{ref.identifier} does not exist", hint="run `dbt run` first"
+            )
+        return found
+
+    # -- acknowledgements ---------------------------------------------------------------
+    def checkpoint(
+        self,
+        model_name: str,
+        run_id: str,
+        acked: Sequence[UserAck],
+        rejected: Sequence[tuple[str, str, str | None, str]],
+        acked_objects: ObjectAcks | None = None,
+    ) -> None:
+        """Record, in one transaction, what Braze rejected (with reasons) and what it
+        accepted. `acked_objects`: users of braze_objects__<model>, by key (the
+        names and hashes are taken from there); `acked`: one
+        entry per other user (key, its attributes and their value hashes, each
+        ROW_SEPARATOR-joined; hashes None when the values were removed).
+        Rejections go first, then the acknowledged users' fingerprints are voided
+        (their state moves), then the acknowledgements: were a non-transactional
+        adapter to stop in between, those users would only be diffed or sent
+        again, never skipped.
+
+        A `dbt run` may have rebuilt braze_objects__<model> since the sync read
+        it: then nothing there is the build read (`stamp`), and the users are
+        acknowledged from what the sync sent instead, so the state holds what
+        Braze holds either way. The check runs in the same transaction, after
+        the insert: on PostgreSQL the insert's lock on the relation keeps a
+        rebuild from swapping it in between; elsewhere a swap in between can
+        only make a user be acknowledged twice, with the same hashes."""
+        objects = acked_objects.users if acked_objects else []
+        acked_keys = [entry[0] for entry in acked] + [entry[0] for entry in objects]
+        statements = (
+            [
+                self.dbt.macro(
+                    "braze_record_rejected_sql",
+                    model_name=model_name,
+                    rows_sql=self._rows_sql(REJECTION_COLUMNS, unpack(chunk)),
+                )
+                for chunk in _chunks(rejected)
+            ]
+            + [
+                self.dbt.macro(
+                    "braze_forget_fingerprints_sql", model_name=model_name, keys_sql=self._keys_sql(keys)
+                )
+                for keys in _chunks(acked_keys)
+            ]
+            + [self._acknowledge_sql(model_name, run_id, chunk) for chunk in _chunks(acked)]
+        )
+
+        def write() -> None:
+            for sql in statements:
+                self.dbt.run(sql)
+            if acked_objects is not None:
+                for users in _chunks(objects):
+                    self._acknowledge_objects(model_name, run_id, acked_objects.stamp, users)
+
+        if statements or objects:
+            self.dbt.transaction(write)
+
+    def _acknowledge_objects(
+        self, model_name: str, run_id: str, stamp: str, users: Sequence[UserAck]
+    ) -> None:
+        keys = [user[0] for user in users]
+        key_range = (encode_cell(min(keys)), encode_cell(max(keys))) if self.dbt.binary_text_order else None
+        self.dbt.run(
+            self.dbt.macro(
+                "braze_acknowledge_objects_sql",
+                model_name=model_name,
+                keys_sql=self._keys_sql(keys),
+                stamp=stamp,
+                run_id=run_id,
+                key_range=key_range,
+            )
+        )
+        if not self.dbt.fetch(self.dbt.macro("braze_objects_built_sql", model_name=model_name, stamp=stamp)):
+            logger.debug(
+                "%s: objects rebuilt since the read: acknowledging %d users as sent", model_name, len(users)
+            )
+            self.dbt.run(self._acknowledge_sql(model_name, run_id, users))
+
+    def _acknowledge_sql(self, model_name: str, run_id: str, entries: Sequence[Sequence[Any]]) -> str:
+        return str(
+            self.dbt.macro(
+                "braze_acknowledge_sql",
+                model_name=model_name,
+                run_id=run_id,
+                rows_sql=self._rows_sql(ACK_COLUMNS, unpack(entries)),
+            )
+        )
+
+    def _keys_sql(self, keys: Sequence[str]) -> str:
+        return self._rows_sql(("braze_key",), [ROW_SEPARATOR.join(map(encode_cell, keys))])
+
+    def _rows_sql(self, names: Sequence[str], texts: Sequence[str]) -> str:
+        """Rows as a relation (macro braze_rows_sql): per column, its encode_cell
+        values joined by ROW_SEPARATOR."""
+        columns = [[name, text] for name, text in zip(names, texts, strict=True)]
+        return str(self.dbt.macro("braze_rows_sql", columns=columns))
+
+    # -- run history ------------------------------------------------------------------
+    def record_run(
+        self,
+        run_id: str,
+        model_name: str,
+        status: str,
+        *,
+        holder: str,
+        ended: bool = False,
+        counts: dict[str, int] | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Append one row to the run history."""
+        self.dbt.execute(
+            self.dbt.macro(
+                "braze_record_run_sql",
+                run_id=run_id,
+                model_name=model_name,
+                status=status,
+                ended=ended,
+                counts=counts or {},
+                error=error,
+                holder=holder,
+            )
+        )
+
+    def live_runs(self, model_name: str, lease_seconds: float) -> list[Row]:
+        return self.fetch_macro(
+            "braze_live_runs_sql", model_name=model_name, lease_seconds=int(lease_seconds)
+        )
+
+
+def unpack(entries: Sequence[Sequence[Any]]) -> list[str]:
+    """Per-user entries (key, attributes, hashes[, reason]), lists ROW_SEPARATOR-joined,
+    as one text per column of braze_rows_sql (encode_cell values, ROW_SEPARATOR-joined):
+    the key (and reason) repeated for each attribute, NULL for a NULL hash."""
+    keys: list[str] = []
+    attributes: list[str] = []
+    hashes: list[str] = []
+    reasons: list[str] = []
+    for entry in entries:
+        key, names = encode_cell(entry[0]), entry[1].split(ROW_SEPARATOR)
+        count = len(names)
+        keys.append(ROW_SEPARATOR.join([key] * count) if count > 1 else key)
+        attributes.append(ROW_SEPARATOR.join(map(encode_cell, names)))
+        if entry[2] is None:
+            hashes.append(ROW_SEPARATOR * (count - 1))
+        else:  # '' stands for a removed value in these lists: NULL
+            hashes.append(ROW_SEPARATOR.join(encode_cell(h or None) for h in entry[2].split(ROW_SEPARATOR)))
+        if len(entry) > 3:
+            reason = encode_cell(entry[3])
+            reasons.append(ROW_SEPARATOR.join([reason] * count) if count > 1 else reason)
+    columns = [ROW_SEPARATOR.join(keys), ROW_SEPARATOR.join(attributes), ROW_SEPARATOR.join(hashes)]
+    return columns + [ROW_SEPARATOR.join(reasons)] if reasons else columns
+
+
+def encode_cell(value: object) -> str:
+    """One value of braze_rows_sql: '' for NULL, else `x` and the hex of its UTF-8
+    bytes (macro braze_decode_cell), so that every text, separators and control
+    characters included, reaches the warehouse exactly as it is."""
+    return "" if value is None else "x" + str(value).encode("utf-8").hex()
+
+
+def _chunks(rows: Sequence[Any], size: int = CHUNK_ROWS) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
