@@ -89,15 +89,18 @@ class DbtProject:
             code = main(list(args))
         return Result(code, out.getvalue() + err.getvalue())
 
-    def spawn_braze(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        """`python -m dbt_braze ...` as a separate process (one the test can kill)."""
-        _release_dbt_duckdb()
+    def spawn_braze(
+        self, *args: str, env: dict[str, str] | None = None, stderr: int = subprocess.STDOUT
+    ) -> subprocess.Popen[str]:
+        """`python -m dbt_braze ...` as a separate process (one the test can kill). Its stderr
+        goes to its stdout pipe, or with `stderr=subprocess.PIPE` to a pipe of its own."""
+        _release_dbt_duckdb()  # the process opens the database file
         return subprocess.Popen(
             [sys.executable, "-m", "dbt_braze", *args],
             cwd=self.root,
             env={**os.environ, **self.env, **(env or {})},
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stderr=stderr,
             text=True,
         )
 

@@ -20,13 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_hash_stability import VALUES_MODEL
-from test_hash_stability import golden as golden_values
-from test_json_stability import MODELS as JSON_MODELS
-from test_json_stability import golden as golden_json
 
 from dbt_braze.emulator import BrazeEmulator
 
+from golden import JSON_MODELS, VALUES_MODEL, golden_json, golden_values
 from harness import REPO_ROOT, DbtProject, braze_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.parametrize("warehouse", ["postgres"], indirect=True)]

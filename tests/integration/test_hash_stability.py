@@ -12,74 +12,29 @@ random doubles and floats.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
 import math
-import os
 import random
 import struct
-import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from dbt_braze.emulator import BrazeEmulator
 
-from harness import REPO_ROOT, DbtProject, braze_model, write_dbt_project
-from warehouses import PostgresServer, profile_yaml, spark_available
+from golden import GOLDEN_VALUES, VALUES_MODEL, golden_values, in_time_zone, pending_upserts, run_spark_golden
+from harness import DbtProject, braze_model
+from warehouses import PostgresServer
 
 pytestmark = pytest.mark.integration
-
-GOLDEN = REPO_ROOT / "integration_tests" / "seeds" / "braze_golden_hashes.csv"
-
-# Portable SQL (DuckDB and PostgreSQL) for one user holding one value of each type.
-VALUES_MODEL = """
-select 1 as user_id,
-       'Zoë 🚀 O''Brien' as text_value,
-       '' as empty_text,
-       cast(9007199254740993 as bigint) as big_integer,
-       cast(-42 as integer) as small_integer,
-       cast(1234.50 as decimal(12, 2)) as decimal_value,
-       cast(0.1 as double precision) as float_value,
-       cast(1e20 as double precision) as huge_float,
-       cast(-1.5e-7 as double precision) as tiny_negative_float,
-       true as true_value,
-       false as false_value,
-       cast('2026-11-28' as date) as date_value,
-       cast('2026-11-28 10:15:00' as timestamp) as naive_timestamp,
-       cast('2026-11-28 10:15:00+01:00' as timestamp with time zone) as zoned_timestamp
-"""
-
-
-def golden() -> dict[str, tuple[str, str, str]]:
-    with GOLDEN.open(newline="") as handle:
-        return {
-            row["attribute"]: (row["value_type"], row["value_text"], row["value_hash"])
-            for row in csv.DictReader(handle)
-        }
-
-
-def in_time_zone(project: DbtProject, zone: str) -> None:
-    """Run the warehouse session in `zone` (PostgreSQL: PGTZ; DuckDB: a profile setting)."""
-    project.env["PGTZ"] = zone
-    profiles = project.root / "profiles.yml"
-    document = yaml.safe_load(profiles.read_text())
-    output = document["braze_it"]["outputs"]["dev"]
-    if output["type"] == "duckdb":
-        output["settings"] = {"TimeZone": zone}
-    profiles.write_text(yaml.safe_dump(document))
 
 
 @pytest.mark.parametrize("zone", ["UTC", "Asia/Tokyo", "America/Los_Angeles"])
 def test_normalized_text_and_hash_match_the_golden_values(
     project: DbtProject, emulator: BrazeEmulator, zone: str
 ) -> None:
-    expected = golden()
+    expected = golden_values()
     in_time_zone(project, zone)
     project.write_model(VALUES_MODEL)
     project.write_schema([braze_model(attributes={name: name for name in expected})])
@@ -88,18 +43,9 @@ def test_normalized_text_and_hash_match_the_golden_values(
     assert pending_upserts(project) == expected
 
 
-def pending_upserts(project: DbtProject) -> dict[str, tuple[str, str, str]]:
-    """The one user's pending values: {attribute: (value type, text, hash)}."""
-    rows = project.query(
-        "select attribute, value_type, value_text, value_hash from braze_pending__braze_users "
-        "where change_kind = 'upsert'"
-    )
-    return {attribute: (value_type, text, digest) for attribute, value_type, text, digest in rows}
-
-
 def test_the_golden_file_is_what_braze_receives(project: DbtProject, emulator: BrazeEmulator) -> None:
     """The pinned texts are also the values sent: one sync carries them to Braze typed."""
-    expected = golden()
+    expected = golden_values()
     project.write_model(VALUES_MODEL)
     project.write_schema([braze_model(attributes={name: name for name in expected})])
     project.dbt("run")
@@ -122,10 +68,10 @@ def test_the_golden_file_is_what_braze_receives(project: DbtProject, emulator: B
 
 
 def test_golden_file_is_well_formed() -> None:
-    rows = golden()
+    rows = golden_values()
     assert len(rows) == 13
     assert all(len(digest) == 32 for _, _, digest in rows.values())
-    assert Path(GOLDEN).read_text().startswith("attribute,value_type,value_text,value_hash")
+    assert GOLDEN_VALUES.read_text().startswith("attribute,value_type,value_text,value_hash")
 
 
 # Doubles (float8 / Spark double) and floats (float4 / Spark float) as
@@ -369,78 +315,13 @@ select 1 as user_id,
     + "\n"
 )
 
-# One process, one JVM: `dbt run` then `dbt show` of the pending relation, once
-# per target (the same Spark session and tables, another session time zone).
-SPARK_SCRIPT = textwrap.dedent("""
-    import json, sys
-    from dbt.cli.main import dbtRunner
-    dirs = ["--project-dir", sys.argv[1], "--profiles-dir", sys.argv[1]]
-    found = {}
-    for target in sys.argv[2:]:
-        run = dbtRunner().invoke(["run", "--target", target, *dirs])
-        assert run.success, run.exception
-        show = dbtRunner().invoke(["show", "--target", target, "--limit", "-1", "--inline",
-            "select attribute, value_type, value_text, value_hash"
-            " from braze_golden.braze_pending__braze_users where change_kind = 'upsert'", *dirs])
-        assert show.success, show.exception
-        found[target] = [list(row) for row in show.result.results[0].agate_table.rows]
-    print("FOUND " + json.dumps(found))
-""")
 SPARK_ZONES = {"tokyo": "Asia/Tokyo", "los_angeles": "America/Los_Angeles"}
-
-
-def run_spark_golden(
-    tmp_path: Path, model_sql: str, attributes: dict[str, str], zones: dict[str, str]
-) -> dict[str, dict[str, tuple[str, str, str]]]:
-    """`dbt run` of `model_sql` on a local Spark session once per zone (one JVM),
-    and the pending upserts of each run: {target: {attribute: (type, text, hash)}}."""
-    assert spark_available(), "Spark is not usable here: install the `spark` extra and Java 17+"
-    root = tmp_path / "project"
-    (root / "models").mkdir(parents=True)
-    write_dbt_project(root)
-    profile = yaml.safe_load(profile_yaml("spark", root, "braze_golden"))
-    dev = profile["braze_it"]["outputs"].pop("dev")
-    # small, short-lived: as in test_spark.py
-    dev["server_side_parameters"]["spark.sql.shuffle.partitions"] = "2"
-    dev["server_side_parameters"]["spark.driver.extraJavaOptions"] += " -XX:TieredStopAtLevel=1"
-    for target, zone in zones.items():
-        output = json.loads(json.dumps(dev))
-        output["server_side_parameters"]["spark.sql.session.timeZone"] = zone
-        profile["braze_it"]["outputs"][target] = output
-    profile["braze_it"]["target"] = next(iter(zones))
-    (root / "profiles.yml").write_text(yaml.safe_dump(profile, sort_keys=False))
-    (root / "dbt_packages").mkdir()
-    (root / "dbt_packages" / "dbt_braze").symlink_to(REPO_ROOT)
-    (root / "models" / "braze_users.sql").write_text(model_sql)
-    block = {
-        "name": "braze_users",
-        "config": {"meta": {"braze": {"external_id": "user_id", "attributes": attributes}}},
-    }
-    (root / "models" / "schema.yml").write_text(yaml.safe_dump({"version": 2, "models": [block]}))
-    started = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-c", SPARK_SCRIPT, str(root), *zones],
-        cwd=root,
-        env={**os.environ, "DO_NOT_TRACK": "1", "PYTHONWARNINGS": "ignore"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        timeout=300,
-    )
-    marker = [line for line in proc.stdout.splitlines() if line.startswith("FOUND ")]
-    assert proc.returncode == 0 and marker, proc.stdout[-4000:]
-    print(f"\nSpark, {len(zones)} zones: {time.monotonic() - started:.0f} s")
-    return {
-        target: {attribute: (value_type, text, digest) for attribute, value_type, text, digest in rows}
-        for target, rows in json.loads(marker[0].removeprefix("FOUND ")).items()
-    }
 
 
 @pytest.mark.spark
 def test_spark_gives_the_golden_values_whatever_the_session_time_zone(tmp_path: Path) -> None:
     floats = {f"{kind}_{i}": text for i, (kind, _, text) in enumerate(SPARK_FLOAT_TEXTS)}
-    expected = golden()
+    expected = golden_values()
     # an attribute name with quotes and a backslash: Spark reads '' as two literals
     odd_name = "O'Brien's \\ text"
     attributes = {name: name for name in [*expected, *floats]} | {"odd_name_text": odd_name}

@@ -8,9 +8,7 @@ matters, the same on every warehouse.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,14 +18,7 @@ import pytest
 
 from dbt_braze.emulator import BrazeEmulator
 
-from harness import (
-    API_KEY,
-    DbtProject,
-    _release_dbt_duckdb,
-    assert_braze_equals_model,
-    braze_model,
-    users_sql,
-)
+from harness import API_KEY, DbtProject, assert_braze_equals_model, braze_model, users_sql
 
 pytestmark = [pytest.mark.integration, pytest.mark.parametrize("warehouse", ["duckdb"], indirect=True)]
 
@@ -98,15 +89,7 @@ def build(project: DbtProject, n: int, plan: str = "'free'") -> None:
 def closed_stdout(project: DbtProject, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     """`dbt-braze ARGS | head -1` once head has gone: every write to stdout meets a closed pipe.
     Returns the exit status and stderr."""
-    _release_dbt_duckdb()  # the process opens the database file
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dbt_braze", *args],
-        cwd=project.root,
-        env={**os.environ, **project.env, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = project.spawn_braze(*args, env=env, stderr=subprocess.PIPE)
     assert process.stdout is not None
     process.stdout.close()
     _, errors = process.communicate(timeout=120)

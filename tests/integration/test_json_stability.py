@@ -7,91 +7,35 @@ spells the values its own way; the texts, and so the hashes, are the same.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from pathlib import Path
 
 import pytest
-from test_hash_stability import in_time_zone, pending_upserts, run_spark_golden
 
 from dbt_braze.emulator import BrazeEmulator
 
-from harness import REPO_ROOT, DbtProject, braze_model
+from golden import JSON_MODELS, golden_json, in_time_zone, pending_upserts, run_spark_golden
+from harness import DbtProject, braze_model
 
 pytestmark = pytest.mark.integration
-
-GOLDEN_JSON = REPO_ROOT / "integration_tests" / "seeds" / "braze_golden_json.csv"
-
-# The same values as each warehouse writes them. PostgreSQL has no struct or
-# map columns: json documents stand for them (json keeps the key order).
-MODELS = {
-    "duckdb": r"""
-select 1 as user_id,
-       cast([1, 2, null] as integer[]) as integer_list,
-       ['a"b', 'Zoë 🚀', 'tab' || chr(9) || 'newline' || chr(10), 'back\slash', '', null] as text_list,
-       cast([1234.50, -0.10] as decimal(12, 2)[]) as decimal_list,
-       cast([0.1, 100, 1e20, -1.5e-7] as double[]) as double_list,
-       [[1, 2], [3, 4]] as nested_list,
-       [true, false] as boolean_list,
-       [date '2026-11-28'] as date_list,
-       [timestamp '2026-11-28 10:15:00'] as timestamp_list,
-       [timestamptz '2026-11-28 10:15:00+01:00'] as zoned_timestamp_list,
-       {'id': 7, 'name': 'x', 'tags': ['a'], 'score': cast(2.5 as double),
-        'amount': cast(1234.50 as decimal(12, 2)), 'missing': cast(null as integer),
-        'note': cast(null as varchar)} as record,
-       map {'b': 1, 'a': 2} as map_value,
-       [{'k': 1}, {'k': null}] as record_list,
-       cast('{"b" : [1, 2.50], "a" : "x"}' as json) as json_document,
-       cast([] as integer[]) as empty_list,
-       {'at': timestamp '2026-11-28 10:15:00', 'on': date '2026-11-28',
-        'ratio': cast(100 as double)} as dated_record
-""",
-    "postgres": r"""
-select 1 as user_id,
-       array[1, 2, null]::integer[] as integer_list,
-       array['a"b', 'Zoë 🚀', 'tab' || chr(9) || 'newline' || chr(10), 'back\slash', '', null] as text_list,
-       array[1234.50, -0.10]::numeric(12, 2)[] as decimal_list,
-       array[0.1, 100, 1e20, -1.5e-7]::double precision[] as double_list,
-       array[[1, 2], [3, 4]] as nested_list,
-       array[true, false] as boolean_list,
-       array[date '2026-11-28'] as date_list,
-       array[timestamp '2026-11-28 10:15:00'] as timestamp_list,
-       array[timestamptz '2026-11-28 10:15:00+01:00'] as zoned_timestamp_list,
-       json_build_object('id', 7, 'name', 'x', 'tags', array['a'], 'score', 2.5::double precision,
-                         'amount', 1234.50::numeric(12, 2), 'missing', null::integer,
-                         'note', null::text) as record,
-       json_build_object('b', 1, 'a', 2) as map_value,
-       json_build_array(json_build_object('k', 1), json_build_object('k', null)) as record_list,
-       '{"b" : [1, 2.50], "a" : "x"}'::json as json_document,
-       array[]::integer[] as empty_list
-""",
-}
-
-
-def golden() -> dict[str, tuple[str, str, str]]:
-    with GOLDEN_JSON.open(newline="", encoding="utf-8") as handle:
-        return {
-            row["attribute"]: (row["value_type"], row["value_text"], row["value_hash"])
-            for row in csv.DictReader(handle)
-        }
 
 
 @pytest.mark.parametrize("zone", ["UTC", "Asia/Tokyo"])
 def test_json_values_match_the_golden_texts(project: DbtProject, emulator: BrazeEmulator, zone: str) -> None:
-    expected = golden()
+    expected = golden_json()
     if project.kind == "postgres":
         # PostgreSQL writes timestamps inside composites and documents itself
         expected.pop("dated_record")
     in_time_zone(project, zone)
-    project.write_model(MODELS[project.kind])
+    project.write_model(JSON_MODELS[project.kind])
     project.write_schema([braze_model(attributes={name: name for name in expected})])
     project.dbt("run")
     assert pending_upserts(project) == expected
 
 
 def test_golden_json_file_is_consistent() -> None:
-    for name, (value_type, text, digest) in golden().items():
+    for name, (value_type, text, digest) in golden_json().items():
         assert value_type == "json", name
         assert hashlib.md5(text.encode()).hexdigest() == digest, name
 
@@ -124,7 +68,7 @@ select 1 as user_id,
 def test_spark_gives_the_golden_json_texts(tmp_path: Path) -> None:
     """Spark in a non-UTC session zone; its variant documents keep Spark's own
     key order and numbers (docs/warehouses.md), so json_document is not here."""
-    expected = golden()
+    expected = golden_json()
     expected.pop("json_document")
     found = run_spark_golden(
         tmp_path, SPARK_MODEL, {name: name for name in expected}, {"tokyo": "Asia/Tokyo"}
@@ -133,10 +77,10 @@ def test_spark_gives_the_golden_json_texts(tmp_path: Path) -> None:
 
 
 def test_the_golden_json_texts_are_what_braze_receives(project: DbtProject, emulator: BrazeEmulator) -> None:
-    expected = golden()
+    expected = golden_json()
     if project.kind == "postgres":
         expected.pop("dated_record")
-    project.write_model(MODELS[project.kind])
+    project.write_model(JSON_MODELS[project.kind])
     project.write_schema([braze_model(attributes={name: name for name in expected})])
     project.dbt("run")
     assert project.braze("sync").exit_code == 0

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_json_stability import golden
 
 from dbt_braze.emulator import BrazeEmulator
 
+from golden import golden_json
 from harness import DbtProject
 
 pytestmark = pytest.mark.integration
@@ -95,7 +95,7 @@ def test_values_braze_cannot_hold_are_rejected_locally(project: DbtProject, emul
     write(project)
     project.dbt("run")  # PostgreSQL: to_char of year 294277 failed the run
     if project.kind == "duckdb":  # INTEGER[3] has the text, and so the hash, of a LIST
-        _, text, digest = golden()["integer_list"]  # [1,2,null]
+        _, text, digest = golden_json()["integer_list"]  # [1,2,null]
         pending = "select value_text, value_hash from braze_pending__braze_users where attribute = 'scores'"
         assert project.query(pending + " and braze_key = '1'") == [(text, digest)]
     result = project.braze("sync")
