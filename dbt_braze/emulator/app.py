@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, NamedTuple, cast
 
+from .counters import InFlight, Stats, count_sink, users_of
 from .faults import EmulatorConfig, FaultInjector, RateDecision, RateWindow
-from .state import InFlight, Stats, TrackOutcome, Workspace, count_sink, users_of
+from .state import TrackOutcome, Workspace
 from .validation import delete_targets
 
 logger = logging.getLogger(__name__)

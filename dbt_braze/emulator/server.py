@@ -364,7 +364,7 @@ class BrazeEmulator:
         )
 
     def stats(self) -> dict[str, Any]:
-        """Counters since start or the last reset(); see state.py for their meaning."""
+        """Counters since start or the last reset(); see counters.py for their meaning."""
         return self._app.stats_snapshot()
 
     @property
