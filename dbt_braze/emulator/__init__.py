@@ -14,8 +14,9 @@ concurrent requests for one user. Inspection endpoints under `/_emulator/`
 need no key. Stdlib only; it imports nothing from the dbt_braze client.
 
 Modules: faults.py (knobs, rate limiter, fault decisions), validation.py (one
-track object), state.py (profiles, counters), app.py (the request pipeline),
-server.py (HTTP and `BrazeEmulator`), cli.py (`python -m dbt_braze.emulator`).
+track object, a delete's targets), state.py (profiles), counters.py (stats,
+users in flight), app.py (the request pipeline), server.py (HTTP and
+`BrazeEmulator`), cli.py (`python -m dbt_braze.emulator`).
 """
 
 from __future__ import annotations

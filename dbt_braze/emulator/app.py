@@ -29,8 +29,10 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, NamedTuple, cast
 
+from .counters import InFlight, Stats, count_sink, users_of
 from .faults import EmulatorConfig, FaultInjector, RateDecision, RateWindow
-from .state import InFlight, Stats, TrackOutcome, Workspace, count_data_points, users_of
+from .state import TrackOutcome, Workspace
+from .validation import delete_targets
 
 logger = logging.getLogger(__name__)
 
@@ -40,13 +42,14 @@ ENDPOINTS = {
     "/users/export/ids": "users.export.ids",
 }
 ALL_PERMISSIONS = frozenset(ENDPOINTS.values())
-MAX_IDS_PER_REQUEST = 50  # /users/delete and /users/export/ids
+MAX_IDS_PER_REQUEST = 50  # /users/export/ids (/users/delete: validation.MAX_IDS_PER_DELETE)
 
 NO_VALID_DATA = "Valid data must be provided in the 'attributes', 'events', or 'purchases' fields."
 TOO_MANY_OBJECTS = "Max Input Length Exceeded"
 RATE_LIMITED = "API rate limit exceeded. Retry after the time in X-RateLimit-Reset."
 TRACK_ARRAYS = ("attributes", "events", "purchases")
 _RATE_KNOBS = {"rate_limit", "rate_window_seconds"}
+_CONTROL_POSTS = {"/_emulator/config", "/_emulator/users", "/_emulator/users/find"}
 _HTML_ERROR = "<html><head><title>{0} {1}</title></head><body><h1>{0} {1}</h1></body></html>"
 
 
@@ -338,26 +341,18 @@ class App:
                 "attributes_accepted": processed.get("attributes", 0),
                 "events_accepted": processed.get("events", 0),
                 "purchases_accepted": processed.get("purchases", 0),
-                "data_points": count_data_points(arrays.get("attributes", ())),
+                **count_sink(arrays.get("attributes", ())),
             }
         )
         return TrackOutcome(processed, [])
 
     def _delete(self, body: dict[str, Any]) -> Reply:
-        kinds = [k for k in ("external_ids", "braze_ids") if body.get(k) is not None]
-        others = [k for k in ("user_aliases", "email_addresses", "phone_numbers") if k in body]
-        if others:
-            message = f"The emulator supports only 'external_ids' or 'braze_ids', not {others}."
-            return json_reply(400, {"message": message})
-        if len(kinds) != 1:
-            return json_reply(400, {"message": "Provide exactly one of 'external_ids' or 'braze_ids'."})
-        ids = body[kinds[0]]
-        problem = _id_list_problem(kinds[0], ids)
-        if problem:
-            return json_reply(400, {"message": problem})
-        self.workspace.delete(kinds[0], ids)
+        targets = delete_targets(body)
+        if isinstance(targets, str):
+            return json_reply(400, {"message": targets})
+        self.workspace.delete(targets)
         # Braze answers with the number of ids queued for deletion, found or not.
-        return json_reply(201, {"deleted": len(ids), "message": "success"})
+        return json_reply(201, {"deleted": len(targets), "message": "success"})
 
     def _export(self, body: dict[str, Any]) -> Reply:
         ids = body.get("external_ids")
@@ -380,6 +375,8 @@ class App:
         route = (req.method, req.path.rstrip("/"))
         if route == ("GET", "/_emulator/profiles"):
             return json_reply(200, self.workspace.profiles())
+        if route == ("GET", "/_emulator/users"):
+            return json_reply(200, self.workspace.users())
         if route == ("GET", "/_emulator/stats"):
             return json_reply(200, self.stats_snapshot())
         if route == ("GET", "/_emulator/config"):
@@ -389,7 +386,7 @@ class App:
         if route == ("POST", "/_emulator/reset"):
             self.reset()
             return json_reply(200, {"message": "reset"})
-        if route not in {("POST", "/_emulator/config"), ("POST", "/_emulator/users")}:
+        if route[0] != "POST" or route[1] not in _CONTROL_POSTS:
             return json_reply(404, {"message": f"Not Found: {req.method} {req.path}"})
         try:
             body = parse_json(req.body or b"{}")
@@ -397,12 +394,15 @@ class App:
                 raise ValueError("the body must be a JSON object")
             if route[1] == "/_emulator/config":
                 return json_reply(200, self.configure(**body).as_dict())
+            if route[1] == "/_emulator/users/find":
+                return json_reply(200, self.workspace.users(**body))
             alias = body.get("user_alias")
             braze_id = self.workspace.add_user(
                 body.get("external_id"),
                 body.get("braze_id"),
                 body.get("attributes"),
                 None if alias is None else (alias["alias_label"], alias["alias_name"]),
+                body.get("subscription_groups"),
             )
             return json_reply(201, {"braze_id": braze_id})
         except (ValueError, TypeError, KeyError) as exc:

@@ -317,6 +317,27 @@ class BrazeEmulator:
     def braze_id_of(self, external_id: str) -> str | None:
         return self._app.workspace.braze_id_of(external_id)
 
+    def users(
+        self,
+        *,
+        external_id: str | None = None,
+        braze_id: str | None = None,
+        email: str | None = None,
+        phone: str | None = None,
+        user_alias: tuple[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The profiles that have every identifier given (all of them if none),
+        oldest first, each a copy: `braze_id`, `external_id`, `user_alias`
+        (`{"alias_name", "alias_label"}` or None), `email`, `phone`,
+        `attributes`, `subscription_groups` (`{group_id: state}`), `events`,
+        `purchases`. Several profiles may share an e-mail or a phone; a phone
+        matches whatever its separators. `user_alias` is `(alias_label, alias_name)`.
+        """
+        alias = None if user_alias is None else {"alias_label": user_alias[0], "alias_name": user_alias[1]}
+        return self._app.workspace.users(
+            external_id=external_id, braze_id=braze_id, email=email, phone=phone, user_alias=alias
+        )
+
     def add_user(
         self,
         external_id: str | None = None,
@@ -324,16 +345,26 @@ class BrazeEmulator:
         attributes: Mapping[str, Any] | None = None,
         *,
         user_alias: tuple[str, str] | None = None,
+        subscription_groups: Mapping[str, str] | None = None,
     ) -> str:
         """Seed an existing user; returns its braze_id (generated if not given).
 
-        `user_alias` is `(alias_label, alias_name)`. Raises ValueError if one of
-        the identifiers is already taken.
+        `user_alias` is `(alias_label, alias_name)`; an `email` or `phone` in
+        `attributes` is indexed (seed several users with one e-mail to test
+        how Braze picks one); `subscription_groups` maps group ids to
+        `subscribed` or `unsubscribed`. Raises ValueError if one of the
+        identifiers is already taken or a state is invalid.
         """
-        return self._app.workspace.add_user(external_id, braze_id, dict(attributes or {}), user_alias)
+        return self._app.workspace.add_user(
+            external_id,
+            braze_id,
+            dict(attributes or {}),
+            user_alias,
+            dict(subscription_groups or {}),
+        )
 
     def stats(self) -> dict[str, Any]:
-        """Counters since start or the last reset(); see state.py for their meaning."""
+        """Counters since start or the last reset(); see counters.py for their meaning."""
         return self._app.stats_snapshot()
 
     @property

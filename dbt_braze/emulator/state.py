@@ -1,36 +1,19 @@
-"""The emulated workspace: user profiles, counters and in-flight users.
+"""The emulated workspace: its user profiles.
 
-Profiles are indexed by external_id, braze_id and user alias. Every profile
-has a braze_id (generated, deterministic, 24 hex digits like Braze's). A
-request's objects are validated outside the lock (see validation.py) and
-applied under it, so a request is applied atomically with respect to the
-inspection methods.
+Profiles are indexed by external_id, braze_id, user alias, e-mail and phone.
+Every profile has a braze_id (generated, deterministic, 24 hex digits like
+Braze's). A request's objects are validated outside the lock (see
+validation.py) and applied under it, so a request is applied atomically with
+respect to the inspection methods.
 
-Counters (`BrazeEmulator.stats()`), since start or the last reset:
-
-    requests / track_requests   API requests (any path but /_emulator/) / to /users/track
-    status_counts               {status: n}; a dropped connection has no status
-    objects_sent                objects in every well-formed track request, whatever
-                                became of it (faults, 429s and retries included): what
-                                the client sent
-    objects_received            objects of track requests that reached validation (not
-                                those refused whole by auth, limits or injected faults),
-                                = objects_accepted + objects_rejected
-    attributes|events|purchases_accepted   accepted objects per array
-    data_points                 keys of accepted attributes objects, identifiers and
-                                `_` keys excluded, counted even when update-only mode
-                                ignored the object: Braze bills what was sent
-    attributes_unset            nulls applied (an unmappable `country` included)
-    values_not_applied          strings over 255 characters silently dropped
-    users_created / users_deleted / users_ignored_update_only
-    dropped_connections, rate_limited (every 429, scripted ones included)
-    max_concurrent_requests     API requests in progress at once, at most
-    same_user_overlaps          track requests that arrived while another in-flight
-                                track request touched one of their users
-    scripted_statuses_remaining
-
-An object ignored because its user does not exist in update-only mode is
-*accepted*: Braze queues it and counts it in `attributes_processed`.
+E-mail and phone are attributes like any other, indexed as they change,
+and several profiles may share one. An object identified by one of them
+(braze-api-notes.md, "Identifiers other than external_id") updates the most
+recently updated profile that has an external_id, else the most recently
+updated one; with no match it creates an email-only (phone-only) profile
+unless it is update-only. Its subscription groups, identified by e-mail,
+change every profile with that e-mail. Subscription group states are kept
+per profile, apart from the attributes.
 """
 
 from __future__ import annotations
@@ -38,18 +21,22 @@ from __future__ import annotations
 import copy
 import itertools
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .counters import Stats
 from .validation import (
     ARRAY,
+    GROUP_STATES,
     INC,
     MERGE,
     UNSET,
     Change,
-    Identity,
+    DeleteTarget,
     Op,
+    alias_key,
+    phone_key,
     prepare_attributes,
     prepare_event,
     prepare_purchase,
@@ -67,29 +54,6 @@ STANDARD_FIELDS = frozenset(
     }
 )  # fmt: skip
 
-COUNTER_NAMES = (
-    "requests",
-    "track_requests",
-    "empty_track_requests",
-    "objects_sent",
-    "objects_received",
-    "objects_accepted",
-    "objects_rejected",
-    "attributes_accepted",
-    "events_accepted",
-    "purchases_accepted",
-    "data_points",
-    "attributes_unset",
-    "values_not_applied",
-    "users_created",
-    "users_ignored_update_only",
-    "users_deleted",
-    "dropped_connections",
-    "connections_opened",
-    "rate_limited",
-    "same_user_overlaps",
-)
-
 
 @dataclass
 class Profile:
@@ -97,8 +61,10 @@ class Profile:
     external_id: str | None = None
     alias: str | None = None  # "<alias_label>\x1f<alias_name>"
     attributes: dict[str, Any] = field(default_factory=dict)
+    subscriptions: dict[str, str] = field(default_factory=dict)  # group id -> state
     events: int = 0
     purchases: int = 0
+    updated: int = 0  # when it last changed, in the workspace's sequence of changes
 
     @property
     def key(self) -> str:
@@ -111,128 +77,17 @@ class TrackOutcome:
     errors: list[dict[str, Any]]
 
 
-class Stats:
-    """Thread-safe counters; `bump` takes all of a request's deltas at once."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts: dict[str, int] = {}
-        self._statuses: dict[int, int] = {}
-        self._concurrent = 0
-        self._max_concurrent = 0
-        self.clear()
-
-    def clear(self) -> None:
-        with self._lock:
-            self._counts = dict.fromkeys(COUNTER_NAMES, 0)
-            self._statuses = {}
-            self._max_concurrent = self._concurrent
-
-    def bump(self, deltas: dict[str, int]) -> None:
-        with self._lock:
-            counts = self._counts
-            for name, delta in deltas.items():
-                counts[name] += delta
-
-    def request_started(self, *, track: bool) -> None:
-        with self._lock:
-            self._counts["requests"] += 1
-            if track:
-                self._counts["track_requests"] += 1
-            self._concurrent += 1
-            if self._concurrent > self._max_concurrent:
-                self._max_concurrent = self._concurrent
-
-    def request_finished(self, status: int | None) -> None:
-        """`status` None means the connection was dropped without an answer."""
-        with self._lock:
-            self._concurrent -= 1
-            if status is None:
-                self._counts["dropped_connections"] += 1
-            else:
-                self._statuses[status] = self._statuses.get(status, 0) + 1
-                if status == 429:
-                    self._counts["rate_limited"] += 1
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            result: dict[str, Any] = dict(self._counts)
-            result["status_counts"] = dict(sorted(self._statuses.items()))
-            result["max_concurrent_requests"] = self._max_concurrent
-        return result
-
-
-class InFlight:
-    """Which users in-flight track requests touch, to catch same-user overlaps.
-
-    Users are compared by the identifier the request used: an external_id in
-    one request and the same user's braze_id in another are not matched.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._users: dict[Identity, int] = {}
-
-    def enter(self, users: set[Identity]) -> bool:
-        """Register a request's users; True if another request holds one of them."""
-        with self._lock:
-            held = self._users
-            overlap = not held.keys().isdisjoint(users)
-            for user in users:
-                held[user] = held.get(user, 0) + 1
-        return overlap
-
-    def leave(self, users: set[Identity]) -> None:
-        with self._lock:
-            held = self._users
-            for user in users:
-                if held[user] <= 1:
-                    del held[user]
-                else:
-                    held[user] -= 1
-
-
-def users_of(arrays: Iterable[Sequence[Any]]) -> set[Identity]:
-    """The primary identifiers of a track request (cheap; malformed objects skipped)."""
-    users: set[Identity] = set()
-    for array in arrays:
-        for obj in array:
-            if not isinstance(obj, dict):
-                continue
-            ext = obj.get("external_id")
-            if isinstance(ext, str):
-                users.add(("external_id", ext))
-                continue
-            bid = obj.get("braze_id")
-            if isinstance(bid, str):
-                users.add(("braze_id", bid))
-                continue
-            alias = obj.get("user_alias")
-            if isinstance(alias, dict):
-                label, name = alias.get("alias_label"), alias.get("alias_name")
-                users.add(("user_alias", f"{label}\x1f{name}"))
-    return users
-
-
-def count_data_points(attributes: Sequence[Any]) -> int:
-    """Sink mode: the billable keys of the attributes objects, without validation.
-
-    Only the documented `_` flags are discounted, which is exact for any
-    request a client should send.
-    """
-    total = 0
-    for obj in attributes:
-        if type(obj) is dict:
-            total += len(obj) - len(obj.keys() & _NOT_BILLED)
-    return total
-
-
-_NOT_BILLED = frozenset({"external_id", "braze_id", "user_alias", "_update_existing_only", "_merge_objects"})
 _PREPARE = {
     "attributes": prepare_attributes,
     "events": prepare_event,
     "purchases": prepare_purchase,
 }
+
+
+def _preference(profile: Profile) -> tuple[bool, int]:
+    """Which of the profiles sharing an e-mail or phone Braze updates: the
+    most recently updated one with an external_id, else the most recent."""
+    return (profile.external_id is not None, profile.updated)
 
 
 class Workspace:
@@ -242,15 +97,18 @@ class Workspace:
         self._stats = stats
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
+        self._changes = itertools.count(1)  # orders profiles by their last change
         self._by_external: dict[str, Profile] = {}
         self._by_braze: dict[str, Profile] = {}
         self._by_alias: dict[str, Profile] = {}
+        # e-mail / phone key -> {braze_id: profile}: several profiles may share one
+        self._by_email: dict[str, dict[str, Profile]] = {}
+        self._by_phone: dict[str, dict[str, Profile]] = {}
 
     def clear(self) -> None:
         with self._lock:
-            self._by_external.clear()
-            self._by_braze.clear()
-            self._by_alias.clear()
+            for index in (self._by_external, self._by_braze, self._by_alias, self._by_email, self._by_phone):
+                index.clear()
 
     # -- /users/track ----------------------------------------------------
 
@@ -269,6 +127,7 @@ class Workspace:
                     accepted.append((name, change))
                     count += 1
             processed[name] = count
+        subscriptions = [state for _, change in accepted for _, state in change.subscriptions]
         deltas = {
             "objects_received": len(errors) + len(accepted),
             "objects_accepted": len(accepted),
@@ -277,6 +136,8 @@ class Workspace:
             "events_accepted": processed.get("events", 0),
             "purchases_accepted": processed.get("purchases", 0),
             "data_points": sum(change.data_points for _, change in accepted),
+            "subscription_changes": len(subscriptions),
+            "subscription_subscribes": subscriptions.count("subscribed"),
             "values_not_applied": sum(change.not_applied for _, change in accepted),
             "attributes_unset": 0,
             "users_created": 0,
@@ -288,33 +149,57 @@ class Workspace:
                 kind, value = change.identity
                 profile = by_external.get(value) if kind == "external_id" else None
                 if profile is None:
-                    profile = self._resolve(change.identity, change.update_only, deltas)
+                    profile = self._resolve(change, deltas)
                     if profile is None:
                         deltas["users_ignored_update_only"] += 1
                         continue
-                if name == "events":
-                    profile.events += 1
-                elif name == "purchases":
-                    profile.purchases += change.quantity
-                profile.attributes.update(change.sets)
-                if change.ops:
-                    _apply_ops(profile.attributes, change.ops, deltas)
+                self._apply(name, change, profile, deltas)
         self._stats.bump(deltas)
         return TrackOutcome(processed, errors)
 
-    def _resolve(self, identity: Identity, update_only: bool, deltas: dict[str, int]) -> Profile | None:
-        kind, value = identity
+    def _apply(self, name: str, change: Change, profile: Profile, deltas: dict[str, int]) -> None:
+        attrs = profile.attributes
+        contact = (attrs.get("email"), attrs.get("phone"))
+        if name == "events":
+            profile.events += 1
+        elif name == "purchases":
+            profile.purchases += change.quantity
+        attrs.update(change.sets)
+        if change.ops:
+            _apply_ops(attrs, change.ops, deltas)
+        profile.updated = next(self._changes)
+        if change.subscriptions:
+            kind, value = change.identity
+            # braze-api-notes.md: subscription groups updated by e-mail change every
+            # profile with that e-mail, not only the one the attributes went to.
+            targets = list(self._by_email[value].values()) if kind == "email" else [profile]
+            for target in targets:
+                target.subscriptions.update(change.subscriptions)
+                target.updated = profile.updated
+        if (attrs.get("email"), attrs.get("phone")) != contact:
+            self._unindex_contacts(profile, *contact)
+            self._index_contacts(profile)
+
+    def _resolve(self, change: Change, deltas: dict[str, int]) -> Profile | None:
+        kind, value = change.identity
         if kind == "braze_id":
             return self._by_braze.get(value)
-        index = self._by_external if kind == "external_id" else self._by_alias
-        profile = index.get(value)
-        if profile is None and not update_only:
-            profile = self._create(
-                external_id=value if kind == "external_id" else None,
-                alias=value if kind == "user_alias" else None,
-            )
-            deltas["users_created"] += 1
-        return profile
+        if kind in ("email", "phone"):
+            sharing = (self._by_email if kind == "email" else self._by_phone).get(value)
+            if sharing:
+                return max(sharing.values(), key=_preference)
+        else:
+            found = (self._by_external if kind == "external_id" else self._by_alias).get(value)
+            if found is not None:
+                return found
+        if change.update_only:
+            return None
+        deltas["users_created"] += 1
+        if kind == "external_id":
+            return self._create(external_id=value)
+        if kind == "user_alias":
+            return self._create(alias=value)
+        return self._create(attributes={kind: value})  # an email-only or phone-only profile
 
     def _create(
         self,
@@ -322,26 +207,45 @@ class Workspace:
         external_id: str | None = None,
         braze_id: str | None = None,
         alias: str | None = None,
+        attributes: dict[str, Any] | None = None,
     ) -> Profile:
         if braze_id is None:
             braze_id = f"{0x5E0000000000000000000000 + next(self._ids):024x}"
         profile = Profile(braze_id=braze_id, external_id=external_id, alias=alias)
+        profile.attributes.update(attributes or {})
+        profile.updated = next(self._changes)
         self._by_braze[braze_id] = profile
         if external_id is not None:
             self._by_external[external_id] = profile
         if alias is not None:
             self._by_alias[alias] = profile
+        self._index_contacts(profile)
         return profile
+
+    def _index_contacts(self, profile: Profile) -> None:
+        email, phone = profile.attributes.get("email"), phone_key(profile.attributes.get("phone"))
+        if isinstance(email, str):
+            self._by_email.setdefault(email, {})[profile.braze_id] = profile
+        if phone is not None:
+            self._by_phone.setdefault(phone, {})[profile.braze_id] = profile
+
+    def _unindex_contacts(self, profile: Profile, email: Any, phone: Any) -> None:
+        for index, key in ((self._by_email, email), (self._by_phone, phone_key(phone))):
+            if not isinstance(key, str) or key not in index:
+                continue
+            sharing = index[key]
+            sharing.pop(profile.braze_id, None)
+            if not sharing:
+                del index[key]
 
     # -- /users/delete and /users/export/ids --------------------------------
 
-    def delete(self, kind: str, ids: Sequence[str]) -> int:
+    def delete(self, targets: Sequence[DeleteTarget]) -> int:
         """Delete the profiles found; returns how many were found."""
         deleted = 0
         with self._lock:
-            index = self._by_external if kind == "external_ids" else self._by_braze
-            for user_id in ids:
-                profile = index.get(user_id)
+            for target in targets:
+                profile = self._deletable(target)
                 if profile is None:
                     continue
                 del self._by_braze[profile.braze_id]
@@ -349,9 +253,19 @@ class Workspace:
                     del self._by_external[profile.external_id]
                 if profile.alias is not None:
                     del self._by_alias[profile.alias]
+                attrs = profile.attributes
+                self._unindex_contacts(profile, attrs.get("email"), attrs.get("phone"))
                 deleted += 1
         self._stats.bump({"users_deleted": deleted})
         return deleted
+
+    def _deletable(self, target: DeleteTarget) -> Profile | None:
+        kind, value = target.identity
+        if kind in ("email", "phone"):
+            sharing = (self._by_email if kind == "email" else self._by_phone).get(value, {})
+            return _prioritized(list(sharing.values()), target.prioritization)
+        index = {"external_id": self._by_external, "braze_id": self._by_braze}.get(kind, self._by_alias)
+        return index.get(value)
 
     def export(
         self, ids: Sequence[str], fields: Sequence[str] | None
@@ -376,8 +290,12 @@ class Workspace:
         braze_id: str | None,
         attributes: dict[str, Any] | None,
         alias: tuple[str, str] | None,
+        subscription_groups: dict[str, str] | None = None,
     ) -> str:
         alias_key = None if alias is None else f"{alias[0]}\x1f{alias[1]}"
+        bad_states = {state for state in (subscription_groups or {}).values()} - GROUP_STATES
+        if bad_states:
+            raise ValueError(f"subscription states {sorted(bad_states)!r}: valid are {sorted(GROUP_STATES)}")
         with self._lock:
             if external_id is not None and external_id in self._by_external:
                 raise ValueError(f"a user with external_id {external_id!r} already exists")
@@ -385,8 +303,13 @@ class Workspace:
                 raise ValueError(f"a user with braze_id {braze_id!r} already exists")
             if alias_key is not None and alias_key in self._by_alias:
                 raise ValueError(f"a user with alias {alias!r} already exists")
-            profile = self._create(external_id=external_id, braze_id=braze_id, alias=alias_key)
-            profile.attributes.update(copy.deepcopy(attributes or {}))
+            profile = self._create(
+                external_id=external_id,
+                braze_id=braze_id,
+                alias=alias_key,
+                attributes=copy.deepcopy(attributes or {}),
+            )
+            profile.subscriptions.update(subscription_groups or {})
             return profile.braze_id
 
     def profiles(self) -> dict[str, dict[str, Any]]:
@@ -402,6 +325,30 @@ class Workspace:
         with self._lock:
             found = self._by_external.get(external_id)
             return None if found is None else found.braze_id
+
+    def users(self, **identifiers: Any) -> list[dict[str, Any]]:
+        """Every profile that has all the given identifiers (all profiles when
+        none is given), in the order they were created; see `_describe`.
+
+        Keys: external_id, braze_id, email, phone (matched without separators),
+        user_alias (`{"alias_name", "alias_label"}`).
+        """
+        unknown = set(identifiers) - {"external_id", "braze_id", "email", "phone", "user_alias"}
+        if unknown:
+            raise ValueError(f"unknown identifier(s) {sorted(unknown)}")
+        wanted = {key: value for key, value in identifiers.items() if value is not None}
+        if "phone" in wanted:
+            wanted["phone"] = phone_key(wanted["phone"])
+        if "user_alias" in wanted:
+            wanted["user_alias"] = alias_key(wanted["user_alias"])
+        if None in wanted.values():  # a phone or alias of no valid shape matches nobody
+            return []
+        with self._lock:
+            return [
+                _describe(profile)
+                for profile in self._by_braze.values()
+                if all(_identifier(profile, key) == value for key, value in wanted.items())
+            ]
 
 
 def _apply_ops(attrs: dict[str, Any], ops: list[Op], deltas: dict[str, int]) -> None:
@@ -441,3 +388,53 @@ def _export_user(profile: Profile, wanted: set[str] | None) -> dict[str, Any]:
     if wanted is None or "custom_attributes" in wanted:
         user["custom_attributes"] = custom
     return user
+
+
+def _prioritized(sharing: list[Profile], prioritization: Sequence[str]) -> Profile | None:
+    """The one profile a delete by e-mail or phone means, or None.
+
+    Each rule narrows the candidates in turn (identified / unidentified is a
+    preference: it keeps them all when none qualifies); Braze deletes nothing
+    when more than one is left.
+    """
+    for rule in prioritization:
+        if rule == "identified":
+            sharing = [p for p in sharing if p.external_id is not None] or sharing
+        elif rule == "unidentified":
+            sharing = [p for p in sharing if p.external_id is None] or sharing
+        elif sharing:
+            pick = max if rule == "most_recently_updated" else min
+            sharing = [pick(sharing, key=lambda p: p.updated)]
+    return sharing[0] if len(sharing) == 1 else None
+
+
+def _identifier(profile: Profile, kind: str) -> str | None:
+    if kind == "external_id":
+        return profile.external_id
+    if kind == "braze_id":
+        return profile.braze_id
+    if kind == "user_alias":
+        return profile.alias
+    if kind == "phone":
+        return phone_key(profile.attributes.get("phone"))
+    email = profile.attributes.get("email")
+    return email if isinstance(email, str) else None
+
+
+def _describe(profile: Profile) -> dict[str, Any]:
+    """A profile for the inspection API: identifiers, attributes, groups."""
+    alias = None
+    if profile.alias is not None:
+        label, name = profile.alias.split("\x1f", 1)
+        alias = {"alias_name": name, "alias_label": label}
+    return {
+        "braze_id": profile.braze_id,
+        "external_id": profile.external_id,
+        "user_alias": alias,
+        "email": profile.attributes.get("email"),
+        "phone": profile.attributes.get("phone"),
+        "attributes": copy.deepcopy(profile.attributes),
+        "subscription_groups": dict(profile.subscriptions),
+        "events": profile.events,
+        "purchases": profile.purchases,
+    }

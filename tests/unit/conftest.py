@@ -1,0 +1,1 @@
+from emulator_harness import emu, http, server  # noqa: F401
