@@ -236,7 +236,7 @@ def _client(braze: BrazeSettings, settings: SyncSettings) -> BrazeClient:
 
 def build_then_sync(project: Project, request: SyncRequest, *, out: TextIO) -> int:
     """`dbt build` the selection (dbt prints its own log), then sync the braze models that built."""
-    from dbt.cli.main import dbtRunner
+    from dbt_braze.dbt_access import invoke_dbt
 
     args = ["build", *project.dbt_args(), *(["--select", *request.select] if request.select else [])]
     # with --output json, stdout carries the JSON document only: dbt's log goes to stderr
@@ -244,7 +244,7 @@ def build_then_sync(project: Project, request: SyncRequest, *, out: TextIO) -> i
         contextlib.redirect_stdout(sys.stderr) if request.output == "json" else contextlib.nullcontext()
     )
     with redirect:
-        result = dbtRunner().invoke(args)
+        result = invoke_dbt(args)
     outcome: Any = result.result  # RunExecutionResult for `build`
     if outcome is None:
         raise ConfigError(

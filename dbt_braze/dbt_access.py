@@ -381,6 +381,14 @@ def _check_columns(description: Any, expected: tuple[str, ...]) -> None:
         )
 
 
+def invoke_dbt(args: list[str]) -> Any:
+    """A dbt command run in this process (dbt's programmatic entry point): its
+    dbtRunnerResult (`success`, `result`, `exception`)."""
+    from dbt.cli.main import dbtRunner
+
+    return dbtRunner().invoke(args)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     lines = [line.strip() for line in text.splitlines() if line.strip()]

@@ -26,11 +26,11 @@ class Project:
 
 def resolve_models(project: Project, select: list[str]) -> list[str]:
     """Names of the models `dbt ls --select ...` matches (dbt parses the project)."""
-    from dbt.cli.main import dbtRunner
+    from dbt_braze.dbt_access import invoke_dbt
 
     output = io.StringIO()
     with contextlib.redirect_stdout(output):
-        result = dbtRunner().invoke(
+        result = invoke_dbt(
             [
                 "ls",
                 "--resource-type",

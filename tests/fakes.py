@@ -133,7 +133,7 @@ def _response(reply: HTTPReply) -> urllib3.HTTPResponse:
 
 
 # -- the sync engine's warehouse and Braze ---------------------------------------------------------
-# `FakeWarehouse` holds pending rows (key, attribute, value text, value type, value hash, is_new)
+# `FakeStore` holds pending rows (key, attribute, value text, value type, value hash, is_new)
 # and serves them as the objects read does (one row per user: `render_objects` restates
 # macros/json.sql, whose SQL test_objects_sql.py checks against it on DuckDB); it records every
 # acknowledgement and rejection, unpacked per attribute by `warehouse.unpack`. `FakeBraze` answers
@@ -231,7 +231,7 @@ def decode_cell(cell: str) -> str | None:
     return None if cell == "" else bytes.fromhex(cell[1:]).decode("utf-8")
 
 
-class FakeWarehouse:
+class FakeStore:
     """The store (dbt_braze.store.Store) over rows held in memory. `reads` names each read the
     engine streamed: its macro, and `mapped_only=` for the removed users."""
 
@@ -393,7 +393,7 @@ def make_engine(warehouse: Any, braze: Any, **options: Any) -> SyncEngine:
 
 
 def run(
-    warehouse: FakeWarehouse,
+    warehouse: FakeStore,
     braze: FakeBraze | None,
     model: ModelSync | None = None,
     **options: Any,

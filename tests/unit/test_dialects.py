@@ -1,7 +1,7 @@
 """The package's SQL in the dialects not tested against a live warehouse:
 Snowflake, BigQuery, Redshift, Databricks (docs/warehouses.md).
 
-The macros are rendered by real dbt through the production Warehouse on an
+The macros are rendered by real dbt through the production DbtAccess on an
 in-memory DuckDB (no other adapter is installed: tests/fakes.py, `Renderer`),
 with dispatch pointed at each adapter's prefixes, the way that
 adapter's dbt searches them: `snowflake__` / `bigquery__` / `redshift__` then

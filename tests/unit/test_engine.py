@@ -1,7 +1,7 @@
 """`SyncEngine` against a scripted warehouse and a scripted Braze (tests/fakes.py): nothing
 leaves the process.
 
-`FakeWarehouse` holds pending rows (key, attribute, value text, value type, value hash, is_new)
+`FakeStore` holds pending rows (key, attribute, value text, value type, value hash, is_new)
 and serves them as the objects read does (one row per user: `render_objects` restates
 macros/json.sql, whose SQL test_objects_sql.py checks against it on DuckDB); it records
 every acknowledgement and rejection, unpacked per attribute by `warehouse.unpack`.
@@ -29,7 +29,7 @@ from fakes import (
     MODEL_NAME,
     RELATION,
     FakeBraze,
-    FakeWarehouse,
+    FakeStore,
     key,
     make_engine,
     make_model,
@@ -42,7 +42,7 @@ from fakes import (
 
 
 def test_several_attributes_per_user_become_one_object_per_user() -> None:
-    warehouse = FakeWarehouse(upserts=user_rows(3))
+    warehouse = FakeStore(upserts=user_rows(3))
     braze = FakeBraze()
     report = run(warehouse, braze)
     assert len(braze.track_calls) == 1
@@ -58,12 +58,12 @@ def test_several_attributes_per_user_become_one_object_per_user() -> None:
 
 
 def test_existing_users_count_as_updated() -> None:
-    report = run(FakeWarehouse(upserts=user_rows(2, new=False)), FakeBraze())
+    report = run(FakeStore(upserts=user_rows(2, new=False)), FakeBraze())
     assert (report.users_created, report.users_updated) == (0, 2)
 
 
 def test_at_most_75_objects_per_request_and_no_user_twice() -> None:
-    warehouse = FakeWarehouse(upserts=user_rows(200))
+    warehouse = FakeStore(upserts=user_rows(200))
     braze = FakeBraze()
     # 7 users per read batch: requests span read batches
     report = run(warehouse, braze, read_batch_rows=7)
@@ -80,14 +80,14 @@ def test_at_most_75_objects_per_request_and_no_user_twice() -> None:
 
 
 def test_report_requests_come_from_the_client() -> None:
-    report = run(FakeWarehouse(upserts=user_rows(80)), FakeBraze(requests_per_call=3))
+    report = run(FakeStore(upserts=user_rows(80)), FakeBraze(requests_per_call=3))
     assert report.requests == 6  # retries and splits counted by the client
 
 
 def test_progress_is_reported_per_request() -> None:
     seen: list[tuple[str, int]] = []
     engine = make_engine(
-        FakeWarehouse(upserts=user_rows(80)), FakeBraze(), on_progress=lambda m, n: seen.append((m, n))
+        FakeStore(upserts=user_rows(80)), FakeBraze(), on_progress=lambda m, n: seen.append((m, n))
     )
     engine.sync_model(make_model(), RELATION)
     assert seen == [(MODEL_NAME, 75), (MODEL_NAME, 5)]
@@ -98,7 +98,7 @@ def test_progress_is_reported_per_request() -> None:
 
 def test_only_accepted_objects_are_acknowledged_with_the_row_hashes() -> None:
     rows = user_rows(5)
-    warehouse = FakeWarehouse(upserts=rows)
+    warehouse = FakeStore(upserts=rows)
     braze = FakeBraze(reject={key(1): "invalid email", key(3): "attribute too long"})
     report = run(warehouse, braze)
 
@@ -117,7 +117,7 @@ def test_only_accepted_objects_are_acknowledged_with_the_row_hashes() -> None:
 
 
 def test_long_rejection_reasons_are_truncated_when_recorded() -> None:
-    warehouse = FakeWarehouse(upserts=user_rows(1))
+    warehouse = FakeStore(upserts=user_rows(1))
     run(warehouse, FakeBraze(reject={key(0): "x" * 5000}))
     assert {len(r[3]) for r in warehouse.all_rejected} == {1000}
 
@@ -125,7 +125,7 @@ def test_long_rejection_reasons_are_truncated_when_recorded() -> None:
 def test_local_rejection_is_recorded_and_never_sent() -> None:
     rows = user_rows(3)
     rows[4] = (key(1), "ltv", "NaN", "number", f"h:{key(1)}:ltv", True)
-    warehouse = FakeWarehouse(upserts=rows)
+    warehouse = FakeStore(upserts=rows)
     braze = FakeBraze()
     report = run(warehouse, braze)
 
@@ -146,7 +146,7 @@ def test_a_batch_rejected_entirely_locally_sends_no_request() -> None:
         (key(0), "ltv", "inf", "number", "h", True),
         (key(1), "ltv", "-inf", "number", "h", True),
     ]
-    warehouse = FakeWarehouse(upserts=rows)
+    warehouse = FakeStore(upserts=rows)
     braze = FakeBraze()
     report = run(warehouse, braze)
     assert braze.track_calls == []
@@ -159,14 +159,14 @@ def test_a_batch_rejected_entirely_locally_sends_no_request() -> None:
 @pytest.mark.parametrize(("mode", "flag"), [("update", True), ("upsert", None)])
 def test_update_mode_sets_update_existing_only(mode: str, flag: bool | None) -> None:
     braze = FakeBraze()
-    run(FakeWarehouse(upserts=user_rows(4)), braze, make_model(mode=mode))
+    run(FakeStore(upserts=user_rows(4)), braze, make_model(mode=mode))
     assert len(braze.sent_objects) == 4
     assert all(obj.get("_update_existing_only") is flag for obj in braze.sent_objects)
 
 
 def test_braze_id_models_send_braze_id() -> None:
     braze = FakeBraze()
-    run(FakeWarehouse(upserts=user_rows(1)), braze, make_model(id_field="braze_id", mode="update"))
+    run(FakeStore(upserts=user_rows(1)), braze, make_model(id_field="braze_id", mode="update"))
     (obj,) = braze.sent_objects
     assert obj["braze_id"] == key(0)
     assert "external_id" not in obj
@@ -183,10 +183,10 @@ def removed_rows(n: int, attrs: tuple[str, ...] = ("email", "plan"), start: int 
 
 
 def test_on_removed_ignore_sends_nothing_for_removed_rows() -> None:
-    warehouse = FakeWarehouse(upserts=user_rows(2), removed=removed_rows(3))
+    warehouse = FakeStore(upserts=user_rows(2), removed=removed_rows(3))
     braze = FakeBraze()
     report = run(warehouse, braze, make_model(on_removed="ignore"))
-    assert warehouse.reads == [FakeWarehouse.UPSERTS]  # removed rows not even read
+    assert warehouse.reads == [FakeStore.UPSERTS]  # removed rows not even read
     assert {obj["external_id"] for obj in braze.sent_objects} == {key(0), key(1)}
     assert braze.delete_calls == []
     assert report.removed_ignored is True
@@ -195,10 +195,10 @@ def test_on_removed_ignore_sends_nothing_for_removed_rows() -> None:
 
 
 def test_on_removed_unset_sends_nulls_and_acknowledges_with_no_hash() -> None:
-    warehouse = FakeWarehouse(upserts=[], removed=removed_rows(2))
+    warehouse = FakeStore(upserts=[], removed=removed_rows(2))
     braze = FakeBraze()
     report = run(warehouse, braze, make_model(on_removed="unset"))
-    assert warehouse.reads == [FakeWarehouse.UPSERTS, "braze_read_removed_users_sql mapped_only=True"]
+    assert warehouse.reads == [FakeStore.UPSERTS, "braze_read_removed_users_sql mapped_only=True"]
     assert braze.track_calls == [
         [
             {"external_id": key(500), "_update_existing_only": True, "email": None, "plan": None},
@@ -215,7 +215,7 @@ def test_on_removed_unset_sends_nulls_and_acknowledges_with_no_hash() -> None:
 
 
 def test_on_removed_unset_rejections_are_recorded_not_acknowledged() -> None:
-    warehouse = FakeWarehouse(removed=removed_rows(2))
+    warehouse = FakeStore(removed=removed_rows(2))
     run(warehouse, FakeBraze(reject={key(500): "nope"}), make_model(on_removed="unset"))
     assert {r[0] for r in warehouse.all_acknowledged} == {key(501)}
     assert {(r[0], r[3]) for r in warehouse.all_rejected} == {(key(500), "nope")}
@@ -223,7 +223,7 @@ def test_on_removed_unset_rejections_are_recorded_not_acknowledged() -> None:
 
 def test_on_removed_delete_in_chunks_of_50_and_acknowledges_deleted_users() -> None:
     assert MAX_DELETE_IDS == 50
-    warehouse = FakeWarehouse(upserts=user_rows(1), removed=removed_rows(120))
+    warehouse = FakeStore(upserts=user_rows(1), removed=removed_rows(120))
     braze = FakeBraze(not_deleted={key(555)})
     report = run(warehouse, braze, make_model(on_removed="delete"), allow_removals=True)
 
@@ -249,7 +249,7 @@ def model_rows(n: int) -> list[Row]:
 @pytest.mark.parametrize("on_removed", ["unset", "delete"])
 def test_removing_most_users_pauses_the_model_before_anything_is_sent(on_removed: str) -> None:
     # the model emptied by a broken upstream: 40 users in Braze, none in the model
-    warehouse = FakeWarehouse(upserts=[], removed=removed_rows(40), withheld=model_rows(0))
+    warehouse = FakeStore(upserts=[], removed=removed_rows(40), withheld=model_rows(0))
     braze = FakeBraze()
     with pytest.raises(SyncError) as info:
         run(warehouse, braze, make_model(on_removed=on_removed))
@@ -263,42 +263,40 @@ def test_removing_most_users_pauses_the_model_before_anything_is_sent(on_removed
 def test_the_guard_weighs_removals_against_the_users_braze_holds() -> None:
     # 100 users in the model (5 of them new), 11 removed: 11 / 106 = 10.4% > 10%
     upserts = user_rows(5, start=0) + user_rows(5, start=10, new=False)
-    warehouse = FakeWarehouse(upserts=upserts, removed=removed_rows(11), withheld=model_rows(100))
+    warehouse = FakeStore(upserts=upserts, removed=removed_rows(11), withheld=model_rows(100))
     with pytest.raises(SyncError, match="11 of the 106 users"):
         run(warehouse, FakeBraze(), make_model(on_removed="unset"))
     # 10.0% or less goes through: 11 / 111
-    warehouse = FakeWarehouse(upserts=upserts, removed=removed_rows(11), withheld=model_rows(105))
+    warehouse = FakeStore(upserts=upserts, removed=removed_rows(11), withheld=model_rows(105))
     report = run(warehouse, FakeBraze(), make_model(on_removed="unset"))
     assert report.users_unset == 11
 
 
 def test_the_guard_spares_small_removals_ignore_full_refresh_and_allow_removals() -> None:
-    floor = FakeWarehouse(removed=removed_rows(10), withheld=model_rows(0))
+    floor = FakeStore(removed=removed_rows(10), withheld=model_rows(0))
     assert run(floor, FakeBraze(), make_model(on_removed="delete")).users_deleted == 10
-    ignored = FakeWarehouse(removed=removed_rows(40), withheld=model_rows(0))
+    ignored = FakeStore(removed=removed_rows(40), withheld=model_rows(0))
     assert run(ignored, FakeBraze(), make_model(on_removed="ignore")).removed_ignored
-    refresh = FakeWarehouse(removed=removed_rows(40), withheld=model_rows(0), full_refresh=user_rows(1))
+    refresh = FakeStore(removed=removed_rows(40), withheld=model_rows(0), full_refresh=user_rows(1))
     run(refresh, FakeBraze(), make_model(on_removed="delete"), full_refresh=True)
-    allowed = FakeWarehouse(removed=removed_rows(40), withheld=model_rows(0))
+    allowed = FakeStore(removed=removed_rows(40), withheld=model_rows(0))
     report = run(allowed, FakeBraze(), make_model(on_removed="delete"), allow_removals=True)
     assert report.users_deleted == 40
 
 
 def test_the_guard_reads_max_removed_share_from_the_model() -> None:
     model = dataclasses.replace(make_model(on_removed="delete"), max_removed_share=1.0)
-    warehouse = FakeWarehouse(removed=removed_rows(40), withheld=model_rows(0))
+    warehouse = FakeStore(removed=removed_rows(40), withheld=model_rows(0))
     assert run(warehouse, FakeBraze(), model).users_deleted == 40
 
 
 def test_full_refresh_reads_the_model_and_leaves_removed_rows_alone() -> None:
     model = make_model(on_removed="delete")
-    warehouse = FakeWarehouse(
-        upserts=user_rows(1), removed=removed_rows(2), full_refresh=user_rows(4, start=10)
-    )
+    warehouse = FakeStore(upserts=user_rows(1), removed=removed_rows(2), full_refresh=user_rows(4, start=10))
     braze = FakeBraze()
     run(warehouse, braze, model, full_refresh=True)
     assert warehouse.full_refresh_args == [(RELATION, "user_id", model.mapping_specs())]
-    assert warehouse.reads == [FakeWarehouse.FULL_REFRESH]
+    assert warehouse.reads == [FakeStore.FULL_REFRESH]
     assert [obj["external_id"] for obj in braze.sent_objects] == [key(i) for i in range(10, 14)]
     assert braze.delete_calls == []
 
@@ -310,7 +308,7 @@ def test_dry_run_sends_nothing_writes_nothing_but_counts() -> None:
     rows = user_rows(160)
     rows[0] = (key(0), "email", None, "text", None, True)  # a null: still a data point
     rows[4] = (key(1), "ltv", "nan", "number", "h", True)  # rejected locally
-    warehouse = FakeWarehouse(upserts=rows, removed=removed_rows(3))
+    warehouse = FakeStore(upserts=rows, removed=removed_rows(3))
     report = run(warehouse, None, make_model(on_removed="unset"), dry_run=True)
 
     assert warehouse.acknowledged == [] and warehouse.rejected == []
@@ -331,7 +329,7 @@ def test_dry_run_sends_nothing_writes_nothing_but_counts() -> None:
 
 
 def test_dry_run_delete_counts_without_calling_braze() -> None:
-    warehouse = FakeWarehouse(removed=removed_rows(60))
+    warehouse = FakeStore(removed=removed_rows(60))
     report = run(warehouse, None, make_model(on_removed="delete"), dry_run=True, allow_removals=True)
     assert report.users_deleted == 60
     assert report.requests == 2
@@ -340,11 +338,11 @@ def test_dry_run_delete_counts_without_calling_braze() -> None:
 
 def test_a_braze_client_is_required_unless_dry_run() -> None:
     with pytest.raises(ValueError):
-        SyncEngine(FakeWarehouse(), None, SyncSettings())
+        SyncEngine(FakeStore(), None, SyncSettings())
 
 
 def test_missing_pending_relation_stops_before_anything_is_sent() -> None:
-    warehouse = FakeWarehouse(upserts=user_rows(2), pending=False)
+    warehouse = FakeStore(upserts=user_rows(2), pending=False)
     braze = FakeBraze()
     with pytest.raises(NotBuiltError) as info:
         run(warehouse, braze)
@@ -356,7 +354,7 @@ def test_missing_pending_relation_stops_before_anything_is_sent() -> None:
 
 
 def test_checkpoints_by_object_count() -> None:
-    warehouse = FakeWarehouse(upserts=user_rows(95))
+    warehouse = FakeStore(upserts=user_rows(95))
     braze = FakeBraze(reject={key(3): "bad"})
     run(warehouse, braze, checkpoint_objects=10)
 
@@ -376,7 +374,7 @@ def test_checkpoints_by_time() -> None:
     def tick() -> None:
         now[0] += 6.0  # each request takes 6 s
 
-    warehouse = FakeWarehouse(upserts=user_rows(30))
+    warehouse = FakeStore(upserts=user_rows(30))
     engine = make_engine(
         warehouse, FakeBraze(on_request=tick), batch_size=10, checkpoint_seconds=10.0, clock=lambda: now[0]
     )
@@ -386,7 +384,7 @@ def test_checkpoints_by_time() -> None:
 
 
 def test_braze_unavailable_flushes_what_was_accepted_and_propagates() -> None:
-    warehouse = FakeWarehouse(upserts=user_rows(200))
+    warehouse = FakeStore(upserts=user_rows(200))
     braze = FakeBraze(fail_on_request=3, reject={key(7): "bad"})
     with pytest.raises(BrazeUnavailable):
         run(warehouse, braze)
@@ -408,7 +406,7 @@ WITHHELD = [
 
 
 def test_withheld_rows_are_counted() -> None:
-    report = run(FakeWarehouse(upserts=user_rows(1), withheld=WITHHELD), FakeBraze())
+    report = run(FakeStore(upserts=user_rows(1), withheld=WITHHELD), FakeBraze())
     assert report.withheld_null_rows == 4
     assert report.withheld_duplicate_keys == 2
     assert report.withheld_duplicate_rows == 5
@@ -417,7 +415,7 @@ def test_withheld_rows_are_counted() -> None:
 
 def test_model_summary_mentions_withheld_counts_and_rejection_reasons() -> None:
     model = make_model()
-    warehouse = FakeWarehouse(upserts=user_rows(4, new=False), withheld=WITHHELD)
+    warehouse = FakeStore(upserts=user_rows(4, new=False), withheld=WITHHELD)
     report = run(warehouse, FakeBraze(reject={key(2): "invalid email address"}), model)
     text = model_summary(model, report, dry_run=False)
     assert text.startswith(f"{MODEL_NAME} (external_id, mode upsert, on_removed ignore):")
@@ -432,7 +430,7 @@ def test_model_summary_mentions_withheld_counts_and_rejection_reasons() -> None:
 
 def test_model_summary_dry_run_shows_estimates_and_samples() -> None:
     model = make_model()
-    report = run(FakeWarehouse(upserts=user_rows(2)), None, model, dry_run=True)
+    report = run(FakeStore(upserts=user_rows(2)), None, model, dry_run=True)
     text = model_summary(model, report, dry_run=True)
     assert "users would be created" in text
     assert "(estimated)" in text
