@@ -9,7 +9,7 @@ returns a `Reply`; server.py only moves bytes. An API request goes through:
     -> 413 body over max_body_bytes -> 400 invalid JSON (NaN/Infinity included)
     -> 400 track request with no object -> scripted status -> rate limit (track only) -> random error_status
     -> request-level checks (400) -> drop before apply -> apply
-    -> drop after apply -> answer
+    -> drop after apply -> 504 after apply -> answer
 
 Latency is slept once per request; for a track request it is slept while
 the request's users are registered as in flight, so that two overlapping
@@ -319,6 +319,10 @@ class App:
         result = self._sink(arrays) if cfg.sink_mode else self.workspace.track(arrays)
         if self.faults.roll(cfg.drop_after_apply_rate):
             return Reply(0, drop=True)
+        if self.faults.roll(cfg.gateway_timeout_after_apply_rate):
+            reply = error_reply(504, cfg.error_body)
+            reply.headers = headers
+            return reply
         accepted = sum(result.processed.values())
         if result.errors and accepted == 0:
             return json_reply(400, {"message": NO_VALID_DATA, "errors": result.errors}, headers)
@@ -377,6 +381,8 @@ class App:
             return json_reply(200, self.workspace.profiles())
         if route == ("GET", "/_emulator/users"):
             return json_reply(200, self.workspace.users())
+        if route in (("GET", "/_emulator/events"), ("GET", "/_emulator/purchases")):
+            return json_reply(200, self.workspace.occurrences(route[1].rsplit("/", 1)[1]))
         if route == ("GET", "/_emulator/stats"):
             return json_reply(200, self.stats_snapshot())
         if route == ("GET", "/_emulator/config"):

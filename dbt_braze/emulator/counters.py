@@ -22,6 +22,9 @@ Counters (`BrazeEmulator.stats()`), since start or the last reset:
     attributes_unset            nulls applied (an unmappable `country` included)
     values_not_applied          strings over 255 characters silently dropped
     users_created / users_deleted / users_ignored_update_only
+    duplicate_events / duplicate_purchases   accepted events (purchases) that had arrived
+                                before: same identifier, fields, properties and instant of
+                                `time`; a client that sends each at most once keeps them at 0
     dropped_connections, rate_limited (every 429, scripted ones included)
     max_concurrent_requests     API requests in progress at once, at most
     same_user_overlaps          track requests that arrived while another in-flight
@@ -62,6 +65,8 @@ COUNTER_NAMES = (
     "users_created",
     "users_ignored_update_only",
     "users_deleted",
+    "duplicate_events",
+    "duplicate_purchases",
     "dropped_connections",
     "connections_opened",
     "rate_limited",

@@ -37,9 +37,10 @@ class EmulatorConfig:
     """Every behaviour knob of the emulator; defaults = a well-behaved Braze.
 
     Rates are fractions in [0, 1]; times are milliseconds unless the name says
-    seconds. Scope: the rate limit, the object limit, the drops and
-    `sink_mode` concern `/users/track` only; `scripted_statuses`, `error_rate`
-    and latency concern every API endpoint (never `/_emulator/`).
+    seconds. Scope: the rate limit, the object limit, the drops, the 504s
+    after applying and `sink_mode` concern `/users/track` only;
+    `scripted_statuses`, `error_rate` and latency concern every API endpoint
+    (never `/_emulator/`).
 
     `scripted_statuses` is consumed by the next authenticated, well-formed API
     requests, one status each: non-2xx ones are answered without applying
@@ -49,8 +50,11 @@ class EmulatorConfig:
 
     `drop_*_apply_rate` close the connection without any answer, before or
     after the profiles were updated: the client sees a connection error and
-    cannot know the outcome. `sink_mode` authenticates, counts objects and
-    data points and answers 201, storing nothing and validating nothing.
+    cannot know the outcome. `gateway_timeout_after_apply_rate` answers 504
+    (with `error_body`) after applying, as a gateway that gave up waiting on
+    Braze: the outcome is just as unknown. `sink_mode` authenticates, counts
+    objects and data points and answers 201, storing nothing and validating
+    nothing.
     `echo_key_in_401` reproduces Braze's `Invalid API key: <key>` body.
     """
 
@@ -66,6 +70,7 @@ class EmulatorConfig:
     error_body: str = "json"  # "json" | "html" | "empty"
     drop_before_apply_rate: float = 0.0
     drop_after_apply_rate: float = 0.0
+    gateway_timeout_after_apply_rate: float = 0.0
     latency_ms: float = 0.0
     latency_spike_rate: float = 0.0
     latency_spike_ms: float = 0.0
@@ -97,6 +102,7 @@ def _problems(cfg: EmulatorConfig) -> list[str]:
         "error_rate",
         "drop_before_apply_rate",
         "drop_after_apply_rate",
+        "gateway_timeout_after_apply_rate",
         "latency_spike_rate",
     ):
         value = getattr(cfg, name)

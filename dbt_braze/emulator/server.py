@@ -317,6 +317,17 @@ class BrazeEmulator:
     def braze_id_of(self, external_id: str) -> str | None:
         return self._app.workspace.braze_id_of(external_id)
 
+    def events(self) -> list[dict[str, Any]]:
+        """Every event applied to a profile, oldest first, never deduplicated: `braze_id`,
+        `external_id` (of the profile, None if it has none), `name`, `time` (as sent),
+        `properties`."""
+        return self._app.workspace.occurrences("events")
+
+    def purchases(self) -> list[dict[str, Any]]:
+        """Every purchase applied to a profile, as `events()`: `braze_id`, `external_id`,
+        `product_id`, `currency`, `price`, `quantity`, `time`, `properties`."""
+        return self._app.workspace.occurrences("purchases")
+
     def users(
         self,
         *,

@@ -14,6 +14,10 @@ updated one; with no match it creates an email-only (phone-only) profile
 unless it is update-only. Its subscription groups, identified by e-mail,
 change every profile with that e-mail. Subscription group states are kept
 per profile, apart from the attributes.
+
+Every event and purchase applied to a profile is stored, never deduplicated
+(Braze has no key to do it with); the arrivals of accepted ones are
+remembered, to count those that arrived more than once.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .counters import Stats
+from .events import prepare_event, prepare_purchase
 from .validation import (
     ARRAY,
     GROUP_STATES,
@@ -38,8 +43,6 @@ from .validation import (
     alias_key,
     phone_key,
     prepare_attributes,
-    prepare_event,
-    prepare_purchase,
 )
 
 # Fields that /users/export/ids returns at the top level of a user, not
@@ -104,11 +107,17 @@ class Workspace:
         # e-mail / phone key -> {braze_id: profile}: several profiles may share one
         self._by_email: dict[str, dict[str, Profile]] = {}
         self._by_phone: dict[str, dict[str, Profile]] = {}
+        # array name -> every event (purchase) applied, in order; and every arrival seen
+        self._occurrences: dict[str, list[dict[str, Any]]] = {"events": [], "purchases": []}
+        self._arrivals: set[tuple[Any, ...]] = set()
 
     def clear(self) -> None:
         with self._lock:
             for index in (self._by_external, self._by_braze, self._by_alias, self._by_email, self._by_phone):
                 index.clear()
+            for stored in self._occurrences.values():
+                stored.clear()
+            self._arrivals.clear()
 
     # -- /users/track ----------------------------------------------------
 
@@ -142,10 +151,14 @@ class Workspace:
             "attributes_unset": 0,
             "users_created": 0,
             "users_ignored_update_only": 0,
+            "duplicate_events": 0,
+            "duplicate_purchases": 0,
         }
         with self._lock:
             by_external = self._by_external
             for name, change in accepted:
+                if change.arrival is not None:
+                    self._count_arrival(name, change.arrival, deltas)
                 kind, value = change.identity
                 profile = by_external.get(value) if kind == "external_id" else None
                 if profile is None:
@@ -157,6 +170,15 @@ class Workspace:
         self._stats.bump(deltas)
         return TrackOutcome(processed, errors)
 
+    def _count_arrival(self, name: str, arrival: tuple[Any, ...], deltas: dict[str, int]) -> None:
+        # Counted on acceptance, even when update-only mode then ignores the object: what
+        # matters is that the client sent it again.
+        key = (name, *arrival)
+        if key in self._arrivals:
+            deltas[f"duplicate_{name}"] += 1
+        else:
+            self._arrivals.add(key)
+
     def _apply(self, name: str, change: Change, profile: Profile, deltas: dict[str, int]) -> None:
         attrs = profile.attributes
         contact = (attrs.get("email"), attrs.get("phone"))
@@ -164,6 +186,9 @@ class Workspace:
             profile.events += 1
         elif name == "purchases":
             profile.purchases += change.quantity
+        if change.record is not None:
+            stored = {"braze_id": profile.braze_id, "external_id": profile.external_id, **change.record}
+            self._occurrences[name].append(stored)
         attrs.update(change.sets)
         if change.ops:
             _apply_ops(attrs, change.ops, deltas)
@@ -320,6 +345,11 @@ class Workspace:
         with self._lock:
             found = self._by_external.get(external_id)
             return None if found is None else copy.deepcopy(found.attributes)
+
+    def occurrences(self, name: str) -> list[dict[str, Any]]:
+        """Every event (`name` "events") or purchase ("purchases") applied, oldest first."""
+        with self._lock:
+            return copy.deepcopy(self._occurrences[name])
 
     def braze_id_of(self, external_id: str) -> str | None:
         with self._lock:

@@ -1,5 +1,6 @@
-"""How Braze reads one object of a `/users/track` request, and whom a
-`/users/delete` request names.
+"""How Braze reads one attributes object of a `/users/track` request, whom
+any track object names, and whom a `/users/delete` request names (events and
+purchases: events.py).
 
 Each track object is checked on its own, outside any lock, and turned into a
 `Change`: the user it targets and a list of operations to apply. A refused
@@ -97,6 +98,8 @@ class Change:
     not_applied: int = 0  # values silently dropped (strings over 255 characters)
     quantity: int = 1  # for events and purchases
     subscriptions: tuple[tuple[str, str], ...] = ()  # (group id, state), in the order sent
+    record: dict[str, Any] | None = None  # an event's or purchase's fields, as stored (events.py)
+    arrival: tuple[Any, ...] | None = None  # what two arrivals of one event or purchase share
 
 
 def phone_key(value: Any) -> str | None:
@@ -160,7 +163,7 @@ def _update_only(obj: dict[str, Any], identity: Identity) -> bool | str:
     return flag or identity[0] == "braze_id"
 
 
-def _whose(obj: Any) -> tuple[Any, bool] | str:
+def whose(obj: Any) -> tuple[Any, bool] | str:
     """(identity, update-only) of any track object, or why it is refused."""
     if not isinstance(obj, dict):
         return NOT_AN_OBJECT
@@ -174,10 +177,10 @@ def _whose(obj: Any) -> tuple[Any, bool] | str:
 
 
 def prepare_attributes(obj: Any) -> Change | str:
-    whose = _whose(obj)
-    if isinstance(whose, str):
-        return whose
-    identity, update_only = whose
+    found = whose(obj)
+    if isinstance(found, str):
+        return found
+    identity, update_only = found
     merge = obj.get("_merge_objects", False)
     if not isinstance(merge, bool):
         return "The '_merge_objects' field must be a boolean."
@@ -246,41 +249,6 @@ def _object_op(key: str, value: dict[str, Any], merge: bool) -> Op:
     elif value and value.keys() <= {"add", "remove"} and all(isinstance(v, list) for v in value.values()):
         return (ARRAY, key, (value.get("add", []), value.get("remove", [])))
     return (MERGE if merge else SET, key, value)
-
-
-def prepare_event(obj: Any) -> Change | str:
-    return _prepare_occurrence(obj, _EVENT_FIELDS)
-
-
-def prepare_purchase(obj: Any) -> Change | str:
-    change = _prepare_occurrence(obj, _PURCHASE_FIELDS)
-    if isinstance(change, Change):
-        quantity = obj.get("quantity", 1)
-        if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
-            return "The 'quantity' field must be a positive integer."
-        change.quantity = quantity
-    return change
-
-
-_EVENT_FIELDS: dict[str, tuple[type, ...]] = {"name": (str,), "time": (str,)}
-_PURCHASE_FIELDS: dict[str, tuple[type, ...]] = {
-    "product_id": (str,),
-    "currency": (str,),
-    "price": (int, float),
-    "time": (str,),
-}
-
-
-def _prepare_occurrence(obj: Any, required: dict[str, tuple[type, ...]]) -> Change | str:
-    whose = _whose(obj)
-    if isinstance(whose, str):
-        return whose
-    identity, update_only = whose
-    for name, types in required.items():
-        value = obj.get(name)
-        if not isinstance(value, types) or isinstance(value, bool) or value == "":
-            return f"The '{name}' field is required and must be a {types[0].__name__}."
-    return Change(identity, update_only, {}, [])
 
 
 def _email(value: Any) -> Any:
