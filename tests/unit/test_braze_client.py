@@ -17,12 +17,13 @@ from email.utils import formatdate
 from typing import Any
 
 import pytest
+from certificates import self_signed
+from client_harness import ENDPOINT, KEY, WALL_START, FakeTime, make_client, read_timeout
 from urllib3.exceptions import (
     ConnectTimeoutError,
     NewConnectionError,
     ProtocolError,
     ProxyError,
-    ReadTimeoutError,
 )
 
 from dbt_braze import braze
@@ -51,51 +52,6 @@ from dbt_braze.ratelimit import wait_from_headers
 from fakes import FakePool as FakeBraze
 from fakes import HTTPReply as Reply
 from fakes import SentRequest, Step
-
-ENDPOINT = "https://rest.iad-01.braze.com"
-KEY = "a1b2c3d4-e5f6-7890-abcd-ef0123456789"
-NO_JITTER = RetryPolicy(jitter=0.0)
-WALL_START = 1_700_000_000.0
-
-
-def read_timeout() -> ReadTimeoutError:
-    return ReadTimeoutError(None, "/users/track", "Read timed out. (read timeout=60.0)")  # type: ignore[arg-type]
-
-
-class FakeTime:
-    """Monotonic clock, wall clock and sleep that move together, without waiting."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def wall_clock(self) -> float:
-        return WALL_START + (self.now - 1000.0)
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-def make_client(fake: FakeBraze, time: FakeTime, **kwargs: Any) -> BrazeClient:
-    kwargs.setdefault("retry", NO_JITTER)
-    return BrazeClient(
-        ENDPOINT + "/",
-        KEY,
-        pool=fake,
-        sleep=time.sleep,
-        clock=time.clock,
-        wall_clock=time.wall_clock,
-        **kwargs,
-    )
-
-
-@pytest.fixture
-def t() -> FakeTime:
-    return FakeTime()
 
 
 def users(n: int) -> list[dict[str, Any]]:
@@ -875,18 +831,10 @@ def untrusted_https(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
     import http.server
     import shutil
     import ssl
-    import subprocess
 
     if shutil.which("openssl") is None:
         pytest.skip("openssl is needed to make a certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed(tmp_path_factory.mktemp("tls"))
 
     class Braze(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
