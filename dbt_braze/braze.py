@@ -1,10 +1,26 @@
-"""The Braze HTTP client: `/users/track` attribute batches and `/users/delete`, with retries.
+"""The Braze HTTP client: `/users/track` batches of attributes, events or purchases, and
+`/users/delete`, with retries.
 
 What the sync engine gets back is per-object: which indexes Braze accepted and which it rejected
 (and why). Transient trouble (429, 5xx, timeouts, dropped connections) is retried here with capped,
 jittered exponential backoff that honours Braze's rate-limit headers; only when the retry budget
 of a request is spent does `BrazeUnavailable` escape. Resending is safe because plain attribute
 sets are idempotent (a dropped connection means "outcome unknown", not "failed").
+
+Events and purchases are not: Braze counts each arrival, and has no idempotency key
+(braze-api-notes.md, "Semantics that bite"), so `track_events_encoded` sends each at most once.
+It retries only what says the request was not applied: an answer 429, 500, 502 or 503, or a
+connection that could not be made (refused, unresolved, connect timeout, TLS handshake, proxy:
+`TransportNotSent`). Whatever leaves the outcome open is not retried, and every object of that
+request is `unknown`, with the reason: a timeout or a connection dropped after the body was
+written, a 504 (a gateway gave up waiting; Braze may have applied it), any other 5xx, a 2xx that
+is not Braze's JSON, an `errors` entry naming no object of the request. A connection the server
+closes just as a kept-alive connection is reused lands here too: safe, if needlessly `unknown`.
+A 400/413 refuses a request whole, so splitting it is as safe as for attributes. When the retry
+budget runs out, or Braze refuses the key or a request, the call does not raise: its result
+carries the error, with what earlier requests of the call settled (accepted, rejected, unknown);
+every other object was not applied and stays pending. Raising would lose what an earlier half of
+a split delivered, and a delivered event resent is a duplicate.
 
 A 400/413 without a per-object `errors` array (body too large, "Max Input Length Exceeded",
 invalid JSON) is not retried as is: the batch is halved until the offending objects are isolated,
@@ -51,13 +67,14 @@ from dbt_braze.transport import (
     RawResponse,
     Transport,
     TransportFailure,
+    TransportNotSent,
     TransportTimeout,
     TransportTLSError,
 )
 
 __all__ = [
-    "MAX_BODY_BYTES", "MAX_DELETE_IDS", "MAX_TRACK_OBJECTS", "BrazeClient", "DeleteResult",
-    "RateLimiter", "RetryPolicy", "TrackResult", "redact"
+    "AT_MOST_ONCE_ARRAYS", "MAX_BODY_BYTES", "MAX_DELETE_IDS", "MAX_TRACK_OBJECTS", "BrazeClient",
+    "DeleteResult", "RateLimiter", "RetryPolicy", "TrackResult", "redact"
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -101,14 +118,29 @@ KEY_CHECK_BODY = b'{"attributes":[]}'
 
 _ID_FIELDS = {"external_id": "external_ids", "braze_id": "braze_ids"}
 
+# The /users/track arrays whose objects Braze counts each time they arrive, with no idempotency
+# key (notes, "Events and purchases in /users/track"): never resent once they may have arrived.
+AT_MOST_ONCE_ARRAYS = ("events", "purchases")
+TrackArray = Literal["attributes", "events", "purchases"]
+# Answers that say Braze did not process the request (contract.md, "Outcome unknown"): retried
+# even for events. A 504 is not among them: the gateway gave up waiting, Braze may have applied it.
+NOT_APPLIED_STATUSES = frozenset({429, 500, 502, 503})
+
 
 @dataclass(frozen=True)
 class TrackResult:
-    """Outcome of one `track_attributes` call; indexes point into the list that was passed."""
+    """Outcome of one track call; indexes point into the list that was passed.
+
+    `unknown` and `error` are only ever set by `track_events_encoded`: an index is in at most one
+    of accepted, rejected and unknown, and one in none of them was not applied (it stays pending;
+    `error` says what stopped the call).
+    """
 
     accepted: list[int]
     rejected: dict[int, str]  # index -> Braze's reason, opaque text
     requests: int  # HTTP requests made, retries and splits included
+    unknown: dict[int, str] = field(default_factory=dict)  # index -> why the outcome is unknown
+    error: BrazeError | None = None
 
 
 @dataclass(frozen=True)
@@ -168,11 +200,40 @@ class _Reply:
         return self.data is not None and isinstance(self.data.get("message"), str)
 
 
+@dataclass(frozen=True)
+class _Transient:
+    """A failed attempt: what went wrong, how long to wait before another, and whether the
+    request may have been applied (then an event must not be sent again)."""
+
+    why: str
+    wait: float
+    maybe_applied: bool
+
+
+class _OutcomeUnknown(Exception):
+    """An at-most-once request may have been applied: it is not retried."""
+
+    def __init__(self, why: str, attempts: int) -> None:
+        super().__init__(why)
+        self.reason = f"outcome unknown ({why}): Braze may have applied the request, so it was not resent"
+        self.attempts = attempts
+
+
 @dataclass
 class _Tally:
     accepted: list[int] = field(default_factory=list)
     rejected: dict[int, str] = field(default_factory=dict)
+    unknown: dict[int, str] = field(default_factory=dict)
     requests: int = 0
+
+    def result(self, error: BrazeError | None = None) -> TrackResult:
+        return TrackResult(
+            sorted(self.accepted),
+            dict(sorted(self.rejected.items())),
+            self.requests,
+            dict(sorted(self.unknown.items())),
+            error,
+        )
 
 
 class BrazeClient:
@@ -251,15 +312,37 @@ class BrazeClient:
     def track_encoded(self, parts: list[bytes]) -> TrackResult:
         """`track_attributes` for objects already encoded as JSON (the sync's objects are
         rendered by the warehouse, macros/json.sql): each part is one object."""
+        tally = _Tally()
+        self._track_all("attributes", parts, tally)
+        return tally.result()
+
+    def track_events_encoded(self, parts: list[bytes], array: Literal["events", "purchases"]) -> TrackResult:
+        """Send up to `max_objects` encoded event or purchase objects in the `array` of one
+        request (more if Braze needs a split), each at most once (see the module's docstring).
+
+        The result gives each index accepted, rejected (Braze's reason) or unknown (why); an
+        index in none of them was not applied. A Braze error (retry budget spent, key or request
+        refused) does not raise: it is the result's `error`, and the caller raises it once it has
+        recorded what was settled. Raises ValueError, as `track_attributes` does, for too many
+        objects or another array: nothing is sent.
+        """
+        if array not in AT_MOST_ONCE_ARRAYS:
+            raise ValueError(f"array must be one of {AT_MOST_ONCE_ARRAYS}, got {array!r}")
+        tally = _Tally()
+        try:
+            self._track_all(array, parts, tally)
+        except BrazeError as exc:
+            return tally.result(exc)
+        return tally.result()
+
+    def _track_all(self, array: TrackArray, parts: list[bytes], tally: _Tally) -> None:
         if len(parts) > self._max_objects:
             raise ValueError(f"{len(parts)} objects > max_objects={self._max_objects}")
-        tally = _Tally()
         if parts:
-            self._track(list(range(len(parts))), parts, tally)
-        return TrackResult(sorted(tally.accepted), dict(sorted(tally.rejected.items())), tally.requests)
+            self._track(array, list(range(len(parts))), parts, tally)
 
-    def _track(self, indexes: list[int], parts: list[bytes], tally: _Tally) -> None:
-        body = b'{"attributes":[' + b",".join(parts[i] for i in indexes) + b"]}"
+    def _track(self, array: TrackArray, indexes: list[int], parts: list[bytes], tally: _Tally) -> None:
+        body = b'{"' + array.encode() + b'":[' + b",".join(parts[i] for i in indexes) + b"]}"
         if len(body) > MAX_BODY_BYTES:
             if len(indexes) == 1:
                 tally.rejected[indexes[0]] = (
@@ -272,15 +355,24 @@ class BrazeClient:
                 len(body),
                 MAX_BODY_BYTES,
             )
-            self._split(indexes, parts, tally)
+            self._split(array, indexes, parts, tally)
             return
 
         count = len(indexes)
-        reply = self._send(
-            TRACK_PATH, body, f"{count} attribute objects", unknown=lambda r: _unknown_outcome(r, count)
-        )
+        try:
+            reply = self._send(
+                TRACK_PATH,
+                body,
+                f"{count} {array} objects",
+                unknown=lambda r: _unknown_outcome(r, count, array),
+                once=array in AT_MOST_ONCE_ARRAYS,
+            )
+        except _OutcomeUnknown as exc:
+            tally.requests += exc.attempts
+            tally.unknown.update(dict.fromkeys(indexes, exc.reason))
+            return
         tally.requests += reply.attempts
-        reasons = _attribute_errors(reply.data, count)
+        reasons = _object_errors(reply.data, count, array)
         if reply.ok:
             for local, index in enumerate(indexes):
                 if local in reasons:
@@ -290,7 +382,7 @@ class BrazeClient:
             return
         if reply.status not in (400, 413):
             raise self._request_error(TRACK_PATH, reply)
-        from_braze = reply.from_braze and not _errors_outside(reply.data, count)
+        from_braze = reply.from_braze and not _errors_outside(reply.data, count, array)
         if not from_braze and (reply.status == 400 or len(indexes) == 1):
             # A WAF or proxy refused the request, not Braze: nothing says an object is at fault,
             # so nothing is recorded as rejected and every object stays pending. (A 413 is about
@@ -315,12 +407,13 @@ class BrazeClient:
                 reply.status,
                 message,
             )
-        self._split(indexes, parts, tally)
+        self._split(array, indexes, parts, tally)
 
-    def _split(self, indexes: list[int], parts: list[bytes], tally: _Tally) -> None:
+    def _split(self, array: TrackArray, indexes: list[int], parts: list[bytes], tally: _Tally) -> None:
+        # Only for a request Braze refused whole, or never got: nothing of it was applied.
         middle = len(indexes) // 2
-        self._track(indexes[:middle], parts, tally)
-        self._track(indexes[middle:], parts, tally)
+        self._track(array, indexes[:middle], parts, tally)
+        self._track(array, indexes[middle:], parts, tally)
 
     # -- the key check ------------------------------------------------------------------------
 
@@ -382,13 +475,20 @@ class BrazeClient:
     # -- one request, with retries ------------------------------------------------------------
 
     def _send(
-        self, path: str, body: bytes, what: str, unknown: Callable[[_Reply], str | None] | None = None
+        self,
+        path: str,
+        body: bytes,
+        what: str,
+        unknown: Callable[[_Reply], str | None] | None = None,
+        *,
+        once: bool = False,
     ) -> _Reply:
         """POST until Braze gives a non-transient answer; 401/403 raise, other replies return.
 
         `unknown` says why a 2xx acknowledges nothing (not Braze's answer): such a reply is
         retried like a 5xx, which is safe because plain attribute sets and deletions are
-        idempotent.
+        idempotent. With `once` (events, purchases) only what was not applied is retried; after
+        an attempt that may have been applied, `_OutcomeUnknown` is raised instead.
         """
         if self._closed:
             raise RuntimeError("BrazeClient is closed")
@@ -404,7 +504,10 @@ class BrazeClient:
             outcome = self._attempt(transport, path, body, attempts - 1, unknown)
             if isinstance(outcome, _Reply):
                 return replace(outcome, attempts=attempts)
-            last, wait = outcome
+            if once and outcome.maybe_applied:
+                log.warning("POST %s (%s): %s; outcome unknown, not resent", path, what, outcome.why)
+                raise _OutcomeUnknown(outcome.why, attempts)
+            last, wait = outcome.why, outcome.wait
             elapsed = self._clock() - started
             if elapsed + wait > self._retry.max_elapsed:
                 raise BrazeUnavailable(
@@ -425,13 +528,13 @@ class BrazeClient:
         body: bytes,
         failures: int,
         unknown: Callable[[_Reply], str | None] | None,
-    ) -> _Reply | tuple[str, float]:
-        """One HTTP request: the reply, or (what went wrong, seconds to wait) when transient."""
+    ) -> _Reply | _Transient:
+        """One HTTP request: the reply, or what went wrong when it is transient."""
         backoff = self._retry.backoff(failures)
         try:
             response = transport.post(path, body)
         except TransportTimeout as exc:
-            return f"timeout ({exc})", backoff
+            return _Transient(f"timeout ({exc})", backoff, maybe_applied=True)
         except TransportTLSError as exc:
             # Not transient: retrying cannot make a certificate valid.
             raise BrazeTLSError(
@@ -441,7 +544,8 @@ class BrazeClient:
                 "REQUESTS_CA_BUNDLE at its CA bundle. Nothing was sent.",
             ) from None
         except TransportFailure as exc:
-            return self._clip(str(exc), EXCERPT_CHARS), backoff
+            maybe_applied = not isinstance(exc, TransportNotSent)
+            return _Transient(self._clip(str(exc), EXCERPT_CHARS), backoff, maybe_applied)
         status = response.status
         if status in (401, 403):
             raise self._auth_error(path, status)  # never look at the body: it may echo the key
@@ -449,7 +553,7 @@ class BrazeClient:
         if status != 429 and status < 500:
             why = unknown(reply) if unknown is not None and reply.ok else None
             if why:
-                return why, backoff
+                return _Transient(why, backoff, maybe_applied=True)
             if reply.ok:
                 self._limiter.on_success()
             return reply
@@ -457,7 +561,8 @@ class BrazeClient:
         wait = min(self._retry.max_delay, hinted) if hinted else backoff
         if status == 429:
             self._limiter.on_rate_limited(wait)
-        return f"{status} {reply.reason}".strip(), wait
+        maybe_applied = status not in NOT_APPLIED_STATUSES
+        return _Transient(f"{status} {reply.reason}".strip(), wait, maybe_applied)
 
     def _read(self, response: RawResponse) -> _Reply:
         """The response with the key masked in its body, reason phrase and headers: whatever
@@ -543,18 +648,18 @@ class BrazeClient:
         )
 
 
-def _unknown_outcome(reply: _Reply, count: int | None = None) -> str | None:
+def _unknown_outcome(reply: _Reply, count: int | None = None, array: str = "attributes") -> str | None:
     """Why a 2xx acknowledges nothing, or None when it is Braze's answer. `count`: the objects
-    sent, when Braze's `errors` may name them."""
+    sent in `array`, when Braze's `errors` may name them."""
     status = f"{reply.status} {reply.reason}".strip()
     if not reply.from_braze:
         return f"{status} whose body is not Braze's JSON (a proxy, a captive portal, a wrong URL?)"
-    if count is not None and _errors_outside(reply.data, count):
+    if count is not None and _errors_outside(reply.data, count, array):
         return f"{status} whose errors name objects outside the request"
     return None
 
 
-def _errors_outside(data: dict[str, Any] | None, count: int) -> bool:
+def _errors_outside(data: dict[str, Any] | None, count: int, array: str) -> bool:
     """Whether Braze's `errors` (null or absent is fine) holds an entry that names no object of
     the request: the answer is then not about this request, and acknowledges nothing."""
     errors = data.get("errors") if data else None
@@ -564,7 +669,7 @@ def _errors_outside(data: dict[str, Any] | None, count: int) -> bool:
         return True
     return any(
         not isinstance(entry, dict)
-        or entry.get("input_array", "attributes") != "attributes"
+        or entry.get("input_array", array) != array
         or _error_index(entry.get("index"), count) is None
         for entry in errors
     )
@@ -578,14 +683,15 @@ def _error_index(index: object, count: int) -> int | None:
     return index
 
 
-def _attribute_errors(data: dict[str, Any] | None, count: int) -> dict[int, str]:
-    """Local index -> reason from Braze's `errors` array; tolerates null, absent or malformed."""
+def _object_errors(data: dict[str, Any] | None, count: int, array: str) -> dict[int, str]:
+    """Local index -> reason from Braze's `errors` array for the objects of `array` that were
+    sent; tolerates null, absent or malformed."""
     errors = data.get("errors") if data else None
     if not isinstance(errors, list):
         return {}
     reasons: dict[int, str] = {}
     for entry in errors:
-        if not isinstance(entry, dict) or entry.get("input_array", "attributes") != "attributes":
+        if not isinstance(entry, dict) or entry.get("input_array", array) != array:
             continue
         index = _error_index(entry.get("index"), count)
         if index is None:

@@ -41,7 +41,8 @@ _MAX_EXPONENT = 32
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How long to keep retrying transient failures (429, 5xx, timeouts, dropped connections).
+    """How long to keep retrying transient failures (429, 5xx, timeouts, dropped connections;
+    for events and purchases only those that say nothing was applied, see dbt_braze.braze).
 
     The n-th wait is `base_delay * 2**n`, jittered by +-`jitter` (a fraction), capped at
     `max_delay`. `max_elapsed` is the budget of one request, retries and waits included; a

@@ -1,9 +1,19 @@
 """POST to one Braze endpoint through one urllib3 pool, shared by all of the client's threads.
 
-`Transport.post(path, body) -> RawResponse` raises `TransportTimeout` or `TransportFailure` when
-the outcome is unknown, and `TransportTLSError` when the endpoint's certificate fails
-verification, which no retry can cure. Production and the unit tests run this same class: the
-tests hand it a scripted pool (tests/fakes.py) in place of urllib3's.
+`Transport.post(path, body) -> RawResponse` raises `TransportNotSent` when the request never
+left (the connection, its TLS handshake or the proxy failed before a byte of it was written: safe
+to resend whatever it holds), `TransportTimeout` or `TransportFailure` when the outcome is unknown
+(the body may have been written, and applied), and `TransportTLSError` when the endpoint's
+certificate fails verification, which no retry can cure. Production and the unit tests run this
+same class: the tests hand it a scripted pool (tests/fakes.py) in place of urllib3's.
+
+Telling "never left" from "may have been applied" matters for events, which Braze counts each
+time they arrive. urllib3 raises `NewConnectionError`, `NameResolutionError` and
+`ConnectTimeoutError` only while opening the socket, and `ProxyError` only before the proxy was
+reached; but a failed TLS handshake and a TLS failure in the middle of the answer are the same
+`SSLError` (even with the same reason), so only where it was raised tells them apart: inside the
+connection's `connect()`, before anything of the request was written. A timeout of the TLS
+handshake surfaces as a `ReadTimeoutError` raised there, and is told apart the same way.
 
 Why urllib3: its PoolManager keeps connections alive across threads and its ProxyManager
 tunnels through HTTPS_PROXY, and it is cheap on CPU. Measured on the 2-core bench machine, one
@@ -26,14 +36,16 @@ from __future__ import annotations
 import http.client
 import os
 import ssl
+import sys
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import urllib3
-from urllib3.exceptions import HTTPError, NewConnectionError, ProxySchemeUnknown
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, ProxyError, ProxySchemeUnknown
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from dbt_braze.errors import ConfigError
@@ -62,6 +74,11 @@ class TransportTimeout(Exception):
 
 class TransportFailure(Exception):
     """The connection failed or dropped: the request may or may not have been applied."""
+
+
+class TransportNotSent(TransportFailure):
+    """The connection could not be made (refused, unresolved, connect timeout, TLS handshake,
+    proxy): nothing of the request was written, so nothing of it can have been applied."""
 
 
 class TransportTLSError(Exception):
@@ -95,6 +112,9 @@ class Transport:
         self._pool = pool if pool is not None else make_pool(self._endpoint, pool_size)
 
     def post(self, path: str, body: bytes) -> RawResponse:
+        # An exception the caller is handling becomes the context of ours: it is not about this
+        # request, so it is never looked into.
+        handled = sys.exc_info()[1]
         try:
             response = self._pool.urlopen(
                 "POST",
@@ -105,15 +125,16 @@ class Transport:
                 retries=NO_RETRIES,
                 redirect=False,
             )
-        except NewConnectionError as exc:  # refused or unresolved (a ConnectTimeoutError by descent)
-            raise TransportFailure(f"{type(exc).__name__}: {exc}") from exc
-        except Urllib3Timeout as exc:
-            raise TransportTimeout(type(exc).__name__) from exc
         except (HTTPError, OSError, http.client.HTTPException) as exc:
-            verification = _cert_verification_error(exc)
+            causes = list(_wrapped(exc, handled))
+            verification = next((c for c in causes if isinstance(c, ssl.SSLCertVerificationError)), None)
             if verification is not None:
                 raise TransportTLSError(verification.verify_message or str(verification)) from exc
-            # a handshake cut short is as any dropped connection
+            # NewConnectionError and NameResolutionError are ConnectTimeoutErrors by descent
+            if isinstance(exc, (ConnectTimeoutError, ProxyError)) or _raised_while_connecting(causes):
+                raise TransportNotSent(f"{type(exc).__name__}: {exc}") from exc
+            if isinstance(exc, Urllib3Timeout):
+                raise TransportTimeout(type(exc).__name__) from exc
             raise TransportFailure(f"{type(exc).__name__}: {exc}") from exc
         return RawResponse(response.status, response.reason or "", response.headers, response.data or b"")
 
@@ -181,16 +202,32 @@ def tls_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=bundle)
 
 
-def _cert_verification_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
-    """The certificate failure that urllib3 wraps (in `args`, `reason`, causes)."""
+# The code of the methods that open a connection (socket, proxy tunnel, TLS handshake): a failure
+# raised inside one of them happened before a byte of the request was written.
+_CONNECT_CODE = frozenset({HTTPConnection.connect.__code__, HTTPSConnection.connect.__code__})
+
+
+def _raised_while_connecting(causes: list[BaseException]) -> bool:
+    """Whether one of `causes` (a failure and what it wraps) was raised inside a connection's
+    `connect()`."""
+    for item in causes:
+        trace = item.__traceback__
+        while trace is not None:
+            if trace.tb_frame.f_code in _CONNECT_CODE:
+                return True
+            trace = trace.tb_next
+    return False
+
+
+def _wrapped(exc: BaseException, outside: BaseException | None) -> Iterator[BaseException]:
+    """`exc` and every exception urllib3 wrapped in it (in `args`, `reason`, causes), short of
+    `outside` and what it holds."""
     seen: set[int] = set()
     todo: list[object] = [exc]
     while todo:
         item = todo.pop()
-        if id(item) in seen or not isinstance(item, BaseException):
+        if id(item) in seen or not isinstance(item, BaseException) or item is outside:
             continue
         seen.add(id(item))
-        if isinstance(item, ssl.SSLCertVerificationError):
-            return item
+        yield item
         todo += [*item.args, getattr(item, "reason", None), item.__cause__, item.__context__]
-    return None
