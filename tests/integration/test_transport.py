@@ -110,6 +110,15 @@ def test_a_failed_tls_handshake_is_not_sent() -> None:
         assert emulator.stats()["requests"] == 0
 
 
+def test_a_tls_handshake_that_times_out_is_not_sent() -> None:
+    # the listener never accepts: TCP connects (the backlog), the TLS handshake gets no answer,
+    # and urllib3 reports a ReadTimeoutError raised while connecting
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        transport = Transport(f"https://127.0.0.1:{silent.getsockname()[1]}", HEADERS, (0.3, 5.0))
+        with pytest.raises(TransportNotSent, match="ReadTimeoutError"):
+            transport.post("/users/track", BODY)
+
+
 def test_a_failure_the_caller_is_handling_says_nothing_of_the_next_request() -> None:
     # Python chains the exception being handled to any raised meanwhile: a failed handshake the
     # caller is handling must not make a connection dropped after applying look unsent.
