@@ -40,6 +40,7 @@ the "did you mean" suggestions.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import re
@@ -113,6 +114,19 @@ class Mappings:
 
 
 @dataclass(frozen=True)
+class EventColumns:
+    """The columns of a model of kind `events` or `purchases` (contract, "Events and
+    purchases"): `fields` are the object's members taken from a column, in the order
+    Braze documents them (events: name; purchases: product_id, currency, price and,
+    when mapped, quantity); the properties are the ModelSync's `attributes`."""
+
+    event_id: str
+    time: str
+    fields: tuple[tuple[str, str], ...]  # (member of the object, column)
+    backfill: str = "none"  # none | all | YYYY-MM-DD: what the first run does with existing rows
+
+
+@dataclass(frozen=True)
 class ModelSync:
     """One model's validated sync configuration.
 
@@ -130,6 +144,8 @@ class ModelSync:
     max_duplicate_share: float = DEFAULT_MAX_DUPLICATE_SHARE
     max_removed_share: float = DEFAULT_MAX_REMOVED_SHARE
     truncate_strings: bool = False  # strings over 255 characters: cut (True) or rejected locally
+    kind: str = "users"  # KINDS: users | events | purchases
+    events: EventColumns | None = None  # kinds events and purchases; their properties are `attributes`
 
     @classmethod
     def of(
@@ -417,14 +433,107 @@ class Kind:
     build: Callable[[Draft, str], ModelSync | None]
 
 
-# Every block is of kind `users` today; the `kind:` key of the contract ("Beyond user
-# attributes": events, purchases, catalogs) will pick the entry, each kind reusing the
-# shared checks and adding its own.
+# -- kinds events and purchases -------------------------------------------------------------
+
+# Braze refuses these property names: they name the event object's own members
+# (braze-api-notes.md, "`time` and `event_name` are reserved and cause API errors").
+RESERVED_PROPERTY_NAMES = frozenset({"time", "event_name"})
+# The columns each kind requires, then the optional ones, as the object's members.
+EVENT_FIELDS = {"events": ("name",), "purchases": ("product_id", "currency", "price")}
+OPTIONAL_EVENT_FIELDS = {"events": (), "purchases": ("quantity",)}
+
+
+def _check_event_policy(draft: Draft) -> bool:
+    """Events never remove anything; an external_id may create the user, a braze_id cannot."""
+    draft.policy = SyncPolicy(
+        mode="update" if draft.id_field == "braze_id" else "upsert",
+        on_removed="ignore",
+        max_duplicate_share=_share(draft.block, "max_duplicate_share", DEFAULT_MAX_DUPLICATE_SHARE),
+    )
+    return True
+
+
+def _check_event_columns(draft: Draft) -> bool:
+    """`event_id`, `time` and the kind's fields name columns of the model; required ones are there."""
+    kind = draft.block["kind"]
+    for key in ("event_id", "time", *EVENT_FIELDS[kind], *OPTIONAL_EVENT_FIELDS[kind]):
+        name = draft.block.get(key)
+        if name is None and key not in OPTIONAL_EVENT_FIELDS[kind]:
+            draft.problem(draft.here, f"`{key}` is required for kind {kind}; name the column holding it")
+        elif isinstance(name, str) and name and _find_column(name, draft.columns) is None:
+            draft.missing_column(f"{draft.here}.{key}", name)
+    return True
+
+
+def _check_properties(draft: Draft) -> bool:
+    """Each property's column exists and is mapped once, to a name Braze takes and does not reserve."""
+    properties = draft.block.get("properties")
+    mappings: list[AttributeMapping] = []
+    seen_columns: set[str] = set()
+    for col, name in properties.items() if isinstance(properties, dict) else []:
+        if not isinstance(name, str):
+            continue
+        path = f"{draft.here}.properties.{col}"
+        real = _find_column(col, draft.columns)
+        if real is None:
+            draft.missing_column(path, col)
+            continue
+        problem = _attribute_name_problem(name)
+        if problem:
+            draft.problem(path, problem.replace("Braze attribute", "property"))
+        if name in RESERVED_PROPERTY_NAMES:
+            draft.problem(path, f"property `{name}` is reserved by Braze; choose another name")
+        if real.lower() in seen_columns:
+            draft.problem(path, f"column `{col}` is already mapped; map each column once")
+        seen_columns.add(real.lower())
+        mappings.append(AttributeMapping(column=real, attribute=name))
+    draft.mappings = Mappings(attributes=tuple(sorted(mappings, key=lambda m: m.attribute)))
+    return True
+
+
+def _build_events(draft: Draft, unique_id: str) -> ModelSync | None:
+    if draft.problems or draft.id_column is None or draft.policy is None or draft.mappings is None:
+        return None
+    kind = draft.block["kind"]
+    columns = draft.columns
+
+    def column(key: str) -> str:
+        found = _find_column(draft.block[key], columns)
+        assert found is not None  # checked by _check_event_columns
+        return found
+
+    present = [k for k in (*EVENT_FIELDS[kind], *OPTIONAL_EVENT_FIELDS[kind]) if k in draft.block]
+    events = EventColumns(
+        event_id=column("event_id"),
+        time=column("time"),
+        fields=tuple((key, column(key)) for key in present),
+        backfill=draft.block.get("backfill", "none"),
+    )
+    config = ModelSync.of(
+        draft.model_name, unique_id, Identifier(draft.id_field, draft.id_column), draft.policy, draft.mappings
+    )
+    return dataclasses.replace(config, kind=kind, events=events)
+
+
+# The `kind:` of a block picks its entry (contract, "Beyond user attributes"), each kind
+# reusing the shared checks and adding its own.
+_EVENT_KIND = Kind(
+    checks=(
+        _check_identifier,
+        _check_event_policy,
+        _check_identifier_column,
+        _check_event_columns,
+        _check_properties,
+    ),
+    build=_build_events,
+)
 KINDS: dict[str, Kind] = {
     "users": Kind(
         checks=(_check_identifier, _check_mode, _check_identifier_column, _check_mappings),
         build=_build_users,
     ),
+    "events": _EVENT_KIND,
+    "purchases": _EVENT_KIND,
 }
 
 
@@ -442,7 +551,7 @@ def validate_model(
     checks (the warehouse was not consulted). `materialized` is the model's
     materialization from the manifest.
     """
-    problems = _schema_problems(model_name, model_block, "model")
+    problems = _schema_problems(model_name, model_block, _definition(model_block.block))
     if materialized == "ephemeral":
         problems.append(
             f"{model_name}: the model is ephemeral: it has no relation to compute changes from; "
@@ -462,12 +571,19 @@ def validate_model(
         columns=None if warehouse_columns is None else {c.lower(): c for c in warehouse_columns},
         problems=problems,
     )
-    kind = KINDS["users"]
+    kind_name = model_block.block.get("kind", "users")
+    kind = KINDS.get(kind_name, KINDS["users"]) if isinstance(kind_name, str) else KINDS["users"]
     for check in kind.checks:
         if not check(draft):
             return None, problems
     config = kind.build(draft, unique_id)
     return (None, problems) if config is None else (config, [])
+
+
+def _definition(block: Any) -> str:
+    """The schema definition a block is checked against: its kind's (`model` for users)."""
+    kind = block.get("kind") if isinstance(block, dict) else None
+    return kind if kind in ("events", "purchases") else "model"
 
 
 def raise_if_problems(problems: list[str]) -> None:
