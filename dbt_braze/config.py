@@ -32,6 +32,12 @@ messages differ: the hook's are shorter, and its warning points to
     not reserved, mapped once
   at least one attribute mapped               _check_mappings                "no attribute is mapped"
   an identifier column found                  Kind.build (_build_users)      "no identifier column"
+  kind events/purchases: keys and types       schema `events`, `purchases`   braze_event_block_problems
+                                                                               (macros/events.sql)
+    required keys, columns exist              _check_event_columns           required/optional loop
+    property names: no `$`, <= 255, no        _check_properties              properties loop
+      control char, not time/event_name,
+      column mapped once
 
 Change both together; tests/integration/test_meta_fuzz.py checks that they
 accept the same blocks. Python-only: the wording and fixes of the messages,

@@ -23,7 +23,8 @@
   {%- if specs | length > 0 -%}
     {%- do dbt_braze.braze_ensure_tables() -%}
     {%- for spec in specs -%}
-      {%- do dbt_braze.braze_build_pending(spec) -%}
+      {%- if spec.kind in ('events', 'purchases') -%}{%- do dbt_braze.braze_build_event_pending(spec) -%}
+      {%- else -%}{%- do dbt_braze.braze_build_pending(spec) -%}{%- endif -%}
     {%- endfor -%}
   {%- endif -%}
   {#- warned after the builds: under --warn-error the first warning ends the run,
@@ -102,6 +103,12 @@
     {{ return(shown | join("; ")) }}
   {%- endif -%}
   {%- if relation is none -%}{{ return("its relation " ~ node.schema ~ "." ~ node.alias ~ " was not found") }}{%- endif -%}
+  {%- if checked.events is defined -%}
+    {%- set block = model_block.block -%}
+    {%- set spec = dbt_braze.braze_event_spec(node.name, relation, block['kind'], checked.id_field, checked.id_column,
+                                              checked.events, checked.mappings, block.get('backfill')) -%}
+    {{ return(spec if spec is not none else "a mapped column is missing from its relation") }}
+  {%- endif -%}
   {%- if model_block.block.get('truncate_strings') is sameas true -%}
     {%- for m in checked.mappings -%}{%- do m.update({'truncate_strings': true}) -%}{%- endfor -%}
   {%- endif -%}
@@ -127,6 +134,7 @@
       from 0 to 1), 'flag' (true or false), 'attributes' (column: attribute
       name) or its choices -#}
   {%- set model_keys = {
+      'kind': ['users', 'events', 'purchases'],
       'external_id': 'name',
       'braze_id': 'name',
       'mode': ['upsert', 'update'],
@@ -159,6 +167,9 @@
   {%- if block is not mapping -%}
     {%- do problems.append(here ~ ": expected a mapping") -%}
     {{ return(result) }}
+  {%- endif -%}
+  {%- if block.get('kind') in ['events', 'purchases'] -%}
+    {{ return(dbt_braze.braze_event_block_problems(here, block, columns, result)) }}
   {%- endif -%}
   {%- for key, value in block.items() -%}
     {%- set kind = model_keys.get(key) -%}

@@ -128,25 +128,27 @@ from (
   _braze_iso_or_raw); a string over Braze's limit, which Braze would bill
   and then drop. Over columns attribute, value_text and value_type.
 -#}
-{% macro braze_invalid_value_sql() %}
+{% macro braze_invalid_value_sql(attribute='attribute', value_text='value_text', value_type='value_type') %}
+  {#- the arguments are SQL expressions: columns by default; kinds events and purchases
+      pass one property's name and type as literals and its text as an expression -#}
   {%- set limit = dbt_braze.braze_max_string_length() -%}
-case when value_text is null then null
-     when value_type = 'number'
-      and lower(value_text) in ('nan', '+nan', '-nan', 'inf', '+inf', '-inf', 'infinity', '+infinity', '-infinity')
-     then attribute || ': ' || value_text || ' is not a finite number; Braze accepts no NaN or infinity'
-     when value_type = 'date' and not {{ dbt_braze._braze_iso_shaped('____-__-__') }}
-     then attribute || ': ' || value_text || ' is not a date Braze can hold; it takes ISO 8601 dates (YYYY-MM-DD) from year 1 to 9999'
-     when value_type = 'timestamp' and not {{ dbt_braze._braze_iso_shaped('____-__-__T__:__:__Z') }}
-     then attribute || ': ' || value_text || ' is not a timestamp Braze can hold; it takes ISO 8601 times (YYYY-MM-DDTHH:MM:SSZ) from year 1 to 9999'
-     when value_type = 'string' and length(value_text) > {{ limit }}
-     then attribute || ': a string of ' || cast(length(value_text) as {{ dbt.type_string() }})
+case when {{ value_text }} is null then null
+     when {{ value_type }} = 'number'
+      and lower({{ value_text }}) in ('nan', '+nan', '-nan', 'inf', '+inf', '-inf', 'infinity', '+infinity', '-infinity')
+     then {{ attribute }} || ': ' || {{ value_text }} || ' is not a finite number; Braze accepts no NaN or infinity'
+     when {{ value_type }} = 'date' and not {{ dbt_braze._braze_iso_shaped('____-__-__', value_text) }}
+     then {{ attribute }} || ': ' || {{ value_text }} || ' is not a date Braze can hold; it takes ISO 8601 dates (YYYY-MM-DD) from year 1 to 9999'
+     when {{ value_type }} = 'timestamp' and not {{ dbt_braze._braze_iso_shaped('____-__-__T__:__:__Z', value_text) }}
+     then {{ attribute }} || ': ' || {{ value_text }} || ' is not a timestamp Braze can hold; it takes ISO 8601 times (YYYY-MM-DDTHH:MM:SSZ) from year 1 to 9999'
+     when {{ value_type }} = 'string' and length({{ value_text }}) > {{ limit }}
+     then {{ attribute }} || ': a string of ' || cast(length({{ value_text }}) as {{ dbt.type_string() }})
           || ' characters; Braze drops strings over {{ limit }} characters (set truncate_strings: true in the braze block to send the first {{ limit }})'
 end
 {%- endmacro %}
 
 {#- value_text is laid out as `pattern` (LIKE), with a year from 0001 up (LIKE has no digit class). -#}
-{% macro _braze_iso_shaped(pattern) -%}
-  (value_text like '{{ pattern }}' and value_text not like '0000%' and value_text not like '-%')
+{% macro _braze_iso_shaped(pattern, value_text='value_text') -%}
+  ({{ value_text }} like '{{ pattern }}' and {{ value_text }} not like '0000%' and {{ value_text }} not like '-%')
 {%- endmacro %}
 
 {#- Each changed attribute with its JSON member (`"name":value`) and checks. -#}

@@ -10,6 +10,7 @@
     braze_pending__<model>  the changes computed by the last `dbt run`
     braze_objects__<model>  its upserts rendered as one object per user (json.sql)
     braze_fingerprints      per user, a hash of the model row Braze holds (below)
+    braze_events_log        kinds events and purchases: each event id's status (events.sql)
     braze_sync_runs         append-only run history: a `running` row at the start
                             of each sync (the lock claim), heartbeats, and a final
                             row with the status and counts
@@ -211,6 +212,7 @@
     (dbt_braze.braze_rejected_relation(), dbt_braze.braze_rejected_columns()),
     (dbt_braze.braze_runs_relation(), dbt_braze.braze_runs_columns()),
     (dbt_braze.braze_fingerprints_relation(), dbt_braze.braze_fingerprints_columns()),
+    (dbt_braze.braze_events_log_relation(), dbt_braze.braze_events_log_columns()),
   ]) }}
 {% endmacro %}
 

@@ -5,7 +5,7 @@ rules (macros/hook.sql, braze_block_problems). A fixed-seed generator writes
 a few hundred `braze` blocks, valid and invalid mixed (unknown keys, wrong
 types, YAML keys that are not strings, column names in another case or
 holding quotes, attribute names Braze refuses, column-level blocks, legacy
-`meta`), as the models of one DuckDB project. One `dbt run` and one
+`meta`, blocks of kind events and purchases), as the models of one DuckDB project. One `dbt run` and one
 `dbt-braze validate` then must agree model by model: validate accepts a
 model exactly when the hook built its pending relation, every other model
 is named in a dbt warning, and nothing shows a traceback.
@@ -33,7 +33,9 @@ MODELS = 300
 MODEL_SQL = """\
 select i as user_id, 'b' || i as braze_uid, 'u' || i || '@example.com' as email,
        'free' as plan, cast(i * 1.5 as decimal(10, 2)) as ltv, 'q' || i as "qu""ote",
-       'T' as "true", 'one' as "1", i as "Score", (i % 2 = 0) as "on"
+       'T' as "true", 'one' as "1", i as "Score", (i % 2 = 0) as "on",
+       'e' || i as event_id, 'signed_up' as event_name, timestamp '2026-01-01 10:00:00' as occurred_at,
+       'USD' as cur
 from generate_series(1, 3) t(i)
 """
 COLUMNS = [
@@ -94,8 +96,61 @@ def column_key(rng: random.Random) -> Any:
     return rng.choice(ODD_KEYS) if rng.random() < 0.1 else rng.choice(COLUMNS)
 
 
+EVENT_KEYS = {
+    "events": {"event_id": "event_id", "name": "event_name", "time": "occurred_at"},
+    "purchases": {
+        "event_id": "event_id",
+        "product_id": "plan",
+        "currency": "cur",
+        "price": "ltv",
+        "time": "occurred_at",
+    },
+}
+PROPERTY_NAMES: list[Any] = [*NAMES, "time", "event_name"]
+
+
+def generate_event_block(rng: random.Random) -> dict[Any, Any]:
+    """A block of kind events or purchases, valid or with one to three things changed."""
+    kind = rng.choice(["events", "purchases"])
+    block: dict[Any, Any] = {
+        "kind": kind,
+        "external_id": rng.choice(["user_id", "USER_ID"]),
+        **EVENT_KEYS[kind],
+    }
+    block["properties"] = {
+        rng.choice(["plan", "ltv", "Score", 'qu"ote']): f"p_{k}" for k in range(rng.randint(0, 2))
+    }
+    if kind == "purchases" and rng.random() < 0.5:
+        block["quantity"] = "Score"
+    if rng.random() < 0.5:
+        block["backfill"] = rng.choice(["none", "all", "2026-01-01", datetime.date(2025, 6, 1)])
+    if rng.random() < 0.45:
+        return block
+    for _ in range(rng.randint(1, 3)):
+        change = rng.randrange(8)
+        if change == 0:
+            block.pop(rng.choice([*EVENT_KEYS[kind], "external_id"]), None)
+        elif change == 1:
+            block[rng.choice([*EVENT_KEYS[kind], "external_id", "braze_id"])] = rng.choice(IDENTIFIERS)
+        elif change == 2:
+            block[rng.choice(["mode", "attributes", "name", "quantity", "on_removed"])] = "plan"
+        elif change == 3 and isinstance(block.get("properties"), dict):
+            block["properties"][column_key(rng)] = rng.choice(PROPERTY_NAMES)
+        elif change == 4:
+            block["properties"] = rng.choice([None, [], "plan", {"plan": None}])
+        elif change == 5:
+            block["backfill"] = rng.choice(["yesterday", "2026-13-01", 3, None, "ALL", True])
+        elif change == 6:
+            block["kind"] = rng.choice(["event", None, 3, "users"])
+        else:
+            block["max_duplicate_share"] = rng.choice([0.5, 1.5, "x", None])
+    return block
+
+
 def generate_block(rng: random.Random) -> tuple[Any, dict[str, Any], bool]:
     """(model block or a `missing` marker, column-level blocks, whether legacy `meta` holds them)."""
+    if rng.random() < 0.3:
+        return generate_event_block(rng), {}, rng.random() < 0.15
     clean = rng.random() < 0.45  # mostly valid: change one thing at most
     block: dict[Any, Any] = {}
     identifier = rng.choice(["external_id", "external_id", "braze_id"])
@@ -195,10 +250,13 @@ def test_validate_and_the_hook_accept_the_same_blocks(tmp_path: Path) -> None:
 
     rng = random.Random(SEED)
     entries = []
+    blocks: dict[str, Any] = {}
     for index in range(MODELS):
         name = f"fz_{index:03d}" if index % 10 else f"fz_o'b_{index:03d}"
         project.write_model(MODEL_SQL, name)
-        entries.append(schema_entry(name, *generate_block(rng)))
+        block, column_blocks, legacy = generate_block(rng)
+        blocks[name] = block
+        entries.append(schema_entry(name, block, column_blocks, legacy))
     columns = ", ".join(f"i as c{k}" for k in range(300))
     project.write_model(f"select i as user_id, {columns} from generate_series(1, 3) t(i)", "fz_wide")
     entries.append({"name": "fz_wide", "config": {"meta": {"braze": wide_model()}}})
@@ -247,4 +305,6 @@ def test_validate_and_the_hook_accept_the_same_blocks(tmp_path: Path) -> None:
     # a fair mix, so that the agreement means something
     assert 0.3 * len(names) < len(pending) < 0.7 * len(names), len(pending)
     assert "fz_wide" in pending and "fz_o'b_000" in names
+    events = {name for name, block in blocks.items() if isinstance(block, dict) and "kind" in block}
+    assert len(events & pending) > 10 and len(events - pending) > 10, (len(events), len(events & pending))
     print(f"{len(names)} models, {len(pending)} accepted, {time.monotonic() - started:.1f} s")
