@@ -113,12 +113,24 @@ def _sync_options(parser: argparse.ArgumentParser, *, plan: bool = False) -> Non
     parser.add_argument(
         "--full-refresh",
         action="store_true",
-        help="resend every current row with all its mapped attributes, ignoring the stored state",
+        help="resend every current row with all its mapped attributes, ignoring the stored state "
+        "(models of kind events and purchases: no effect, an event is never sent twice)",
     )
     parser.add_argument(
         "--allow-removals",
         action="store_true",
         help="this run only: unset or delete removed users even above a model's max_removed_share",
+    )
+    unknown = parser.add_mutually_exclusive_group()
+    unknown.add_argument(
+        "--resend-unknown",
+        action="store_true",
+        help="events and purchases: send the rows whose outcome is unknown again (they may arrive twice)",
+    )
+    unknown.add_argument(
+        "--forget-unknown",
+        action="store_true",
+        help="events and purchases: record the rows whose outcome is unknown as delivered",
     )
     parser.add_argument("--output", choices=("text", "json"), default="text", help="output format")
     tuning = parser.add_argument_group(
@@ -228,6 +240,8 @@ def _main(argv: list[str], secret: str) -> int:
                 dry_run=dry_run,
                 full_refresh=args.full_refresh,
                 allow_removals=args.allow_removals,
+                resend_unknown=args.resend_unknown,
+                forget_unknown=args.forget_unknown,
             ),
             braze=None if dry_run else BrazeSettings.from_env(),
             settings=resolve_settings(project_dir, cli_settings),

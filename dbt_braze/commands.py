@@ -171,6 +171,12 @@ def sync(project: Project, request: SyncRequest, *, out: TextIO) -> int:
                 )
                 reports.append(report_json(config, report, dry_run=request.mode.dry_run, error=failure))
                 _say(request, out, model_summary(config, report, dry_run=request.mode.dry_run))
+                if request.mode.full_refresh and config.kind != "users":
+                    _say(
+                        request,
+                        out,
+                        f"  --full-refresh: no effect on kind {config.kind}: a row is never sent twice",
+                    )
                 if failure:
                     failures.append(failure)
                     _say(request, out, f"  failed: {failure}")
@@ -311,6 +317,8 @@ def _model_status(warehouse: Store, config: ModelSync) -> dict[str, Any]:
         dict(zip(RUN_COLUMNS, row, strict=True))
         for row in warehouse.fetch_macro("braze_recent_runs_sql", model_name=name, limit=5)
     ]
+    if config.kind != "users":
+        return _event_model_status(warehouse, config, runs)
     try:
         warehouse.require_pending(name)
         counts = warehouse.fetch_macro(
@@ -335,6 +343,36 @@ def _model_status(warehouse: Store, config: ModelSync) -> dict[str, Any]:
         ],
         "rejected_users": int(rejected_total or 0),
         "rejected_samples": [{"key": k, "reason": r, "rejected_at": t} for k, r, t in rejected],
+    }
+
+
+def _event_model_status(warehouse: Store, config: ModelSync, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """`status` of a model of kind events or purchases: its ids by latest status, with the unknown."""
+    from dbt_braze.errors import NotBuiltError
+
+    name = config.model_name
+    statuses = warehouse.event_statuses(name)
+    try:
+        warehouse.require_pending(name)
+        counts: dict[str, int] | None = warehouse.event_counts(name)
+        withheld = warehouse.withheld(name)
+    except NotBuiltError:
+        counts, withheld = None, []
+    return {
+        "model": name,
+        "kind": config.kind,
+        "mode": config.mode,
+        "on_removed": config.on_removed,
+        "recent_runs": runs,
+        "pending": None if counts is None else {"new_rows": counts.get("pending", 0)},
+        "changed_after_sending": None if counts is None else counts.get("changed_after_sending", 0),
+        "withheld": [
+            {"kind": kind, "key": key, "rows": rows} for kind, key, rows in withheld if kind != "model_rows"
+        ],
+        "delivered": statuses.get("delivered", 0),
+        "unknown": statuses.get("unknown", 0) + statuses.get("in_flight", 0),
+        "rejected_users": statuses.get("rejected", 0),
+        "rejected_samples": [],
     }
 
 

@@ -32,7 +32,7 @@ from dbt_braze.errors import BrazeAuthError, LockedError, SyncError, WarehouseEr
 from dbt_braze.kinds import kind_of
 from dbt_braze.kinds.base import Answer, BrazeAccess, Sendable, Stream
 from dbt_braze.progress import Progress
-from dbt_braze.rows import ObjectAcks, Read, RelationRef, Row, UserAck, UserRejection
+from dbt_braze.rows import EventRecord, ObjectAcks, Read, RelationRef, Row, UserAck, UserRejection
 from dbt_braze.runlog import RunLog, RunStore
 from dbt_braze.settings import SyncMode, SyncSettings
 
@@ -72,6 +72,12 @@ class WarehouseAccess(RunStore, Protocol):
         self, model_name: str, run_id: str, acked: Any, rejected: Any, acked_objects: ObjectAcks | None
     ) -> None: ...
     def background(self, name: str, work: Callable[[], None]) -> threading.Thread: ...
+    def record_events(self, model_name: str, run_id: str, records: list[EventRecord]) -> None: ...
+    def move_events(
+        self, model_name: str, run_id: str, from_status: str, to_status: str, reason: str
+    ) -> None: ...
+    def event_counts(self, model_name: str) -> dict[str, int]: ...
+    def event_statuses(self, model_name: str) -> dict[str, int]: ...
 
 
 @dataclass
@@ -97,11 +103,22 @@ class ModelReport:
     sample_payloads: list[dict[str, Any]] = field(default_factory=list)
     objects_settled: int = 0
     seconds: float = 0.0
+    # kinds events and purchases
+    events_sent: int = 0  # accepted by Braze in this run
+    events_unknown: int = 0  # whose outcome became unknown in this run
+    unknown_samples: list[tuple[str, str]] = field(default_factory=list)
+    unknown_rows: int = 0  # ids whose outcome is unknown once the run ended
+    changed_after_sending: int = 0  # rows changed after they were sent: never sent again
 
     def reject(self, key: str, reason: str) -> None:
         self.rows_rejected += 1
         if len(self.rejection_samples) < 5:
             self.rejection_samples.append((key, reason))
+
+    def unknown(self, key: str, reason: str) -> None:
+        self.events_unknown += 1
+        if len(self.unknown_samples) < 5:
+            self.unknown_samples.append((key, reason))
 
     def counts(self) -> dict[str, int]:
         """The counts the run history keeps (columns of braze_sync_runs)."""
@@ -112,7 +129,9 @@ class ModelReport:
         failed request delivered nothing and costs nothing to report."""
         self.data_points += item.data_points
         self.attributes_sent += item.data_points
-        if item.outcome == "deleted":
+        if item.at_most_once:
+            self.events_sent += 1
+        elif item.outcome == "deleted":
             self.users_deleted += 1
         elif item.outcome == "unset":
             self.users_unset += 1
@@ -132,7 +151,7 @@ class _CheckpointWriter:
 
     def __init__(self, warehouse: WarehouseAccess, model: str, run_id: str) -> None:
         self._warehouse, self._model, self._run_id = warehouse, model, run_id
-        self._queue: queue.Queue[tuple[list[Any], list[Any], ObjectAcks | None] | None] = queue.Queue()
+        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._idle = threading.Semaphore(1)  # held while a checkpoint is being written
         self._error: BaseException | None = None
         self._thread = warehouse.background("dbt_braze_checkpoints", self._loop)
@@ -141,16 +160,30 @@ class _CheckpointWriter:
         while (item := self._queue.get()) is not None:
             try:
                 if self._error is None:
-                    self._warehouse.checkpoint(self._model, self._run_id, *item)
+                    item()
             except BaseException as exc:  # raised in the sending thread
                 self._error = exc
             finally:
                 self._idle.release()
 
     def submit(self, acked: list[Any], rejected: list[Any], acked_objects: ObjectAcks | None) -> None:
+        warehouse, model, run_id = self._warehouse, self._model, self._run_id
+        self._submit(lambda: warehouse.checkpoint(model, run_id, acked, rejected, acked_objects))
+
+    def submit_events(self, records: list[EventRecord]) -> None:
+        warehouse, model, run_id = self._warehouse, self._model, self._run_id
+        self._submit(lambda: warehouse.record_events(model, run_id, records))
+
+    def wait(self) -> None:
+        """Until everything submitted is written; raise what went wrong."""
+        self._idle.acquire()
+        self._idle.release()
+        self._raise_if_failed()
+
+    def _submit(self, work: Callable[[], None]) -> None:
         self._idle.acquire()
         self._raise_if_failed()
-        self._queue.put((acked, rejected, acked_objects))
+        self._queue.put(work)
 
     def close(self) -> None:
         """Wait until everything submitted is written; raise what went wrong."""
@@ -185,12 +218,15 @@ class _Checkpoint:
         self._stamp: str | None = None
         self._acked: list[UserAck] = []
         self._rejected: list[UserRejection] = []
+        self._events: list[EventRecord] = []  # kinds events and purchases: braze_events_log
         self._objects = 0
         self._since = clock()
 
     def accepted(self, item: Sendable) -> None:
         self._objects += 1
-        if item.stamp is None:
+        if item.at_most_once:
+            self._events.append((item.key, item.ack[1], "delivered", None))
+        elif item.stamp is None:
             self._acked.append(item.ack)
         else:
             if self._stamp is not None and item.stamp != self._stamp:
@@ -201,8 +237,25 @@ class _Checkpoint:
 
     def rejected(self, item: Sendable, reason: str) -> None:
         self._objects += 1
-        self._rejected.append((*item.ack, reason[:1000]))
+        if item.at_most_once:
+            self._events.append((item.key, item.ack[1], "rejected", reason[:1000]))
+        else:
+            self._rejected.append((*item.ack, reason[:1000]))
         self._maybe_flush()
+
+    def unknown(self, item: Sendable, reason: str) -> None:
+        self._objects += 1
+        self._events.append((item.key, item.ack[1], "unknown", reason[:1000]))
+        self._maybe_flush()
+
+    def in_flight(self, items: list[Sendable]) -> None:
+        """Record, before they are sent, that these events may reach Braze: a crash after
+        this leaves them `unknown`, never pending. Written with what settled before,
+        and waited for."""
+        self.flush()
+        if self._writer is not None:
+            self._writer.submit_events([(item.key, item.ack[1], "in_flight", None) for item in items])
+            self._writer.wait()
 
     def _maybe_flush(self) -> None:
         if (
@@ -212,6 +265,8 @@ class _Checkpoint:
             self.flush()
 
     def flush(self) -> None:
+        if self._writer is not None and self._events:
+            self._writer.submit_events(self._events)
         if self._writer is not None and (self._acked or self._rejected or self._acked_objects):
             by_key = (
                 ObjectAcks(self._stamp, self._acked_objects) if self._stamp and self._acked_objects else None
@@ -219,7 +274,7 @@ class _Checkpoint:
             self._writer.submit(self._acked, self._rejected, by_key)
             logger.debug("checkpoint of %d objects handed to the writer", self._objects)
         self._acked, self._rejected, self._objects, self._since = [], [], 0, self._clock()
-        self._acked_objects = []
+        self._acked_objects, self._events = [], []
         self._heartbeat()
 
     def close(self) -> None:
@@ -268,6 +323,9 @@ class SyncEngine:
         self._check_duplicate_share(model, report)
         if not self._mode.full_refresh:  # a full refresh leaves removed rows alone
             self._check_removed_share(model, report)
+        kind = kind_of(model)
+        if kind.at_most_once:
+            self._settle_unknown(model, report)
         writer = None
         if not self._mode.dry_run:
             writer = _CheckpointWriter(self._warehouse, model.model_name, self._run_id)
@@ -275,7 +333,7 @@ class SyncEngine:
         pool = ThreadPoolExecutor(max_workers=self._settings.concurrency, thread_name_prefix="braze")
         in_flight: deque[_InFlight] = deque()
         try:
-            for stream in kind_of(model).streams(model, relation, self._mode):
+            for stream in kind.streams(model, relation, self._mode):
                 self._send_stream(stream, model, report, checkpoint, pool, in_flight)
             while in_flight:
                 self._settle(in_flight.popleft(), model, report, checkpoint)
@@ -285,7 +343,26 @@ class SyncEngine:
             pool.shutdown(wait=True, cancel_futures=True)
             checkpoint.close()
             report.seconds = self._clock() - started
+        if kind.at_most_once:
+            statuses = self._warehouse.event_statuses(model.model_name)
+            report.unknown_rows = statuses.get("unknown", 0) + statuses.get("in_flight", 0)
         return report
+
+    def _settle_unknown(self, model: ModelSync, report: ModelReport) -> None:
+        """Events: under the model's lock, ids still in flight were left by a sync that
+        stopped before their outcome was recorded: they are unknown, never pending.
+        --forget-unknown then records the unknown ones as delivered."""
+        report.changed_after_sending = self._warehouse.event_counts(model.model_name).get(
+            "changed_after_sending", 0
+        )
+        if self._mode.dry_run:
+            return
+        name = model.model_name
+        reason = "a sync stopped before Braze's answer was recorded"
+        self._warehouse.move_events(name, self._run_id, "in_flight", "unknown", reason)
+        if self._mode.forget_unknown:
+            reason = "recorded as delivered by --forget-unknown"
+            self._warehouse.move_events(name, self._run_id, "unknown", "delivered", reason)
 
     # -- sending -------------------------------------------------------------------
     def _send_stream(
@@ -304,6 +381,7 @@ class SyncEngine:
             while in_flight:
                 self._settle(in_flight.popleft(), model, report, checkpoint)
         prepared = (stream.prepare(row) for row in self._rows(stream.read))
+        window: list[list[Sendable]] = []  # events: batches recorded in_flight together
         for batch in batched(prepared, delivery.batch_size(self._settings.batch_size)):
             sendable = [item for item in batch if item.refused is None]
             for item in batch:
@@ -320,13 +398,49 @@ class SyncEngine:
                 for item in sendable:
                     report.count_accepted(item)
                 continue
-            braze = self._braze
-            assert braze is not None
-            in_flight.append(_InFlight(pool.submit(delivery.send, braze, sendable), sendable))
-            # Settle in order once the window is full: twice the workers keeps them busy.
-            limit = 1 if delivery.exclusive else 2 * self._settings.concurrency
-            while len(in_flight) >= limit:
-                self._settle(in_flight.popleft(), model, report, checkpoint)
+            if sendable[0].at_most_once:
+                window.append(sendable)
+                if sum(map(len, window)) >= self._settings.checkpoint_objects:
+                    self._send_window(window, stream, model, report, checkpoint, pool, in_flight)
+                    window = []
+                continue
+            self._submit(sendable, stream, model, report, checkpoint, pool, in_flight)
+        if window:
+            self._send_window(window, stream, model, report, checkpoint, pool, in_flight)
+
+    def _send_window(
+        self,
+        window: list[list[Sendable]],
+        stream: Stream,
+        model: ModelSync,
+        report: ModelReport,
+        checkpoint: _Checkpoint,
+        pool: ThreadPoolExecutor,
+        in_flight: deque[_InFlight],
+    ) -> None:
+        """Events: one write records a checkpoint's worth of them in flight, then they go."""
+        checkpoint.in_flight([item for batch in window for item in batch])
+        for batch in window:
+            self._submit(batch, stream, model, report, checkpoint, pool, in_flight)
+
+    def _submit(
+        self,
+        sendable: list[Sendable],
+        stream: Stream,
+        model: ModelSync,
+        report: ModelReport,
+        checkpoint: _Checkpoint,
+        pool: ThreadPoolExecutor,
+        in_flight: deque[_InFlight],
+    ) -> None:
+        braze = self._braze
+        assert braze is not None
+        delivery = stream.delivery
+        in_flight.append(_InFlight(pool.submit(delivery.send, braze, sendable), sendable))
+        # Settle in order once the window is full: twice the workers keeps them busy.
+        limit = 1 if delivery.exclusive else 2 * self._settings.concurrency
+        while len(in_flight) >= limit:
+            self._settle(in_flight.popleft(), model, report, checkpoint)
 
     def _refuse(self, item: Sendable, report: ModelReport, checkpoint: _Checkpoint) -> None:
         reason = f"rejected before sending: {item.refused}"
@@ -347,8 +461,14 @@ class SyncEngine:
             sendable = item.prepared[index]
             report.reject(sendable.key, reason)
             checkpoint.rejected(sendable, reason)
+        for index, reason in sorted(answer.unknown.items()):
+            sendable = item.prepared[index]
+            report.unknown(sendable.key, reason)
+            checkpoint.unknown(sendable, reason)
         report.objects_settled += len(item.prepared)
         self._on_progress(model.model_name, len(item.prepared))
+        if answer.error is not None:  # raised once what the request settled is recorded
+            raise answer.error
         self._check_rejection_rate(report)
 
     def _drain_after_failure(
@@ -486,16 +606,19 @@ def sync_one(
         # for the others): a revoked key fails every scheduled sync, recorded as failed.
         assert braze is not None
         braze.check_access()
-        if warehouse.pending_is_stale(model.model_name):
+        rediffs = not kind_of(model).at_most_once  # the events read skips logged ids itself
+        if rediffs and warehouse.pending_is_stale(model.model_name):
             # a sync that overlapped the last `dbt run` acknowledged after it: re-diff
             warehouse.rebuild_pending(model, relation)
         built_at = warehouse.pending_built_at(model.model_name)
         engine.sync_model(model, relation, report)
-        if warehouse.pending_built_at(model.model_name) != built_at:
+        if rediffs and warehouse.pending_built_at(model.model_name) != built_at:
             # a `dbt run` rebuilt the pending changes while we sent: its diff may
             # predate our acknowledgements, so recompute it now that we are done
             warehouse.rebuild_pending(model, relation)
         status = "success"
+        if report.unknown_rows:
+            return report, unknown_message(report)
     except SyncError as exc:
         status, error = "failed", exc.message
         if isinstance(exc, (BrazeAuthError, WarehouseError)):
@@ -505,6 +628,16 @@ def sync_one(
         progress.close()
         run.finish(status, report.counts(), error)
     return report, None
+
+
+def unknown_message(report: ModelReport) -> str:
+    """Why a sync of events exits 1 while Braze may or may not have some of them, and what to do."""
+    return (
+        f"{report.model}: {report.unknown_rows:,} rows' outcome is unknown (Braze may or may not "
+        "have them; they are not sent again by themselves); run `dbt-braze sync --resend-unknown` "
+        "to send them again (accepting possible duplicates), or `dbt-braze sync --forget-unknown` "
+        "to record them as delivered"
+    )
 
 
 def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -523,5 +656,7 @@ def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 def _pending_users(warehouse: WarehouseAccess, model: ModelSync) -> int:
     """Users the pending relation holds, an upper bound for the progress bar (cheap:
     no join with the state)."""
+    if kind_of(model).at_most_once:
+        return warehouse.event_counts(model.model_name).get("pending", 0)
     kinds = {"new", "changed"} | ({"removed"} if model.on_removed != "ignore" else set())
     return sum(users for kind, users in warehouse.pending_users(model.model_name).items() if kind in kinds)

@@ -10,6 +10,8 @@ from dbt_braze.engine import ModelReport
 
 
 def model_summary(model: ModelSync, report: ModelReport, *, dry_run: bool) -> str:
+    if model.kind != "users":
+        return _events_summary(model, report, dry_run=dry_run)
     verb = "would be" if dry_run else ""
     lines = [f"{report.model} ({model.id_field}, mode {model.mode}, on_removed {model.on_removed}):"]
 
@@ -52,6 +54,41 @@ def model_summary(model: ModelSync, report: ModelReport, *, dry_run: bool) -> st
     return "\n".join(lines)
 
 
+def _events_summary(model: ModelSync, report: ModelReport, *, dry_run: bool) -> str:
+    """Kinds events and purchases: sent at most once; unknown rows say what to do."""
+    lines = [f"{report.model} (kind {model.kind}, {model.id_field}):"]
+
+    def add(label: str, value: int) -> None:
+        lines.append(f"  {label:<34}{value:>10,}")
+
+    add(f"{model.kind} " + ("that would be sent" if dry_run else "sent"), report.events_sent)
+    add("rows rejected", report.rows_rejected)
+    add("outcome unknown in this run", report.events_unknown)
+    add("outcome unknown in all", report.unknown_rows)
+    add("changed after sending (not resent)", report.changed_after_sending)
+    add("requests" + (" (estimated)" if dry_run else ""), report.requests)
+    if report.withheld_null_rows or report.withheld_duplicate_keys:
+        lines.append(
+            f"  withheld, not sent: {report.withheld_null_rows:,} rows with a null identifier, event_id, "
+            f"name or time, {report.withheld_duplicate_keys:,} duplicated event_ids "
+            f"({report.withheld_duplicate_rows:,} rows)"
+        )
+    for key, reason in report.rejection_samples:
+        lines.append(f"    rejected event_id={key}: {reason}")
+    for key, reason in report.unknown_samples:
+        lines.append(f"    unknown event_id={key}: {reason}")
+    if report.unknown_rows:
+        lines.append(
+            "  rows whose outcome is unknown are never sent again by themselves: "
+            "`dbt-braze sync --resend-unknown` sends them (possible duplicates), "
+            "`--forget-unknown` records them as delivered"
+        )
+    if dry_run and report.sample_payloads:
+        lines.append("  sample payloads:")
+        lines += [f"    {json.dumps(p, sort_keys=False)}" for p in report.sample_payloads]
+    return "\n".join(lines)
+
+
 def report_json(model: ModelSync, report: ModelReport, *, dry_run: bool, error: str | None) -> dict[str, Any]:
     """The machine-readable form of one model's sync or plan."""
     document: dict[str, Any] = {
@@ -72,6 +109,15 @@ def report_json(model: ModelSync, report: ModelReport, *, dry_run: bool, error: 
         rejection_samples=[{"key": k, "reason": r} for k, r in report.rejection_samples],
         seconds=round(report.seconds, 3),
     )
+    if model.kind != "users":
+        document.update(
+            kind=model.kind,
+            events_sent=report.events_sent,
+            events_unknown=report.events_unknown,
+            unknown_rows=report.unknown_rows,
+            unknown_samples=[{"key": k, "reason": r} for k, r in report.unknown_samples],
+            changed_after_sending=report.changed_after_sending,
+        )
     if dry_run:
         document["sample_payloads"] = report.sample_payloads
     return document
@@ -87,6 +133,17 @@ def status_text(models: list[dict[str, Any]]) -> str:
         pending = m["pending"]
         if pending is None:
             lines.append("  pending: none computed yet (run `dbt run`)")
+        elif "kind" in m:
+            lines.append(
+                f"  kind {m['kind']}: {pending['new_rows']:,} new rows pending, "
+                f"{m['delivered']:,} delivered, {m['unknown']:,} unknown, "
+                f"{m['changed_after_sending']:,} changed after sending"
+            )
+            if m["unknown"]:
+                lines.append(
+                    "  unknown: Braze may or may not have them; `dbt-braze sync --resend-unknown` or "
+                    "`--forget-unknown`"
+                )
         else:
             lines.append(
                 f"  pending: {pending['new_users']:,} new users, {pending['changed_users']:,} changed users "

@@ -87,6 +87,21 @@ OBJECT_COLUMNS = (
 REMOVED_USER_COLUMNS = ("braze_key", "ack_attributes")
 
 
+# One row of the events read (macros/events.sql, braze_read_events_sql): an event or
+# purchase of a model of kind events or purchases, rendered in the warehouse:
+#   EVENT_ID        the row's event_id, which names it in braze_events_log
+#   USER_KEY        the identifier's value
+#   ROW_HASH        the hash of every value sent (a later change is counted, never sent)
+#   OBJECT_JSON     the object's members but the identifier: `"time":"...","name":"..."`
+#   INVALID_REASON  why Braze must not get it, or None
+#   EVENT_NEEDS_CHECK  1: holds JSON properties, which may nest NaN or infinities
+EVENT_COLUMNS = ("braze_key", "user_key", "row_hash", "object_json", "invalid_reason", "needs_check")
+EVENT_ID, USER_KEY, ROW_HASH, OBJECT_JSON, INVALID_REASON, EVENT_NEEDS_CHECK = range(len(EVENT_COLUMNS))
+
+# One row of braze_events_log as the sync records it: (event_id, row_hash, status, reason);
+# status in_flight | delivered | rejected | unknown
+EventRecord = tuple[str, str | None, str, str | None]
+
 # (key, ROW_SEPARATOR-joined attributes, their joined hashes or None when removed)
 UserAck = tuple[str, str, str | None]
 UserRejection = tuple[str, str, str | None, str]

@@ -49,6 +49,8 @@ class SyncMode:
     dry_run: bool = False  # send nothing, change nothing: count and show samples
     full_refresh: bool = False  # every current row, all its attributes, ignoring the state
     allow_removals: bool = False  # lift the mass-removal guard for this run
+    resend_unknown: bool = False  # events: send the rows whose outcome is unknown again
+    forget_unknown: bool = False  # events: record the rows whose outcome is unknown as delivered
 
 
 @dataclass(frozen=True)

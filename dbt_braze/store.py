@@ -15,7 +15,7 @@ from typing import Any
 from dbt_braze.config import ModelSync
 from dbt_braze.dbt_access import DbtAccess, Page
 from dbt_braze.errors import NotBuiltError
-from dbt_braze.rows import ROW_SEPARATOR, ObjectAcks, Read, RelationRef, Row, UserAck
+from dbt_braze.rows import ROW_SEPARATOR, EventRecord, ObjectAcks, Read, RelationRef, Row, UserAck
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +23,7 @@ CHUNK_ROWS = 10_000  # users per statement of a checkpoint
 # the columns of the rows a checkpoint hands its macros (braze_rows_sql)
 ACK_COLUMNS = ("braze_key", "attribute", "value_hash")
 REJECTION_COLUMNS = (*ACK_COLUMNS, "reason")
+EVENT_LOG_COLUMNS = ("event_id", "row_hash", "status", "reason")  # braze_record_events_sql
 
 
 class Store:
@@ -222,6 +223,70 @@ class Store:
         values joined by ROW_SEPARATOR."""
         columns = [[name, text] for name, text in zip(names, texts, strict=True)]
         return str(self.dbt.macro("braze_rows_sql", columns=columns))
+
+    # -- events and purchases ------------------------------------------------------------
+    def record_events(self, model_name: str, run_id: str, records: Sequence[EventRecord]) -> None:
+        """Append each id's new status to braze_events_log, and the rejected ones, with their
+        reasons, to braze_rejected too, in one transaction."""
+        rejected = [
+            (event_id, "", None, reason or "")
+            for event_id, _, status, reason in records
+            if status == "rejected"
+        ]
+        statements = [
+            self.dbt.macro(
+                "braze_record_rejected_sql",
+                model_name=model_name,
+                rows_sql=self._rows_sql(REJECTION_COLUMNS, unpack(chunk)),
+            )
+            for chunk in _chunks(rejected)
+        ] + [
+            self.dbt.macro(
+                "braze_record_events_sql",
+                model_name=model_name,
+                run_id=run_id,
+                rows_sql=self._rows_sql(
+                    EVENT_LOG_COLUMNS,
+                    [ROW_SEPARATOR.join(map(encode_cell, column)) for column in zip(*chunk, strict=True)],
+                ),
+            )
+            for chunk in _chunks(records)
+        ]
+
+        def write() -> None:
+            for sql in statements:
+                self.dbt.run(sql)
+
+        if statements:
+            self.dbt.transaction(write)
+
+    def move_events(
+        self, model_name: str, run_id: str, from_status: str, to_status: str, reason: str
+    ) -> None:
+        """Every id whose latest status is `from_status` gets `to_status`, in one statement."""
+        self.dbt.execute(
+            self.dbt.macro(
+                "braze_move_events_sql",
+                model_name=model_name,
+                run_id=run_id,
+                from_status=from_status,
+                to_status=to_status,
+                reason=reason,
+            )
+        )
+
+    def event_counts(self, model_name: str) -> dict[str, int]:
+        """An events model's counts: the pending summary's (withheld_null, changed_after_sending,
+        unknown, ...) and `pending`, its objects the log does not hold yet."""
+        rows = self.fetch_macro("braze_event_counts_sql", model_name=model_name)
+        return {str(name): int(count or 0) for name, count in rows}
+
+    def event_statuses(self, model_name: str) -> dict[str, int]:
+        """Event ids per latest status (delivered, rejected, unknown, in_flight)."""
+        return {
+            str(status): int(count)
+            for status, count in self.fetch_macro("braze_event_statuses_sql", model_name=model_name)
+        }
 
     # -- run history ------------------------------------------------------------------
     def record_run(

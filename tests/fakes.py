@@ -30,11 +30,12 @@ from unittest import mock
 import urllib3
 
 from dbt_braze.braze import DeleteResult, TrackResult
-from dbt_braze.config import AttributeMapping, ModelSync
+from dbt_braze.config import AttributeMapping, EventColumns, ModelSync
 from dbt_braze.dbt_access import DbtAccess, Target
 from dbt_braze.engine import ModelReport, SyncEngine
 from dbt_braze.errors import BrazeUnavailable, NotBuiltError
 from dbt_braze.rows import (
+    EVENT_COLUMNS,
     OBJECT_COLUMNS,
     REMOVED_USER_COLUMNS,
     ROW_SEPARATOR,
@@ -159,6 +160,28 @@ def make_model(
     )
 
 
+def make_event_model(kind: str = "events") -> ModelSync:
+    """A model of kind events (or purchases) under the fakes' model name."""
+    fields = (("name", "event_name"),) if kind == "events" else (("product_id", "sku"),)
+    events = EventColumns(event_id="event_id", time="occurred_at", fields=fields, backfill="all")
+    return dataclasses.replace(make_model(), kind=kind, events=events, attributes=())
+
+
+def event_rows(n: int, *, start: int = 0, invalid: dict[int, str] | None = None) -> list[Row]:
+    """Rows of the events read (EVENT_COLUMNS): event `e<i>` of user `u<i>`."""
+    return [
+        (
+            f"e{i:05d}",
+            f"u{i}",
+            f"hash{i}",
+            f'"time":"2026-01-01T00:00:00Z","name":"ordered","properties":{{"n":{i}}}',
+            (invalid or {}).get(i),
+            0,
+        )
+        for i in range(start, start + n)
+    ]
+
+
 def key(i: int) -> str:
     return f"u{i:04d}"
 
@@ -236,6 +259,7 @@ class FakeStore:
     engine streamed: its macro, and `mapped_only=` for the removed users."""
 
     UPSERTS = "braze_read_objects_sql"
+    EVENTS = "braze_read_events_sql"
     FULL_REFRESH = "braze_read_full_refresh_objects_sql"
     REMOVED = "braze_read_removed_users_sql"
 
@@ -258,6 +282,11 @@ class FakeStore:
         self.acknowledged: list[list[tuple[Any, ...]]] = []
         self.rejected: list[list[tuple[Any, ...]]] = []
         self.events: list[str] = []
+        # kinds events and purchases: the rows of braze_objects__<model> and braze_events_log
+        self.event_objects: list[Row] = []
+        self.event_log: list[tuple[str, str | None, str, str | None]] = []
+        self.event_writes: list[list[tuple[str, str | None, str, str | None]]] = []
+        self.moves: list[tuple[str, str]] = []
 
     STAMP = "2026-11-28 10:00:00"
 
@@ -277,7 +306,17 @@ class FakeStore:
         return {"removed": len(removed), "new": len(new)}
 
     def rows(self, read: Read, batch_rows: int) -> Iterator[list[Row]]:
-        if read.macro == self.REMOVED:
+        if read.macro == self.EVENTS:
+            assert read.columns == EVENT_COLUMNS and read.args["model_name"] == MODEL_NAME
+            self.reads.append(f"{read.macro} unknown={read.args['unknown']}")
+            latest = self.latest_events()
+            wanted = (
+                (lambda status: status == "unknown")
+                if read.args["unknown"]
+                else (lambda status: status is None)
+            )
+            rows = [row for row in self.event_objects if wanted(latest.get(row[0]))]
+        elif read.macro == self.REMOVED:
             assert read.columns == REMOVED_USER_COLUMNS and read.args["model_name"] == MODEL_NAME
             self.reads.append(f"{read.macro} mapped_only={read.args['mapped_only']}")
             rows = self.removed_users
@@ -327,6 +366,43 @@ class FakeStore:
         if acked:
             self.acknowledge(model_name, per_attribute(acked))
 
+    # -- events and purchases: braze_events_log, its latest row per id wins
+    def latest_events(self) -> dict[str, str]:
+        return {event_id: status for event_id, _, status, _ in self.event_log}
+
+    def record_events(self, model_name: str, run_id: str, records: list[Any]) -> None:
+        assert model_name == MODEL_NAME
+        self.event_writes.append(list(records))
+        self.event_log += records
+        self.events.append("record_events")
+
+    def move_events(
+        self, model_name: str, run_id: str, from_status: str, to_status: str, reason: str
+    ) -> None:
+        self.moves.append((from_status, to_status))
+        moved = [(i, h, to_status, reason) for i, h, status, _ in self.latest_rows() if status == from_status]
+        self.event_log += moved
+
+    def latest_rows(self) -> list[tuple[str, str | None, str, str | None]]:
+        return list({row[0]: row for row in self.event_log}.values())
+
+    def event_counts(self, model_name: str) -> dict[str, int]:
+        latest = self.latest_events()
+        return {
+            "pending": sum(1 for row in self.event_objects if row[0] not in latest),
+            "changed_after_sending": 0,
+        }
+
+    def event_statuses(self, model_name: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for status in self.latest_events().values():
+            counts[status] = counts.get(status, 0) + 1
+        return counts
+
+    def logged(self, status: str) -> list[str]:
+        """Event ids whose latest status is `status`, in order."""
+        return sorted(i for i, s in self.latest_events().items() if s == status)
+
     @property
     def all_acknowledged(self) -> list[tuple[str, str, str | None]]:
         return [row for call in self.acknowledged for row in call]
@@ -352,6 +428,10 @@ class FakeBraze:
         self.requests_per_call = requests_per_call
         self.on_request = on_request
         self.track_calls: list[list[dict[str, Any]]] = []
+        self.unknown: dict[str, str] = {}  # events: user -> why Braze's answer is unknown
+        self.error_on_request: int | None = None  # events: the n-th request stops the call (result.error)
+        self.on_event_request: Callable[[list[dict[str, Any]]], None] | None = None
+        self.event_calls: list[tuple[str, list[dict[str, Any]]]] = []
         self.delete_calls: list[tuple[list[str], str]] = []
 
     def track_encoded(self, parts: list[bytes]) -> TrackResult:
@@ -368,6 +448,26 @@ class FakeBraze:
                 rejected[i] = self.reject[ident]
         accepted = [i for i in range(len(objects)) if i not in rejected]
         return TrackResult(accepted=accepted, rejected=rejected, requests=self.requests_per_call)
+
+    def track_events_encoded(self, parts: list[bytes], array: str) -> TrackResult:
+        """Like BrazeClient: users in `unknown` are unknown with the reason, in `reject` rejected;
+        the `error_on_request`-th request answers nothing and is the result's error."""
+        objects = [json.loads(part) for part in parts]
+        if self.on_event_request is not None:
+            self.on_event_request(objects)
+        if self.error_on_request == len(self.event_calls) + 1:
+            self.event_calls.append((array, []))
+            return TrackResult([], {}, 1, error=BrazeUnavailable("Braze did not answer after 5 attempts"))
+        self.event_calls.append((array, objects))
+        users = [obj.get("external_id", obj.get("braze_id")) for obj in objects]
+        unknown = {i: self.unknown[u] for i, u in enumerate(users) if u in self.unknown}
+        rejected = {i: self.reject[u] for i, u in enumerate(users) if u in self.reject}
+        accepted = [i for i in range(len(objects)) if i not in unknown and i not in rejected]
+        return TrackResult(accepted, rejected, 1, unknown=unknown)
+
+    @property
+    def sent_events(self) -> list[dict[str, Any]]:
+        return [obj for _, call in self.event_calls for obj in call]
 
     def delete_users(self, ids: list[str], id_field: Any) -> DeleteResult:
         self.delete_calls.append((list(ids), id_field))

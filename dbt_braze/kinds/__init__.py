@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from dbt_braze.config import ModelSync
 from dbt_braze.kinds.base import Kind
+from dbt_braze.kinds.events import EVENTS, PURCHASES
 from dbt_braze.kinds.users import USERS
 
-KINDS: dict[str, Kind] = {USERS.name: USERS}
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (USERS, EVENTS, PURCHASES)}
 
 
 def kind_of(model: ModelSync) -> Kind:
-    """The kind a model syncs: `users` for every model until the other kinds are built."""
-    return KINDS[USERS.name]
+    """The kind a model syncs (its block's `kind:`, validated by config.py)."""
+    return KINDS[model.kind]

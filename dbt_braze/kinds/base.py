@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from dbt_braze.config import ModelSync
@@ -15,6 +17,28 @@ class LocalRejection(ValueError):
     """A value that must not be sent; the row is recorded as rejected with this reason."""
 
 
+def check_json_members(members: str) -> None:
+    """Raise LocalRejection when an object's members (`"a":1,"b":[NaN]`) are not JSON that
+    Braze takes: JSON-typed values may nest NaN or infinities, which no JSON holds."""
+    try:
+        json.loads("{" + members + "}", parse_constant=_refuse_constant, parse_float=_finite)
+    except LocalRejection:
+        raise
+    except ValueError as exc:
+        raise LocalRejection(f"not valid JSON: {exc}") from exc
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):
+        raise LocalRejection(f"{text} is too large for a JSON number")
+    return number
+
+
+def _refuse_constant(name: str) -> None:
+    raise LocalRejection(f"{name} is not valid JSON; Braze accepts no NaN or infinity")
+
+
 class Sendable(NamedTuple):
     """One row's share of a request, ready to send, and what to acknowledge once Braze accepts it."""
 
@@ -24,6 +48,9 @@ class Sendable(NamedTuple):
     outcome: str  # how the report counts it once accepted (ModelReport.count_accepted)
     stamp: str | None = None  # the BUILT_STAMP of a row read from braze_objects__<model>
     refused: str | None = None  # why it must not be sent: recorded as rejected, never sent
+    # an event or purchase: recorded in_flight before it is sent, never sent twice; `ack` is
+    # then (event_id, row hash, None)
+    at_most_once: bool = False
 
     @property
     def key(self) -> str:
@@ -37,6 +64,9 @@ class Answer:
     accepted: list[int]
     rejected: dict[int, str]  # index -> Braze's reason
     requests: int
+    unknown: dict[int, str] = field(default_factory=dict)  # index -> why the outcome is unknown
+    # what stopped the request (BrazeError), raised once what it settled is recorded
+    error: Exception | None = None
 
 
 class BrazeAccess(Protocol):
@@ -44,6 +74,7 @@ class BrazeAccess(Protocol):
 
     def check_access(self) -> None: ...
     def track_encoded(self, parts: list[bytes]) -> Any: ...
+    def track_events_encoded(self, parts: list[bytes], array: Any) -> Any: ...
     def delete_users(self, ids: list[str], id_field: Any) -> Any: ...
 
 
@@ -74,6 +105,7 @@ class Stream:
 
 class Kind(Protocol):
     name: str
+    at_most_once: bool  # events and purchases: each row sent once at most (contract, "Outcome unknown")
 
     def streams(self, model: ModelSync, relation: RelationRef, mode: SyncMode) -> Iterator[Stream]:
         """The reads of a sync of `model`, in the order they are sent."""

@@ -12,14 +12,13 @@ and says which state an accepted object advances.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from dbt_braze.braze import MAX_DELETE_IDS
 from dbt_braze.config import ModelSync
-from dbt_braze.kinds.base import Answer, BrazeAccess, LocalRejection, Sendable, Stream
+from dbt_braze.kinds.base import Answer, BrazeAccess, LocalRejection, Sendable, Stream, check_json_members
 from dbt_braze.rows import (
     ACK_ATTRIBUTES,
     ACK_HASHES,
@@ -73,7 +72,8 @@ class Delete:
 
 
 class Users:
-    name = "users"
+    name: str = "users"
+    at_most_once: bool = False
 
     def streams(self, model: ModelSync, relation: RelationRef, mode: SyncMode) -> Iterator[Stream]:
         header = b'{"' + model.id_field.encode() + b'":'
@@ -143,23 +143,7 @@ def check_object(row: Row) -> None:
     if row[INVALID_ATTRIBUTE]:
         raise LocalRejection(row[INVALID_ATTRIBUTE])
     if row[NEEDS_CHECK]:
-        try:
-            json.loads("{" + row[ATTRIBUTES_JSON] + "}", parse_constant=_refuse_constant, parse_float=_finite)
-        except LocalRejection:
-            raise
-        except ValueError as exc:
-            raise LocalRejection(f"not valid JSON: {exc}") from exc
-
-
-def _finite(text: str) -> float:
-    number = float(text)
-    if math.isinf(number):
-        raise LocalRejection(f"{text} is too large for a JSON number")
-    return number
-
-
-def _refuse_constant(name: str) -> None:
-    raise LocalRejection(f"{name} is not valid JSON; Braze accepts no NaN or infinity")
+        check_json_members(row[ATTRIBUTES_JSON])
 
 
 def unset_object(id_field: str, key: str, attributes: Iterable[str]) -> dict[str, JsonValue]:

@@ -20,7 +20,7 @@ LAYERS = [
     {"report", "scaffold"},
     {"engine"},
     {"kinds"},
-    {"kinds.users"},
+    {"kinds.users", "kinds.events"},
     {"kinds.base"},
     {"store", "runlog", "progress", "manifest", "selection"},
     {"dbt_access", "settings", "config"},
@@ -86,7 +86,7 @@ def test_only_dbt_access_imports_dbt() -> None:
     assert {name for name, deps in GRAPH.items() if "dbt" in deps} == {"dbt_access"}
 
 
-@pytest.mark.parametrize("name", ["engine", "kinds", "kinds.users", "kinds.base"])
+@pytest.mark.parametrize("name", ["engine", "kinds", "kinds.users", "kinds.events", "kinds.base"])
 def test_the_engine_and_the_kinds_import_nothing_of_the_warehouse_modules(name: str) -> None:
     assert not PRODUCT[name] & {"store", "dbt_access"}
 
