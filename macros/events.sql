@@ -181,8 +181,8 @@ where model_name = {{ dbt_braze.braze_string_literal(model_name) }} and status =
 {% macro braze_build_event_pending(spec) %}
   {%- set model = dbt_braze.braze_string_literal(spec.model_name) -%}
   {%- if run_query(dbt_braze.braze_event_declared_sql(spec.model_name)).rows[0][0] == 0 -%}
+    {#- committed with the pending relation's swap, as the fingerprints are (hook.sql) -#}
     {%- do run_query(dbt_braze.braze_event_backfill_sql(spec)) -%}
-    {%- do adapter.commit() -%}
   {%- endif -%}
   {%- set built_at = "(select " ~ dbt_braze.braze_utc_now() ~ ")" -%}
   {%- set string = dbt_braze.braze_type_string() -%}
