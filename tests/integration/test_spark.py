@@ -62,6 +62,27 @@ def users_sql(n: int, *, plan: str = "'free'", where: str = "") -> str:
     """
 
 
+def events_sql(n: int, *, plan: str = "'free'") -> str:
+    """Event `e<i>` of user i (i - N past N: users get a second event), at the user's seen_at
+    (crossing the hour Paris skips)."""
+    return f"""
+        select (i - 1) % {N} + 1 as user_id, concat('e', cast(i as string)) as event_id, 'signed_up' as event_name,
+               timestamp_seconds({SEEN_EPOCH} + i * 60) as occurred_at, {plan} as plan
+        from (select id as i from range(1, {n + 1})) t
+    """
+
+
+EVENTS_BLOCK = {
+    "kind": "events",
+    "external_id": "user_id",
+    "event_id": "event_id",
+    "name": "event_name",
+    "time": "occurred_at",
+    "properties": {"event_id": "eid", "plan": "plan"},
+    "backfill": "all",
+}
+
+
 def expected(i: int, plan: str = "free") -> dict[str, object]:
     seen = datetime.fromtimestamp(SEEN_EPOCH + i * 60, tz=timezone.utc)
     return {
@@ -117,8 +138,8 @@ class SparkProject:
             "PYTHONWARNINGS": "ignore",
         }
 
-    def write_model(self, sql: str) -> None:
-        (self.root / "models" / "braze_users.sql").write_text(textwrap.dedent(sql))
+    def write_model(self, sql: str, name: str = "braze_users") -> None:
+        (self.root / "models" / f"{name}.sql").write_text(textwrap.dedent(sql))
 
     def write_schema(self, models: list[dict[str, Any]]) -> None:
         text = yaml.safe_dump({"version": 2, "models": models}, sort_keys=False)
@@ -192,23 +213,33 @@ def test_spark_lifecycle(tmp_path: Path, emulator: BrazeEmulator) -> None:
     project = SparkProject(tmp_path / "project", emulator)
     block = braze_model(on_removed="unset")
     block["config"]["meta"]["braze"]["attributes"].update({"seen_at": "seen_at", "props": "props"})
-    project.write_schema([block])
+    project.write_schema([block, {"name": "braze_events", "config": {"meta": {"braze": EVENTS_BLOCK}}}])
     model: dict[int, dict[str, object]] = {i: expected(i) for i in range(1, N + 1)}
 
-    # 1. first sync: Braze equals the model
+    # 1. first sync: Braze equals the model, and has each event once, its time in UTC
     project.write_model(users_sql(N))
+    project.write_model(events_sql(N), "braze_events")
     project.dbt_run()
     first = project.sync()
     assert first.exit_code == 0, first.output
     assert_braze_holds(emulator, model)
     assert emulator.stats()["data_points"] == N * ATTRIBUTES
+    events = {e["properties"]["eid"]: e for e in emulator.events()}
+    assert len(events) == len(emulator.events()) == N
+    assert {e: events[e]["time"] for e in ("e1", "e90")} == {
+        "e1": expected(1)["seen_at"],
+        "e90": expected(90)["seen_at"],
+    }
 
     # 2. an incremental change: exactly the changed data points are sent
     points = emulator.stats()["data_points"]
+    # new events are sent once; an event changed after it was sent is not sent again
     project.write_model(users_sql(N, plan="case when i <= 37 then 'pro' else 'free' end"))
+    project.write_model(events_sql(N + 10, plan="case when i = 1 then 'pro' else 'free' end"), "braze_events")
     project.dbt_run()
     assert project.sync().exit_code == 0
     assert emulator.stats()["data_points"] - points == 37
+    assert len(emulator.events()) == N + 10 and emulator.stats()["duplicate_events"] == 0
     model.update({i: expected(i, "pro") for i in range(1, 38)})
     assert_braze_holds(emulator, model)
 
