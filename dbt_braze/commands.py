@@ -196,7 +196,8 @@ def sync(project: Project, request: SyncRequest, *, out: TextIO) -> int:
     if failures:
         raise SyncError(
             f"{len(failures)} model(s) did not finish",
-            hint="what was not delivered stays pending; the next sync sends it",
+            hint="what was not delivered stays pending; the next sync sends it "
+            "(events whose outcome is unknown excepted: see above what to do about them)",
         )
     return EXIT_OK
 

@@ -10,6 +10,11 @@ ever advances for accepted objects, so a sync that fails or is killed loses
 nothing: the next one finds the rest still pending, and at most one checkpoint
 window plus the requests in flight are sent again.
 
+Events and purchases (kinds whose `at_most_once` is set) are never sent
+again: each window of them is recorded in flight, in one write, before it is
+sent; an answer that cannot be known makes its rows `unknown`, and so does a
+crash for the rows it left in flight (recorded when the next sync starts).
+
 Each user appears in exactly one object of one batch per sync (the read
 groups the pending rows by key), so two requests in flight never touch one user.
 """
@@ -325,7 +330,7 @@ class SyncEngine:
             self._check_removed_share(model, report)
         kind = kind_of(model)
         if kind.at_most_once:
-            self._settle_unknown(model, report)
+            self._start_at_most_once(model, report)
         writer = None
         if not self._mode.dry_run:
             writer = _CheckpointWriter(self._warehouse, model.model_name, self._run_id)
@@ -348,7 +353,7 @@ class SyncEngine:
             report.unknown_rows = statuses.get("unknown", 0) + statuses.get("in_flight", 0)
         return report
 
-    def _settle_unknown(self, model: ModelSync, report: ModelReport) -> None:
+    def _start_at_most_once(self, model: ModelSync, report: ModelReport) -> None:
         """Events: under the model's lock, ids still in flight were left by a sync that
         stopped before their outcome was recorded: they are unknown, never pending.
         --forget-unknown then records the unknown ones as delivered."""

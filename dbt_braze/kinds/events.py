@@ -73,12 +73,10 @@ class Events:
             )
             return sendable._replace(refused=refused) if refused else sendable
 
-        read = Read(
-            "braze_read_events_sql",
-            EVENT_COLUMNS,
-            {"model_name": model.model_name, "unknown": mode.resend_unknown},
-        )
-        yield Stream(read, prepare, TrackOnce(self.array))
+        # --resend-unknown: the rows whose outcome is unknown first, then the new ones as always
+        for unknown in (True, False) if mode.resend_unknown else (False,):
+            args = {"model_name": model.model_name, "unknown": unknown}
+            yield Stream(Read("braze_read_events_sql", EVENT_COLUMNS, args), prepare, TrackOnce(self.array))
 
 
 def _json_problem(members: str) -> str | None:

@@ -66,7 +66,8 @@ def events_sql(n: int, *, plan: str = "'free'") -> str:
     """Event `e<i>` of user i (i - N past N: users get a second event), at the user's seen_at
     (crossing the hour Paris skips)."""
     return f"""
-        select (i - 1) % {N} + 1 as user_id, concat('e', cast(i as string)) as event_id, 'signed_up' as event_name,
+        select (i - 1) % {N} + 1 as user_id, concat('e', cast(i as string)) as event_id,
+               'signed_up' as event_name,
                timestamp_seconds({SEEN_EPOCH} + i * 60) as occurred_at, {plan} as plan
         from (select id as i from range(1, {n + 1})) t
     """

@@ -77,15 +77,16 @@ def test_unknown_answers_are_recorded_with_the_reason_and_never_sent_again() -> 
     assert "--resend-unknown" in model_summary(make_event_model(), again, dry_run=False)
 
 
-def test_resend_unknown_sends_exactly_the_unknown_rows() -> None:
+def test_resend_unknown_sends_the_unknown_rows_again_then_the_new_ones() -> None:
     store, braze = store_with(4), FakeBraze()
     braze.unknown = {"u2": "timeout after the body was written"}
     run(store, braze, make_event_model())
     braze.unknown = {}
+    store.event_objects += event_rows(1, start=4)
     report = run(store, braze, make_event_model(), resend_unknown=True)
-    assert [o["external_id"] for o in braze.event_calls[-1][1]] == ["u2"]
+    assert [o["external_id"] for o in braze.sent_events[4:]] == ["u2", "u4"]
     assert report.unknown_rows == 0 and store.logged("unknown") == []
-    assert store.reads[-1] == "braze_read_events_sql unknown=True"
+    assert store.reads[-2:] == ["braze_read_events_sql unknown=True", "braze_read_events_sql unknown=False"]
 
 
 def test_forget_unknown_records_them_as_delivered_without_sending() -> None:
