@@ -89,6 +89,13 @@ _SHAPE_FIXES = {
     "user_alias": "write it as `user_alias: {name: <column>, label: <text>}`",
     "subscription_groups": "write it as `subscription_groups: {<column>: <subscription group id>}`",
 }
+# The state keys a model's users by the kind of identifier and its value (contract,
+# "Identifiers"): these kinds' keys start with a prefix naming the kind (`email:a@b.c`;
+# `user_alias:<label>:<name>`), so a model whose identifier changes finds none of its old
+# keys and sends every user whole. external_id and braze_id keys have none: they predate the
+# other kinds, and a prefix now would make every existing model resend everything.
+# macros/changes.sql (braze_key_prefix, braze_recorded_elsewhere_sql) holds the same rules.
+KEY_PREFIXES = ("email:", "phone:", "user_alias:")
 # A model with more duplicated identifiers than this share of its rows is paused.
 DEFAULT_MAX_DUPLICATE_SHARE = 0.05
 # A sync that would unset or delete more than this share of the model's users in
@@ -212,12 +219,25 @@ class ModelSync:
     def update_only(self) -> bool:
         return self.mode == "update"
 
+    @property
+    def key_prefix(self) -> str:
+        """What this model's state keys start with, before the identifier's value (KEY_PREFIXES)."""
+        if self.id_field == "user_alias":
+            return f"user_alias:{self.alias_label}:"
+        return f"{self.id_field}:" if self.id_field in ("email", "phone") else ""
+
     def mapping_specs(self) -> list[dict[str, Any]]:
         """The mappings as the macros take them (the on-run-end hook builds the same from meta)."""
         return [
             {"column": m.column, "attribute": m.attribute, "truncate_strings": self.truncate_strings}
             for m in self.attributes
         ]
+
+
+def recorded_elsewhere(key: str, key_prefix: str) -> bool:
+    """Whether a state key was recorded under another identifier than the one whose keys
+    start with `key_prefix` (macro braze_recorded_elsewhere_sql says the same in SQL)."""
+    return not key.startswith(key_prefix) if key_prefix else key.startswith(KEY_PREFIXES)
 
 
 @lru_cache(maxsize=1)

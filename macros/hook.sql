@@ -75,7 +75,7 @@
   {{ return(value) }}
 {% endmacro %}
 
-{#- The model's spec {model_name, relation, id_column, mappings}, the reason to skip it (a string), or none. -#}
+{#- The model's spec {model_name, relation, id_column, key_prefix, mappings}, the reason to skip it (a string), or none. -#}
 {% macro _braze_spec_from_node(node) %}
   {%- set column_blocks = {} -%}
   {%- for column_name, column in node.columns.items() -%}
@@ -112,7 +112,9 @@
     {%- for m in checked.mappings -%}{%- do m.update({'truncate_strings': true}) -%}{%- endfor -%}
   {%- endif -%}
   {%- set mappings = dbt_braze.braze_typed_mappings(relation, checked.mappings) -%}
-  {{ return({'model_name': node.name, 'relation': relation, 'id_column': checked.id_column, 'mappings': mappings}) }}
+  {%- set alias_label = model_block.block['user_alias']['label'] if checked.id_field == 'user_alias' else none -%}
+  {{ return({'model_name': node.name, 'relation': relation, 'id_column': checked.id_column,
+             'key_prefix': dbt_braze.braze_key_prefix(checked.id_field, alias_label), 'mappings': mappings}) }}
 {% endmacro %}
 
 {#-
@@ -328,7 +330,8 @@
   {%- set target_relation = dbt_braze.braze_pending_relation(spec.model_name) -%}
   {%- set staging_relation = dbt_braze.braze_relation('braze_pending__' ~ spec.model_name ~ '__building') -%}
   {%- set built_at = "(select " ~ dbt_braze.braze_utc_now() ~ ")" -%}
-  {%- set sql = dbt_braze.braze_pending_sql(spec.model_name, spec.relation, spec.id_column, spec.mappings, built_at) -%}
+  {%- set sql = dbt_braze.braze_pending_sql(spec.model_name, spec.relation, spec.id_column, spec.mappings, built_at,
+                                             spec.get('key_prefix', '')) -%}
   {%- do adapter.drop_relation(staging_relation) -%}
   {%- do run_query(get_create_table_as_sql(False, staging_relation, sql)) -%}
   {%- do dbt_braze.braze_swap_relation(staging_relation, target_relation) -%}
