@@ -11,12 +11,13 @@
   those recorded under another identifier, which the model's cannot address.
 -#}
 {% macro braze_read_removed_users_sql(model_name, mapped_only, page=none, key_prefix=none, recorded_elsewhere=false) %}
-  {%- set sql = dbt_braze.braze_removed_users_sql(dbt_braze.braze_read_removed_sql(model_name, mapped_only)) -%}
+  {%- set rows = dbt_braze.braze_read_removed_sql(model_name, mapped_only) -%}
   {%- if key_prefix is not none -%}
-    {%- set sql = "select * from (\n" ~ sql ~ "\n) removed where " ~ ("" if recorded_elsewhere else "not ")
-                  ~ dbt_braze.braze_recorded_elsewhere_sql(key_prefix, 'removed.braze_key') -%}
+    {#- on the pending rows, where the warehouse can push it down to their scan -#}
+    {%- set rows = "select * from (\n" ~ rows ~ "\n) removed where " ~ ("" if recorded_elsewhere else "not ")
+                   ~ dbt_braze.braze_recorded_elsewhere_sql(key_prefix, 'removed.braze_key') -%}
   {%- endif -%}
-  {{ return(dbt_braze.braze_keyset_page(sql, page)) }}
+  {{ return(dbt_braze.braze_keyset_page(dbt_braze.braze_removed_users_sql(rows), page)) }}
 {% endmacro %}
 
 {#- Pending attribute changes still unacknowledged and not rejected, one row per attribute. -#}
