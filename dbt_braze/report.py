@@ -50,7 +50,7 @@ def model_summary(
     if report.users_forgotten:
         lines.append(
             f"  forgotten: users recorded under another identifier, which {model.id_field} cannot "
-            "address: nothing is sent for them, their state is dropped"
+            "address: nothing is sent for them, their state is forgotten"
         )
     if report.removed_ignored:
         lines.append("  removed rows: ignored (on_removed: ignore)")
