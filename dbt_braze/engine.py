@@ -83,6 +83,7 @@ class ModelReport:
     attributes_unset: int = 0
     users_unset: int = 0
     users_deleted: int = 0
+    users_forgotten: int = 0  # recorded under another identifier: state forgotten, nothing sent
     rows_rejected: int = 0
     rejection_samples: list[tuple[str, str]] = field(default_factory=list)
     requests: int = 0
@@ -114,6 +115,8 @@ class ModelReport:
         self.attributes_sent += item.data_points
         if item.outcome == "deleted":
             self.users_deleted += 1
+        elif item.outcome == "forgotten":
+            self.users_forgotten += 1
         elif item.outcome == "unset":
             self.users_unset += 1
             self.attributes_unset += item.data_points
@@ -316,7 +319,8 @@ class SyncEngine:
                     json.loads(item.body) for item in sendable[: SAMPLE_SIZE - len(report.sample_payloads)]
                 )
             if self._mode.dry_run:
-                report.requests += 1
+                # forgetting a user's state (kinds/users.py, Forget) takes no request
+                report.requests += any(item.outcome != "forgotten" for item in sendable)
                 for item in sendable:
                     report.count_accepted(item)
                 continue

@@ -103,3 +103,11 @@ class ObjectAcks(NamedTuple):
     @property
     def keys(self) -> list[str]:
         return [user[0] for user in self.users]
+
+
+class IdentifierChange(NamedTuple):
+    """A model's identifier changed since its state was recorded when `recorded_elsewhere`
+    users are held under another identifier (store.Store.identifier_change)."""
+
+    recorded_elsewhere: int  # users the state holds under another identifier: forgotten, never sent
+    sent_whole: int  # the model's users the state does not hold: sent whole, as new

@@ -19,15 +19,49 @@
                           than built_at that the diff saw (value_text)
 -#}
 
-{#- The normalized long form of a model: one row per (braze_key, attribute). -#}
-{% macro braze_current_values_sql(relation, id_column, mappings) %}
-  {{ return(adapter.dispatch('braze_current_values_sql', 'dbt_braze')(relation, id_column, mappings)) }}
+{#-
+  State keys. The state keys a user by the kind of identifier and its value
+  (contract, "Identifiers"), so that a model whose identifier changes finds
+  none of its old keys: they are removed, and every user is new, sent whole.
+  external_id and braze_id keys are the value itself, as before the other
+  kinds existed (a prefix now would resend every existing model); email,
+  phone and user_alias keys start with a prefix naming the kind (and the
+  alias label). dbt_braze/config.py (ModelSync.key_prefix, recorded_elsewhere)
+  holds the same rules; tests/unit/test_identifier_keys.py compares them.
+-#}
+{% macro braze_key_prefix(id_field, alias_label=none) %}
+  {%- if id_field == 'user_alias' -%}{{ return('user_alias:' ~ alias_label ~ ':') }}{%- endif -%}
+  {{ return(id_field ~ ':' if id_field in ['email', 'phone'] else '') }}
 {% endmacro %}
 
-{% macro default__braze_current_values_sql(relation, id_column, mappings) %}
+{#- A model's key of a row: its identifier column as text, after the prefix. `empty_is_null`: '' is null. -#}
+{% macro braze_key_sql(id_column, key_prefix='', empty_is_null=false) %}
+  {%- set key = "cast(" ~ dbt_braze.braze_quote_identifier(id_column) ~ " as " ~ dbt_braze.braze_type_string() ~ ")" -%}
+  {%- if empty_is_null -%}{%- set key = "nullif(" ~ key ~ ", '')" -%}{%- endif -%}
+  {{ return(dbt_braze.braze_string_literal(key_prefix) ~ " || " ~ key if key_prefix else key) }}
+{% endmacro %}
+
+{#- True for a key (`column`) recorded under another identifier than the one whose keys start with `key_prefix`. -#}
+{% macro braze_recorded_elsewhere_sql(key_prefix, column='braze_key') %}
+  {%- if key_prefix -%}
+    {{ return("substr(" ~ column ~ ", 1, " ~ key_prefix | length ~ ") <> " ~ dbt_braze.braze_string_literal(key_prefix)) }}
+  {%- endif -%}
+  {%- set others = [] -%}
+  {%- for prefix in ['email:', 'phone:', 'user_alias:'] -%}
+    {%- do others.append("substr(" ~ column ~ ", 1, " ~ prefix | length ~ ") = '" ~ prefix ~ "'") -%}
+  {%- endfor -%}
+  {{ return("(" ~ others | join(" or ") ~ ")") }}
+{% endmacro %}
+
+{#- The normalized long form of a model: one row per (braze_key, attribute). -#}
+{% macro braze_current_values_sql(relation, id_column, mappings, key_prefix='') %}
+  {{ return(adapter.dispatch('braze_current_values_sql', 'dbt_braze')(relation, id_column, mappings, key_prefix)) }}
+{% endmacro %}
+
+{% macro default__braze_current_values_sql(relation, id_column, mappings, key_prefix='') %}
   {%- for m in mappings %}
     select
-      cast({{ dbt_braze.braze_quote_identifier(id_column) }} as {{ dbt_braze.braze_type_string() }}) as braze_key,
+      {{ dbt_braze.braze_key_sql(id_column, key_prefix) }} as braze_key,
       cast({{ dbt_braze.braze_string_literal(m.attribute) }} as {{ dbt_braze.braze_type_string() }}) as attribute,
       {{ dbt_braze.braze_mapped_text(m) }} as value_text,
       cast('{{ dbt_braze.braze_sent_type(m.value_type) }}' as {{ dbt_braze.braze_type_string() }}) as value_type
@@ -160,18 +194,19 @@ from ({{ keys_sql }}) acknowledged
     where recency = 1
 {% endmacro %}
 
-{% macro braze_pending_sql(model_name, relation, id_column, mappings, built_at) %}
-  {{ return(adapter.dispatch('braze_pending_sql', 'dbt_braze')(model_name, relation, id_column, mappings, built_at)) }}
+{#- `key_prefix`: the model's (braze_key_prefix). -#}
+{% macro braze_pending_sql(model_name, relation, id_column, mappings, built_at, key_prefix='') %}
+  {{ return(adapter.dispatch('braze_pending_sql', 'dbt_braze')(model_name, relation, id_column, mappings, built_at, key_prefix)) }}
 {% endmacro %}
 
-{% macro default__braze_pending_sql(model_name, relation, id_column, mappings, built_at) %}
+{% macro default__braze_pending_sql(model_name, relation, id_column, mappings, built_at, key_prefix='') %}
   {%- set attribute_names = [] -%}
   {%- for m in mappings -%}{%- do attribute_names.append(dbt_braze.braze_string_literal(m.attribute)) -%}{%- endfor %}
 with key_counts as (
-    {{ dbt_braze.braze_key_counts_sql(relation, id_column) }}
+    {{ dbt_braze.braze_key_counts_sql(relation, id_column, key_prefix) }}
 ),
 row_fingerprints as (
-    select cast({{ dbt_braze.braze_quote_identifier(id_column) }} as {{ dbt_braze.braze_type_string() }}) as braze_key,
+    select {{ dbt_braze.braze_key_sql(id_column, key_prefix) }} as braze_key,
            {{ dbt_braze.braze_fingerprint_sql(mappings) }} as fingerprint
     from {{ relation }}
 ),
@@ -194,7 +229,7 @@ removed_keys as (
 current_values as (
     select cv.braze_key, cv.attribute, cv.value_text, cv.value_type,
            {{ dbt_braze.braze_hash('cv.value_text') }} as value_hash
-    from ({{ dbt_braze.braze_current_values_sql(relation, id_column, mappings) }}) cv
+    from ({{ dbt_braze.braze_current_values_sql(relation, id_column, mappings, key_prefix) }}) cv
     inner join candidates c on c.braze_key = cv.braze_key
 ),
 latest_state as (
@@ -255,8 +290,8 @@ where model_name = {{ dbt_braze.braze_string_literal(model_name) }} and acked_at
   refuses it, and the state could not record that refusal under its key, so
   it would be sent again at every sync (withheld_null instead).
 -#}
-{% macro braze_key_counts_sql(relation, id_column) %}
-    select nullif(cast({{ dbt_braze.braze_quote_identifier(id_column) }} as {{ dbt_braze.braze_type_string() }}), '') as braze_key, count(*) as row_count
+{% macro braze_key_counts_sql(relation, id_column, key_prefix='') %}
+    select {{ dbt_braze.braze_key_sql(id_column, key_prefix, empty_is_null=true) }} as braze_key, count(*) as row_count
     from {{ relation }}
     group by 1
 {% endmacro %}

@@ -30,7 +30,7 @@ from unittest import mock
 import urllib3
 
 from dbt_braze.braze import DeleteResult, TrackResult
-from dbt_braze.config import AttributeMapping, ModelSync
+from dbt_braze.config import AttributeMapping, ModelSync, recorded_elsewhere
 from dbt_braze.dbt_access import DbtAccess, Target
 from dbt_braze.engine import ModelReport, SyncEngine
 from dbt_braze.errors import BrazeUnavailable, NotBuiltError
@@ -278,9 +278,16 @@ class FakeStore:
 
     def rows(self, read: Read, batch_rows: int) -> Iterator[list[Row]]:
         if read.macro == self.REMOVED:
-            assert read.columns == REMOVED_USER_COLUMNS and read.args["model_name"] == MODEL_NAME
-            self.reads.append(f"{read.macro} mapped_only={read.args['mapped_only']}")
-            rows = self.removed_users
+            args = read.args
+            assert read.columns == REMOVED_USER_COLUMNS and args["model_name"] == MODEL_NAME
+            elsewhere = args["recorded_elsewhere"]
+            self.reads.append(
+                f"{read.macro} mapped_only={args['mapped_only']}"
+                + (" recorded_elsewhere" if elsewhere else "")
+            )
+            rows = [
+                r for r in self.removed_users if recorded_elsewhere(r[0], args["key_prefix"]) == elsewhere
+            ]
         else:
             assert read.columns == OBJECT_COLUMNS
             self.reads.append(read.macro)
@@ -369,8 +376,10 @@ class FakeBraze:
         accepted = [i for i in range(len(objects)) if i not in rejected]
         return TrackResult(accepted=accepted, rejected=rejected, requests=self.requests_per_call)
 
-    def delete_users(self, ids: list[str], id_field: Any) -> DeleteResult:
-        self.delete_calls.append((list(ids), id_field))
+    def delete_users(self, ids: list[str], id_field: Any, alias_label: str | None = None) -> DeleteResult:
+        self.delete_calls.append(
+            (list(ids), id_field if alias_label is None else f"{id_field}:{alias_label}")
+        )
         return DeleteResult(deleted=[i for i in ids if i not in self.not_deleted], requests=1)
 
     @property

@@ -11,7 +11,9 @@ Paris skips when it moves to summer time).
 Runtime is dominated by JVM start-ups (~20 s per process on 2 cores), so the
 scenario keeps to four `dbt run`s and six syncs, with small data (the shape of
 the work, not its volume, is what differs on Spark): removed rows and the
-failure and retry share one `dbt run`.
+failure and retry share one `dbt run`. A second model, keyed by e-mail, rides
+along: its state keys carry their prefix, its duplicated address is withheld
+and its malformed one refused before sending.
 """
 
 from __future__ import annotations
@@ -62,6 +64,29 @@ def users_sql(n: int, *, plan: str = "'free'", where: str = "") -> str:
     """
 
 
+# The e-mail-keyed model: two users, a duplicated address, one Braze would refuse.
+CONTACTS_SQL = """
+    select * from values
+        ('c1@example.com', 'free'), ('c2@example.com', {plan}),
+        ('dup@example.com', 'free'), ('dup@example.com', 'pro'), ('not an email', 'free')
+    as t(email, plan)
+"""
+CONTACTS_BLOCK = {
+    "name": "braze_contacts",
+    "config": {
+        "meta": {
+            "braze": {"email": "email", "attributes": {"plan": "contact_plan"}, "max_duplicate_share": 0.5}
+        }
+    },
+}
+
+
+def contact(emulator: BrazeEmulator, email: str) -> dict[str, Any]:
+    (user,) = emulator.users(email=email)
+    assert user["external_id"] is None  # an email-only profile
+    return dict(user["attributes"])
+
+
 def expected(i: int, plan: str = "free") -> dict[str, object]:
     seen = datetime.fromtimestamp(SEEN_EPOCH + i * 60, tz=timezone.utc)
     return {
@@ -75,7 +100,8 @@ ATTRIBUTES = 8
 
 
 def assert_braze_holds(emulator: BrazeEmulator, users: dict[int, dict[str, object]]) -> None:
-    profiles = emulator.profiles
+    """The profiles with an external id (braze_users') are `users`."""
+    profiles = {key: p for key, p in emulator.profiles.items() if not key.startswith("braze_id:")}
     wrong = [i for i, profile in users.items() if profiles.get(str(i)) != profile]
     assert not wrong, f"{len(wrong)} profiles differ, e.g. user {wrong[0]}: {profiles.get(str(wrong[0]))}"
     assert len(profiles) == len(users)
@@ -117,8 +143,8 @@ class SparkProject:
             "PYTHONWARNINGS": "ignore",
         }
 
-    def write_model(self, sql: str) -> None:
-        (self.root / "models" / "braze_users.sql").write_text(textwrap.dedent(sql))
+    def write_model(self, sql: str, name: str = "braze_users") -> None:
+        (self.root / "models" / f"{name}.sql").write_text(textwrap.dedent(sql))
 
     def write_schema(self, models: list[dict[str, Any]]) -> None:
         text = yaml.safe_dump({"version": 2, "models": models}, sort_keys=False)
@@ -192,25 +218,34 @@ def test_spark_lifecycle(tmp_path: Path, emulator: BrazeEmulator) -> None:
     project = SparkProject(tmp_path / "project", emulator)
     block = braze_model(on_removed="unset")
     block["config"]["meta"]["braze"]["attributes"].update({"seen_at": "seen_at", "props": "props"})
-    project.write_schema([block])
+    project.write_schema([block, CONTACTS_BLOCK])
     model: dict[int, dict[str, object]] = {i: expected(i) for i in range(1, N + 1)}
 
     # 1. first sync: Braze equals the model
     project.write_model(users_sql(N))
+    project.write_model(CONTACTS_SQL.format(plan="'free'"), name="braze_contacts")
     project.dbt_run()
     first = project.sync()
     assert first.exit_code == 0, first.output
     assert_braze_holds(emulator, model)
-    assert emulator.stats()["data_points"] == N * ATTRIBUTES
+    assert contact(emulator, "c1@example.com") == {"email": "c1@example.com", "contact_plan": "free"}
+    assert emulator.users(email="dup@example.com") == []
+    assert "duplicated: email:dup@example.com (2 rows)" in first.output
+    assert "rejected email=not an email: rejected before sending: email 'not an email'" in first.output
+    assert emulator.stats()["objects_received"] == N + 2  # nothing of the duplicated or refused
+    assert emulator.stats()["data_points"] == N * ATTRIBUTES + 2
 
-    # 2. an incremental change: exactly the changed data points are sent
+    # 2. an incremental change: exactly the changed data points are sent, also by e-mail
+    # (the keys of the e-mail model's state and of its new diff match)
     points = emulator.stats()["data_points"]
     project.write_model(users_sql(N, plan="case when i <= 37 then 'pro' else 'free' end"))
+    project.write_model(CONTACTS_SQL.format(plan="'pro'"), name="braze_contacts")
     project.dbt_run()
     assert project.sync().exit_code == 0
-    assert emulator.stats()["data_points"] - points == 37
+    assert emulator.stats()["data_points"] - points == 37 + 1
     model.update({i: expected(i, "pro") for i in range(1, 38)})
     assert_braze_holds(emulator, model)
+    assert contact(emulator, "c2@example.com") == {"email": "c2@example.com", "contact_plan": "pro"}
 
     # 3. removed rows (on_removed: unset), while Braze answers 503 to
     # everything: the sync gives up (exit 1) having acknowledged nothing, so the
