@@ -7,7 +7,9 @@
     upsert                an attribute whose value differs from the acknowledged
                           one (absent state counts as null, so a new user gets
                           its non-null attributes only, and a new mapping sends
-                          only the new attribute)
+                          only the new attribute); a subscription group is one
+                          more attribute, `$subscription_group:<id>`, whose null
+                          is no change (macros/subscriptions.sql)
     removed               a user Braze holds values for whose row left the model:
                           one row per attribute held; the sync applies
                           on_removed (ignore | unset | delete) to them
