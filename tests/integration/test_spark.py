@@ -11,7 +11,10 @@ Paris skips when it moves to summer time).
 Runtime is dominated by JVM start-ups (~20 s per process on 2 cores), so the
 scenario keeps to four `dbt run`s and six syncs, with small data (the shape of
 the work, not its volume, is what differs on Spark): removed rows and the
-failure and retry share one `dbt run`.
+failure and retry share one `dbt run`. The model maps two subscription groups
+too (under the default `unsubscribe_only`), which ride along every step: they
+cost no data point, a subscribe is never sent, and removed users' groups are
+not unset.
 """
 
 from __future__ import annotations
@@ -43,10 +46,14 @@ SESSION_TIME_ZONE = "Europe/Paris"
 # 02:00-03:00 UTC, wall-clock times Paris skips that night
 SEEN_EPOCH = int(datetime(2026, 3, 29, 1, 0, tzinfo=timezone.utc).timestamp())
 STEP_TIMEOUT = 300
+NEWS, SMS = "5b0fd0e8-0c9c-4d6d-9a1f-1d0f7b8e2a11", "0a3c7f52-3b1e-45a2-8f7e-7c9d2b6e4f90"
+NEWSLETTER = "(i % 2 = 0)"  # subscribed: even users (a boolean column)
+SMS_STATE = "case when i % 3 = 0 then 'unsubscribed' else 'subscribed' end"  # a text column
 
 
-def users_sql(n: int, *, plan: str = "'free'", where: str = "") -> str:
-    """harness.users_sql in Spark SQL, plus a timestamp and a struct column."""
+def users_sql(n: int, *, plan: str = "'free'", where: str = "", newsletter: str = NEWSLETTER) -> str:
+    """harness.users_sql in Spark SQL, plus a timestamp and a struct column, and two
+    subscription group columns."""
     return f"""
         select i as user_id,
                'user' || i || '@example.com' as email,
@@ -56,7 +63,8 @@ def users_sql(n: int, *, plan: str = "'free'", where: str = "") -> str:
                (i % 2 = 0) as is_vip,
                date_add(date '2024-01-01', cast(i as int)) as signed_up_on,
                timestamp_seconds({SEEN_EPOCH} + i * 60) as seen_at,
-               named_struct('tier', i % 3, 'note', cast(null as string)) as props
+               named_struct('tier', i % 3, 'note', cast(null as string)) as props,
+               {newsletter} as newsletter, {SMS_STATE} as sms
         from (select id as i from range(1, {n + 1})) t
         {where}
     """
@@ -72,6 +80,11 @@ def expected(i: int, plan: str = "free") -> dict[str, object]:
 
 
 ATTRIBUTES = 8
+
+
+def groups_of(emulator: BrazeEmulator, i: int) -> dict[str, str]:
+    (user,) = emulator.users(external_id=str(i))
+    return dict(user["subscription_groups"])
 
 
 def assert_braze_holds(emulator: BrazeEmulator, users: dict[int, dict[str, object]]) -> None:
@@ -192,6 +205,7 @@ def test_spark_lifecycle(tmp_path: Path, emulator: BrazeEmulator) -> None:
     project = SparkProject(tmp_path / "project", emulator)
     block = braze_model(on_removed="unset")
     block["config"]["meta"]["braze"]["attributes"].update({"seen_at": "seen_at", "props": "props"})
+    block["config"]["meta"]["braze"]["subscription_groups"] = {"newsletter": NEWS, "sms": SMS}
     project.write_schema([block])
     model: dict[int, dict[str, object]] = {i: expected(i) for i in range(1, N + 1)}
 
@@ -201,22 +215,39 @@ def test_spark_lifecycle(tmp_path: Path, emulator: BrazeEmulator) -> None:
     first = project.sync()
     assert first.exit_code == 0, first.output
     assert_braze_holds(emulator, model)
-    assert emulator.stats()["data_points"] == N * ATTRIBUTES
+    stats = emulator.stats()
+    assert stats["data_points"] == N * ATTRIBUTES  # the group states are no data points
+    # the unsubscribes only: odd users' newsletter, every third user's sms
+    assert (stats["subscription_changes"], stats["subscription_subscribes"]) == (N // 2 + N // 3, 0)
+    assert (groups_of(emulator, 2), groups_of(emulator, 3)) == (
+        {},
+        {NEWS: "unsubscribed", SMS: "unsubscribed"},
+    )
 
-    # 2. an incremental change: exactly the changed data points are sent
-    points = emulator.stats()["data_points"]
-    project.write_model(users_sql(N, plan="case when i <= 37 then 'pro' else 'free' end"))
+    # 2. an incremental change: exactly the changed data points are sent; users 1 to 10
+    # flip their newsletter: the even ones' unsubscribes go, the odd ones' subscribes not
+    before = emulator.stats()
+    flipped = "case when i <= 10 then i % 2 = 1 else i % 2 = 0 end"
+    project.write_model(users_sql(N, plan="case when i <= 37 then 'pro' else 'free' end", newsletter=flipped))
     project.dbt_run()
     assert project.sync().exit_code == 0
-    assert emulator.stats()["data_points"] - points == 37
+    stats = emulator.stats()
+    assert stats["data_points"] - before["data_points"] == 37
+    assert stats["subscription_changes"] - before["subscription_changes"] == 5
+    assert stats["subscription_subscribes"] == 0
+    assert (groups_of(emulator, 2), groups_of(emulator, 3)) == (
+        {NEWS: "unsubscribed"},
+        {NEWS: "unsubscribed", SMS: "unsubscribed"},
+    )
     model.update({i: expected(i, "pro") for i in range(1, 38)})
     assert_braze_holds(emulator, model)
 
     # 3. removed rows (on_removed: unset), while Braze answers 503 to
     # everything: the sync gives up (exit 1) having acknowledged nothing, so the
-    # retry unsets every mapped attribute of both users, no more, no less
+    # retry unsets every mapped attribute of both users, no more, no less (their
+    # subscription groups are no attributes)
     plan = "case when i <= 37 then 'pro' else 'free' end"
-    project.write_model(users_sql(N, plan=plan, where="where i not in (4, 7)"))
+    project.write_model(users_sql(N, plan=plan, where="where i not in (4, 7)", newsletter=flipped))
     project.dbt_run()
     emulator.configure(error_rate=1.0)
     unset_before = emulator.stats()["attributes_unset"]
@@ -257,6 +288,7 @@ def test_spark_lifecycle(tmp_path: Path, emulator: BrazeEmulator) -> None:
     assert_braze_holds(emulator, {i: expected(i, "team") for i in range(1, N + 1)})
     resent = emulator.stats()["objects_received"] - received - N
     assert 0 <= resent <= 2 * window + 2 * 25 + 25
+    assert emulator.stats()["subscription_subscribes"] == 0
 
     total = time.monotonic() - started
     print(
