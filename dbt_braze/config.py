@@ -96,6 +96,10 @@ _SHAPE_FIXES = {
 # other kinds, and a prefix now would make every existing model resend everything.
 # macros/changes.sql (braze_key_prefix, braze_recorded_elsewhere_sql) holds the same rules.
 KEY_PREFIXES = ("email:", "phone:", "user_alias:")
+# A subscription group is diffed as one more attribute of this name and the group id
+# (macros/subscriptions.sql, _braze_group_attribute_prefix); no attribute can collide
+# with it, since Braze and _attribute_name_problem refuse names that start with `$`.
+SUBSCRIPTION_GROUP_PREFIX = "$subscription_group:"
 # A model with more duplicated identifiers than this share of its rows is paused.
 DEFAULT_MAX_DUPLICATE_SHARE = 0.05
 # A sync that would unset or delete more than this share of the model's users in
@@ -227,10 +231,18 @@ class ModelSync:
         return f"{self.id_field}:" if self.id_field in ("email", "phone") else ""
 
     def mapping_specs(self) -> list[dict[str, Any]]:
-        """The mappings as the macros take them (the on-run-end hook builds the same from meta)."""
+        """The mappings as the macros take them (the on-run-end hook builds the same from meta),
+        subscription groups last (macros/subscriptions.sql, _braze_group_mappings)."""
         return [
             {"column": m.column, "attribute": m.attribute, "truncate_strings": self.truncate_strings}
             for m in self.attributes
+        ] + [
+            {
+                "column": g.column,
+                "attribute": SUBSCRIPTION_GROUP_PREFIX + g.group_id,
+                "subscriptions": self.subscriptions,
+            }
+            for g in self.subscription_groups
         ]
 
 

@@ -30,7 +30,7 @@ from typing import Any, Protocol, TextIO
 from dbt_braze.config import ModelSync
 from dbt_braze.errors import BrazeAuthError, LockedError, SyncError, WarehouseError
 from dbt_braze.kinds import kind_of
-from dbt_braze.kinds.base import Answer, BrazeAccess, Sendable, Stream
+from dbt_braze.kinds.base import UNSENT, Answer, BrazeAccess, Sendable, Stream
 from dbt_braze.progress import Progress
 from dbt_braze.rows import ObjectAcks, Read, RelationRef, Row, UserAck, UserRejection
 from dbt_braze.runlog import RunLog, RunStore
@@ -89,6 +89,9 @@ class ModelReport:
     requests: int = 0
     data_points: int = 0
     attributes_sent: int = 0
+    # subscription group states: never data points (contract, "Subscription states")
+    subscription_changes: int = 0
+    subscribes_withheld: int = 0  # not sent under `subscriptions: unsubscribe_only`
     model_rows: int = 0
     withheld_null_rows: int = 0
     withheld_duplicate_keys: int = 0
@@ -113,6 +116,10 @@ class ModelReport:
         failed request delivered nothing and costs nothing to report."""
         self.data_points += item.data_points
         self.attributes_sent += item.data_points
+        self.subscription_changes += item.subscription_changes
+        self.subscribes_withheld += item.subscribes_withheld
+        if item.outcome == UNSENT:
+            return
         if item.outcome == "deleted":
             self.users_deleted += 1
         elif item.outcome == "forgotten":
@@ -308,10 +315,15 @@ class SyncEngine:
                 self._settle(in_flight.popleft(), model, report, checkpoint)
         prepared = (stream.prepare(row) for row in self._rows(stream.read))
         for batch in batched(prepared, delivery.batch_size(self._settings.batch_size)):
-            sendable = [item for item in batch if item.refused is None]
+            sendable = [item for item in batch if item.refused is None and item.outcome != UNSENT]
             for item in batch:
                 if item.refused is not None:
                     self._refuse(item, report, checkpoint)
+                elif item.outcome == UNSENT:
+                    # nothing of it goes to Braze (withheld subscribes): acknowledged as it is
+                    report.count_accepted(item)
+                    if not self._mode.dry_run:
+                        checkpoint.accepted(item)
             if not sendable:
                 continue
             if not delivery.exclusive and len(report.sample_payloads) < SAMPLE_SIZE:

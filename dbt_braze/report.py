@@ -37,6 +37,10 @@ def model_summary(
     add("rows rejected", report.rows_rejected)
     add("requests" + (" (estimated)" if dry_run else ""), report.requests)
     add("data points" + (" (estimated)" if dry_run else " sent"), report.data_points)
+    if model.subscription_groups:  # not data points: lines of their own
+        add(f"subscription changes {'would be sent' if dry_run else 'sent'}", report.subscription_changes)
+        if model.subscriptions == "unsubscribe_only":
+            add("subscribes withheld, not sent", report.subscribes_withheld)
     if report.withheld_null_rows or report.withheld_duplicate_keys:
         lines.append(
             f"  withheld, not sent: {report.withheld_null_rows:,} rows with a null identifier, "
@@ -109,6 +113,8 @@ def report_json(
         attributes_sent=report.attributes_sent,
         attributes_updated=report.attributes_updated,
         users_forgotten=report.users_forgotten,
+        subscription_changes=report.subscription_changes,
+        subscribes_withheld=report.subscribes_withheld,
         withheld_null_rows=report.withheld_null_rows,
         withheld_duplicate_keys=report.withheld_duplicate_keys,
         withheld_duplicate_rows=report.withheld_duplicate_rows,

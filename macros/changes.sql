@@ -7,7 +7,9 @@
     upsert                an attribute whose value differs from the acknowledged
                           one (absent state counts as null, so a new user gets
                           its non-null attributes only, and a new mapping sends
-                          only the new attribute)
+                          only the new attribute); a subscription group is one
+                          more attribute, `$subscription_group:<id>`, whose null
+                          is no change (macros/subscriptions.sql)
     removed               a user Braze holds values for whose row left the model:
                           one row per attribute held; the sync applies
                           on_removed (ignore | unset | delete) to them
@@ -243,7 +245,9 @@ compared as (
     select cv.braze_key, cv.attribute, cv.value_text, cv.value_type,
            case when cv.value_text is null then null else cv.value_hash end as value_hash,
            (kk.braze_key is null) as is_new,
-           case when coalesce(case when cv.value_text is null then null else cv.value_hash end, '-')
+           {#- a group whose column is null states nothing: no change (macros/subscriptions.sql) #}
+           case when cv.value_type = 'subscription' and cv.value_text is null then 0
+                when coalesce(case when cv.value_text is null then null else cv.value_hash end, '-')
                      <> coalesce(ls.value_hash, '-') then 1 else 0 end as differs
     from current_values cv
     left join latest_state ls on ls.braze_key = cv.braze_key and ls.attribute = cv.attribute
@@ -296,7 +300,12 @@ where model_name = {{ dbt_braze.braze_string_literal(model_name) }} and acked_at
     group by 1
 {% endmacro %}
 
-{#- Adds each mapping's value_type from the relation's real column types. -#}
+{#-
+  Adds each mapping's value_type from the relation's real column types. A
+  subscription group's mapping (one with `subscriptions`) is of value_type
+  `subscription`, its column's own type kept as state_type
+  (macros/subscriptions.sql).
+-#}
 {% macro braze_typed_mappings(relation, mappings) %}
   {%- set columns_by_name = {} -%}
   {%- for c in dbt_braze.braze_columns_in_relation(relation) -%}{%- do columns_by_name.update({c.name | lower: c}) -%}{%- endfor -%}
@@ -304,9 +313,13 @@ where model_name = {{ dbt_braze.braze_string_literal(model_name) }} and acked_at
   {%- for m in mappings -%}
     {%- set col = columns_by_name.get(m.column | lower) -%}
     {%- if col is none -%}{{ return(none) }}{%- endif -%}
-    {%- do typed.append({'column': col.name, 'attribute': m.attribute, 'value_type': dbt_braze.braze_value_type(col),
+    {%- set value_type = dbt_braze.braze_value_type(col) -%}
+    {%- do typed.append({'column': col.name, 'attribute': m.attribute, 'value_type': value_type,
                           'data_type': dbt_braze.braze_column_data_type(relation, col),
                           'truncate_strings': m.get('truncate_strings') is sameas true}) -%}
+    {%- if m.get('subscriptions') -%}
+      {%- do typed[-1].update({'value_type': 'subscription', 'state_type': value_type, 'subscriptions': m.subscriptions}) -%}
+    {%- endif -%}
   {%- endfor -%}
   {{ return(typed) }}
 {% endmacro %}

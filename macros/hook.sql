@@ -104,14 +104,12 @@
   {%- if relation is none -%}
     {{ return("its relation " ~ node.schema ~ "." ~ node.alias ~ " was not found. Run `dbt-braze validate` for the full list of problems") }}
   {%- endif -%}
-  {#- a valid block without attributes maps subscription groups only; their changes are not computed yet -#}
-  {%- if not checked.mappings -%}
-    {{ return("subscription_groups are not synced yet by this version of dbt-braze (it checks them only), and the model maps no attribute") }}
-  {%- endif -%}
   {%- if model_block.block.get('truncate_strings') is sameas true -%}
     {%- for m in checked.mappings -%}{%- do m.update({'truncate_strings': true}) -%}{%- endfor -%}
   {%- endif -%}
-  {%- set mappings = dbt_braze.braze_typed_mappings(relation, checked.mappings) -%}
+  {%- set groups = dbt_braze._braze_group_mappings(checked.subscription_groups,
+                                                   model_block.block.get('subscriptions', 'unsubscribe_only')) -%}
+  {%- set mappings = dbt_braze.braze_typed_mappings(relation, checked.mappings + groups) -%}
   {%- set alias_label = model_block.block['user_alias']['label'] if checked.id_field == 'user_alias' else none -%}
   {{ return({'model_name': node.name, 'relation': relation, 'id_column': checked.id_column,
              'key_prefix': dbt_braze.braze_key_prefix(checked.id_field, alias_label), 'mappings': mappings}) }}
@@ -295,7 +293,7 @@
       {%- do result.mappings.append({'column': real, 'attribute': attribute}) -%}
     {%- endif -%}
   {%- endfor -%}
-  {#- subscription groups: their columns are not attributes (their changes are not computed yet) -#}
+  {#- subscription groups: their columns are not attributes (they are diffed as `$subscription_group:<id>`) -#}
   {%- set groups = block.get('subscription_groups') -%}
   {%- set seen_groups = [] -%}
   {%- for column_name, group_id in (groups.items() if groups is mapping else []) if group_id is string and group_id | length > 0 -%}

@@ -75,7 +75,11 @@ where p.change_kind = 'removed'
       and s.value_hash is null)
 {% endmacro %}
 
-{#- --full-refresh: every current row, every mapped attribute, nulls included. -#}
+{#-
+  --full-refresh: every current row, every mapped attribute, nulls included;
+  every subscription group that states something (a subscribe is withheld
+  under unsubscribe_only, as in any sync: macros/subscriptions.sql).
+-#}
 {% macro braze_read_full_refresh_sql(relation, id_column, mappings, key_prefix='') %}
   {{ return(adapter.dispatch('braze_read_full_refresh_sql', 'dbt_braze')(relation, id_column, mappings, key_prefix)) }}
 {% endmacro %}
@@ -92,6 +96,8 @@ select cv.braze_key, cv.attribute, cv.value_text, cv.value_type,
        false as is_new
 from ({{ dbt_braze.braze_current_values_sql(relation, id_column, typed, key_prefix) }}) cv
 inner join key_counts kc on kc.braze_key = cv.braze_key and kc.row_count = 1
+{#- a subscription group whose column is null states nothing (macros/subscriptions.sql) #}
+where cv.value_text is not null or cv.value_type <> 'subscription'
   {%- endset %}
   {{ return(sql) }}
 {% endmacro %}

@@ -30,7 +30,7 @@ from unittest import mock
 import urllib3
 
 from dbt_braze.braze import DeleteResult, TrackResult
-from dbt_braze.config import AttributeMapping, ModelSync, recorded_elsewhere
+from dbt_braze.config import SUBSCRIPTION_GROUP_PREFIX, AttributeMapping, ModelSync, recorded_elsewhere
 from dbt_braze.dbt_access import DbtAccess, Target
 from dbt_braze.engine import ModelReport, SyncEngine
 from dbt_braze.errors import BrazeUnavailable, NotBuiltError
@@ -180,7 +180,9 @@ NON_FINITE = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infini
 
 
 def render_objects(rows: list[Row]) -> list[Row]:
-    """macros/json.sql braze_user_objects_sql, restated: one row per user, in key order."""
+    """macros/json.sql braze_user_objects_sql, restated: one row per user, in key order.
+    Subscription group rows (value type `subscription`, macros/subscriptions.sql): a sent
+    state joins `"subscription_groups":[...]`, `subscribed:withheld` is only counted."""
     objects: list[Row] = []
     ordered = sorted(rows, key=lambda r: (r[0], r[1]))
     for user_key, group in itertools.groupby(ordered, key=lambda r: r[0]):
@@ -190,8 +192,18 @@ def render_objects(rows: list[Row]) -> list[Row]:
             + ":"
             + ("null" if t is None else t if vt in RAW_JSON_TYPES else json.dumps(t, ensure_ascii=False))
             for _, a, t, vt, _, _ in changes
+            if vt != "subscription"
         ]
-        body = ",".join(pairs)
+        states = [
+            {"subscription_group_id": a.removeprefix(SUBSCRIPTION_GROUP_PREFIX), "subscription_state": t}
+            for _, a, t, vt, _, _ in changes
+            if vt == "subscription" and t in ("subscribed", "unsubscribed")
+        ]
+        withheld = sum(vt == "subscription" and t == "subscribed:withheld" for _, _, t, vt, _, _ in changes)
+        members = pairs + (
+            [f'"subscription_groups":{json.dumps(states, separators=(",", ":"))}'] if states else []
+        )
+        body = ",".join(members)
         invalid = [
             f"{a}: {t} is not a finite number; Braze accepts no NaN or infinity"
             for _, a, t, vt, _, _ in changes
@@ -201,12 +213,14 @@ def render_objects(rows: list[Row]) -> list[Row]:
             (
                 user_key,
                 changes[0][5],
-                len(changes),
+                len(pairs),
                 body,
                 ROW_SEPARATOR.join(c[1] for c in changes),
                 ROW_SEPARATOR.join(c[4] or "" for c in changes),
                 max(invalid) if invalid else None,
                 int(any(vt == "json" and t is not None for _, _, t, vt, _, _ in changes)),
+                len(states),
+                withheld,
             )
         )
     return objects

@@ -15,15 +15,23 @@ class LocalRejection(ValueError):
     """A value that must not be sent; the row is recorded as rejected with this reason."""
 
 
+# The outcome of a Sendable that has nothing to send: acknowledged at once, without a
+# request (its only changes are withheld subscribes, or subscription group states forgotten
+# with a removed user).
+UNSENT = "unsent"
+
+
 class Sendable(NamedTuple):
     """One row's share of a request, ready to send, and what to acknowledge once Braze accepts it."""
 
     body: bytes
     ack: UserAck
     data_points: int
-    outcome: str  # how the report counts it once accepted (ModelReport.count_accepted)
+    outcome: str  # how the report counts it once accepted (ModelReport.count_accepted), or UNSENT
     stamp: str | None = None  # the BUILT_STAMP of a row read from braze_objects__<model>
     refused: str | None = None  # why it must not be sent: recorded as rejected, never sent
+    subscription_changes: int = 0  # group states it sends: no data points
+    subscribes_withheld: int = 0  # subscribes it does not send (subscriptions: unsubscribe_only)
 
     @property
     def key(self) -> str:

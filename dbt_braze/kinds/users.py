@@ -1,14 +1,15 @@
-"""Kind `users`: a user's attributes, keyed by external_id, braze_id, email, phone or
-user_alias, through `/users/track`; removed users unset or deleted.
+"""Kind `users`: a user's attributes and subscription group states, keyed by external_id,
+braze_id, email, phone or user_alias, through `/users/track`; removed users unset or deleted.
 
 The warehouse renders each user's object, by the contract's typing rules
-(macros/values.sql normalizes, macros/json.sql renders) and names a value
-Braze cannot hold (NaN, infinity, a date outside ISO 8601's years, a string
-over 255 characters); this module refuses those objects, and identifiers
-Braze would refuse (an e-mail address it would not take, a phone number not
-in E.164), completes the others with their identifier, builds the unset
-objects and deletions of removed users, and says which state an accepted
-object advances.
+(macros/values.sql normalizes, macros/json.sql renders, macros/subscriptions.sql
+for the groups) and names a value Braze cannot hold (NaN, infinity, a date outside
+ISO 8601's years, a string over 255 characters, a value that is no subscription
+state); this module refuses those objects, and identifiers Braze would refuse (an
+e-mail address it would not take, a phone number not in E.164), completes the
+others with their identifier, builds the unset objects and deletions of removed
+users, and says which state an accepted object advances. An object with nothing
+to send (its only changes are withheld subscribes) is acknowledged without a request.
 
 The state keys users by the kind of identifier and its value
 (ModelSync.key_prefix): the identifier sent is the key without its prefix. A
@@ -28,9 +29,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from dbt_braze.braze import MAX_DELETE_IDS
-from dbt_braze.config import IdField, ModelSync
+from dbt_braze.config import SUBSCRIPTION_GROUP_PREFIX, IdField, ModelSync
 from dbt_braze.errors import SyncError
-from dbt_braze.kinds.base import Answer, BrazeAccess, LocalRejection, Sendable, Stream
+from dbt_braze.kinds.base import UNSENT, Answer, BrazeAccess, LocalRejection, Sendable, Stream
 from dbt_braze.rows import (
     ACK_ATTRIBUTES,
     ACK_HASHES,
@@ -44,6 +45,8 @@ from dbt_braze.rows import (
     OBJECT_COLUMNS,
     REMOVED_USER_COLUMNS,
     ROW_SEPARATOR,
+    SUBSCRIBES_WITHHELD,
+    SUBSCRIPTION_CHANGES,
     Read,
     RelationRef,
     Row,
@@ -248,18 +251,29 @@ def removed_users(model: ModelSync, *, mapped_only: bool, recorded_elsewhere: bo
 
 def upsert_sendable(row: Row, opening: bytes) -> Sendable:
     """A row of the objects read as a complete object; `opening` is `{"<id field>":"<value>",`
-    and the update-only flag, what precedes the attributes."""
+    and the update-only flag, what precedes the attributes. A row that sends nothing (its
+    only changes are withheld subscribes) is UNSENT: acknowledged, never sent."""
+    members = row[ATTRIBUTES_JSON]
     return Sendable(
-        opening + row[ATTRIBUTES_JSON].encode() + b"}",
+        opening + members.encode() + b"}",
         (str(row[KEY]), row[ACK_ATTRIBUTES], row[ACK_HASHES]),
         int(row[DATA_POINTS]),
-        "created" if row[IS_NEW] else "updated",
+        ("created" if row[IS_NEW] else "updated") if members else UNSENT,
         row[BUILT_STAMP],
+        subscription_changes=int(row[SUBSCRIPTION_CHANGES]),
+        subscribes_withheld=int(row[SUBSCRIBES_WITHHELD]),
     )
 
 
 def unset_sendable(addressing: Addressing, key: str, attributes: str) -> Sendable:
-    names = attributes.split(ROW_SEPARATOR)
+    """A removed user's attributes set to null. Its subscription group states are not
+    attributes: they are forgotten with the rest, never sent (a user who comes back has
+    them diffed from nothing), and a user with nothing else is UNSENT."""
+    names = [
+        name for name in attributes.split(ROW_SEPARATOR) if not name.startswith(SUBSCRIPTION_GROUP_PREFIX)
+    ]
+    if not names:
+        return Sendable(b"", (key, attributes, None), 0, UNSENT)
     obj = unset_object(addressing.member(addressing.value(key)), names)
     body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
     return Sendable(body.encode("utf-8"), (key, attributes, None), len(names), "unset")

@@ -9,10 +9,9 @@ holding quotes, attribute names Braze refuses, column-level blocks, legacy
 `on_removed: delete` by e-mail or phone, `subscription_groups` and
 `subscriptions`), as the models of one DuckDB project. One `dbt run` and one
 `dbt-braze validate` then must agree model by model: validate accepts a
-model exactly when the hook built its pending relation (or, for a model
-that maps subscription groups and no attribute, skipped it with a warning
-that they are not synced yet), every other model is named in a dbt
-warning, and nothing shows a traceback.
+model exactly when the hook built its pending relation (a model that maps
+subscription groups and no attribute included), every other model is named
+in a dbt warning, and nothing shows a traceback.
 """
 
 from __future__ import annotations
@@ -42,8 +41,6 @@ select i as user_id, 'b' || i as braze_uid, 'u' || i || '@example.com' as email,
        'crm' || i as crm_id, (i % 2 = 0) as newsletter, 'subscribed' as sms_opt
 from generate_series(1, 3) t(i)
 """
-# What the hook says of a valid block that maps subscription groups and no attribute.
-NOT_SYNCED_YET = "subscription_groups are not synced yet"
 COLUMNS = [
     "email",
     "EMAIL",
@@ -274,7 +271,7 @@ RULE_BLOCKS: list[tuple[dict[str, Any], str]] = [
         },
         "built",
     ),
-    ({"email": "contact_email", "subscription_groups": {"newsletter": GROUP}}, "deferred"),
+    ({"email": "contact_email", "subscription_groups": {"newsletter": GROUP}}, "built"),
     ({"email": "contact_email", "on_removed": "delete", "attributes": PLAN}, "refused"),
     ({"phone": "phone_number", "on_removed": "delete", "attributes": PLAN}, "refused"),
     ({"email": "contact_email", "attributes": {"plan": "email"}}, "refused"),
@@ -376,28 +373,23 @@ def test_validate_and_the_hook_accept_the_same_blocks(tmp_path: Path) -> None:
     assert refused <= set(names), refused - set(names)
     tables = [row[0] for row in project.query("select table_name from information_schema.tables")]
     pending = {t.removeprefix("braze_pending__") for t in tables if t.startswith("braze_pending__")}
-    skips = re.findall(r"dbt_braze: skipping (.+?): (.*)", run.stdout)
-    deferred = {name for name, why in skips if why.startswith(NOT_SYNCED_YET)}
-    warned = {name for name, why in skips if not why.startswith(NOT_SYNCED_YET)}
+    warned = {name for name, _ in re.findall(r"dbt_braze: skipping (.+?): (.*)", run.stdout)}
     disagree = [
         (
             name,
             "validate refuses" if name in refused else "validate accepts",
-            "hook built" if name in pending else "hook deferred" if name in deferred else "hook skipped",
+            "hook built" if name in pending else "hook skipped",
         )
         for name in names
-        if (name in refused) == (name in pending or name in deferred)
+        if (name in refused) == (name in pending)
     ]
     assert not disagree, disagree[:10]
-    verdict = {name: "built" for name in pending} | {name: "deferred" for name in deferred}
-    assert {name: verdict.get(name, "refused") for name in expected} == expected
+    assert {name: "built" if name in pending else "refused" for name in expected} == expected
     assert warned == refused
-    assert not pending & deferred
-    # deferred: accepted blocks that map subscription groups but no attribute
-    assert all("subscription_groups" in blocks[name] for name in deferred), deferred
     # a fair mix, so that the agreement means something
     assert 0.3 * len(names) < len(pending) < 0.7 * len(names), len(pending)
-    assert deferred, "no model mapped subscription groups alone"
+    groups_alone = [n for n in pending if isinstance(blocks.get(n), dict) and not blocks[n].get("attributes")]
+    assert any("subscription_groups" in blocks[n] for n in groups_alone), "no model mapped groups alone"
     for key in ("email", "phone", "user_alias", "subscription_groups"):
         built = [n for n in pending if isinstance(blocks.get(n), dict) and key in blocks[n]]
         assert built, f"no model with {key} was accepted"

@@ -59,6 +59,25 @@ MAPPINGS = [
     }
 ]
 
+# Subscription groups (macros/subscriptions.sql), typed as braze_typed_mappings types them:
+# from a boolean column and from a text column, under each policy.
+GROUP_MAPPINGS = [
+    {
+        "column": "newsletter",
+        "attribute": "$subscription_group:news-1",
+        "value_type": "subscription",
+        "state_type": "boolean",
+        "subscriptions": "unsubscribe_only",
+    },
+    {
+        "column": "sms",
+        "attribute": "$subscription_group:sms-2",
+        "value_type": "subscription",
+        "state_type": "string",
+        "subscriptions": "mirror",
+    },
+]
+
 # Values as the sync hands them over: '' is NULL; quotes, backslashes,
 # newlines and non-ASCII must survive each dialect's literal rules.
 ROWS = [
@@ -148,7 +167,7 @@ def package_sql(renderer: Renderer, dialect: str) -> dict[str, str]:
                 model_name=m,
                 relation=renderer.relation("users"),
                 id_column="id",
-                mappings=MAPPINGS,
+                mappings=MAPPINGS + GROUP_MAPPINGS,
                 built_at="(select " + renderer.macro(dialect, "braze_utc_now") + ")",
             ),
         ),
@@ -225,7 +244,7 @@ def package_sql(renderer: Renderer, dialect: str) -> dict[str, str]:
     }
     rendered = {key: str(renderer.macro(dialect, name, **kwargs)) for key, (name, kwargs) in calls.items()}
     rendered["run_started_at"] = "select " + rendered["run_started_at"]
-    rendered["full_refresh"] = full_refresh_sql(renderer, dialect, MAPPINGS)
+    rendered["full_refresh"] = full_refresh_sql(renderer, dialect, MAPPINGS + GROUP_MAPPINGS)
     rendered["full_refresh_by_phone"] = full_refresh_sql(renderer, dialect, MAPPINGS, "phone:")
     swap = f"{dialect}__braze_swap_sql"
     if swap in {m.name for m in renderer.adapter._macro_resolver.macros.values()}:
@@ -246,6 +265,37 @@ def test_every_statement_parses_and_avoids_missing_constructs(renderer: Renderer
         assert not found, f"{dialect} {key} uses {found}, which {dialect} lacks:\n{sql}"
         if dialect in FORBIDDEN_TEXT:
             assert not FORBIDDEN_TEXT[dialect].search(sql), f"{dialect} {key}:\n{sql}"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_subscription_groups_read_back_in_each_dialect(renderer: Renderer, dialect: str) -> None:
+    """The group names, states and the JSON of the group entries are literals each dialect
+    reads back as written (quotes inside, no escapes lost); a group is typed `subscription`
+    in the --full-refresh read too (from the model's columns), and its nulls are left out."""
+    rendered = package_sql(renderer, dialect)
+    groups = {"$subscription_group:news-1", "$subscription_group:sms-2"}
+    expected = {
+        "pending": {*groups, "subscribed:withheld", "unsubscribed"},
+        "full_refresh": {*groups, "subscribed:withheld", "subscription"},
+        "user_objects": {
+            '{"subscription_group_id":',
+            ',"subscription_state":"',
+            '"subscription_groups":[',
+            ',"subscription_groups":[',
+            "subscribed:withheld",
+            "subscription",
+        },
+    }
+    for key, wanted in expected.items():
+        # parse() turns "word" into `word` for BigQuery and Databricks, inside literals too:
+        # the objects statement quotes no identifier, so it is read as rendered
+        tree = (
+            sqlglot.parse_one(rendered[key], read=dialect)
+            if key == "user_objects"
+            else parse(rendered[key], dialect)
+        )
+        found = set(literals(tree))
+        assert wanted <= found, f"{dialect} {key}: {sorted(wanted - found)}\n{rendered[key]}"
 
 
 def test_the_default_sql_would_be_caught() -> None:
