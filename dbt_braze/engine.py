@@ -64,6 +64,7 @@ class WarehouseAccess(RunStore, Protocol):
     def require_pending(self, model_name: str) -> None: ...
     def pending_is_stale(self, model_name: str) -> bool: ...
     def pending_built_at(self, model_name: str) -> Any: ...
+    def pending_key_prefix(self, model: ModelSync) -> str: ...
     def rebuild_pending(self, model: ModelSync, relation: RelationRef) -> None: ...
     def withheld(self, model_name: str) -> list[Row]: ...
     def pending_users(self, model_name: str) -> dict[str, int]: ...
@@ -274,6 +275,7 @@ class SyncEngine:
         report.removed_ignored = model.on_removed == "ignore"
         self._rate_checked = False
         self._warehouse.require_pending(model.model_name)
+        self._check_pending_identifier(model)
         self.count_withheld(model, report)
         self._check_duplicate_share(model, report)
         if not self._mode.full_refresh:  # a full refresh leaves removed rows alone
@@ -400,6 +402,18 @@ class SyncEngine:
         for batch in self._warehouse.rows(read, self._read_batch_rows):
             yield from batch
 
+    def _check_pending_identifier(self, model: ModelSync) -> None:
+        """Pending changes computed for another identifier (the meta block changed since the
+        last `dbt run`) hold keys of another kind: sending them would address other users."""
+        computed_for = self._warehouse.pending_key_prefix(model)
+        if computed_for != model.key_prefix:
+            raise SyncError(
+                f"{model.model_name}: not synced: its pending changes were computed for "
+                f"{_keys_of(computed_for)}, but the model is keyed by {_keys_of(model.key_prefix)} "
+                "now (its identifier changed since the last `dbt run`)",
+                hint="run `dbt run` to compute them for the model's identifier, then sync again",
+            )
+
     @staticmethod
     def _check_duplicate_share(model: ModelSync, report: ModelReport) -> None:
         """A model whose identifiers are badly duplicated is probably broken (a bad
@@ -521,6 +535,11 @@ def sync_one(
         progress.close()
         run.finish(status, report.counts(), error)
     return report, None
+
+
+def _keys_of(prefix: str) -> str:
+    """The state keys a prefix (ModelSync.key_prefix) makes, as a user reads them."""
+    return f"keys `{prefix}...`" if prefix else "external_id or braze_id keys"
 
 
 def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

@@ -84,6 +84,11 @@ class Store:
         rows = self.fetch_macro("braze_pending_built_at_sql", model_name=model_name)
         return rows[0][0] if rows else None
 
+    def pending_key_prefix(self, model: ModelSync) -> str:
+        """The key prefix (ModelSync.key_prefix) the model's pending changes were computed for."""
+        rows = self.fetch_macro("braze_pending_key_prefix_sql", model_name=model.model_name)
+        return str(rows[0][0] or "") if rows else ""
+
     def pending_is_stale(self, model_name: str) -> bool:
         rows = self.fetch_macro("braze_pending_is_stale_sql", model_name=model_name)
         return bool(rows and rows[0][0])

@@ -16,7 +16,8 @@
     withheld_duplicate    an identifier shared by several rows (value_text = rows)
     withheld_null         rows whose identifier is null or '' (value_text = rows)
     model_rows            one summary row: the model's row count (value_text);
-                          it also dates an empty pending relation (built_at)
+                          it also dates an empty pending relation (built_at), and
+                          names the key prefix the diff was computed for (attribute)
     state_rows            one summary row: the model's acknowledgements older
                           than built_at that the diff saw (value_text)
 -#}
@@ -280,7 +281,9 @@ select 'withheld_null', null, null, cast(row_count as {{ dbt_braze.braze_type_st
 from key_counts
 where braze_key is null
 union all
-select 'model_rows', null, null, cast(coalesce(sum(row_count), 0) as {{ dbt_braze.braze_type_string() }}), null, null, false, false, {{ built_at }}
+{# its attribute: the key prefix the diff was computed for (braze_pending_key_prefix_sql) #}
+select 'model_rows', null, {{ dbt_braze.braze_string_literal(key_prefix) }},
+       cast(coalesce(sum(row_count), 0) as {{ dbt_braze.braze_type_string() }}), null, null, false, false, {{ built_at }}
 from key_counts
 union all
 {# the acknowledgements this diff saw (braze_pending_is_stale_sql) #}

@@ -224,6 +224,16 @@ select max(built_at) from {{ dbt_braze.braze_pending_relation(model_name) }}
 {% endmacro %}
 
 {#-
+  The key prefix (the kind of identifier) the pending changes were computed
+  for; '' for external_id and braze_id, and for a relation built before the
+  prefix was recorded (those had external_id or braze_id keys).
+-#}
+{% macro braze_pending_key_prefix_sql(model_name) %}
+select coalesce(max(attribute), '') from {{ dbt_braze.braze_pending_relation(model_name) }}
+where change_kind = 'model_rows'
+{% endmacro %}
+
+{#-
   Non-zero when the pending relation was diffed against a state that has
   since moved, and must be rebuilt before it is trusted:
   - a sync that started before it was built acknowledged anything after;

@@ -261,7 +261,10 @@ class FakeStore:
         full_refresh: list[Row] | None = None,
         *,
         pending: bool = True,
+        key_prefix: str | None = None,
     ) -> None:
+        """`key_prefix`: the one the pending changes were computed for (default: the synced model's)."""
+        self.key_prefix = key_prefix
         self.pending_rows = {self.UPSERTS: upserts or [], self.FULL_REFRESH: full_refresh or []}
         self.removed_users = removed_users(removed or [])
         self.objects: list[Row] = []  # the objects read from braze_objects__<model>, as served
@@ -283,6 +286,9 @@ class FakeStore:
     def withheld(self, model_name: str) -> list[Row]:
         assert model_name == MODEL_NAME
         return list(self._withheld)
+
+    def pending_key_prefix(self, model: ModelSync) -> str:
+        return model.key_prefix if self.key_prefix is None else self.key_prefix
 
     def pending_users(self, model_name: str) -> dict[str, int]:
         assert model_name == MODEL_NAME

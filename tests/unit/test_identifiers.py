@@ -20,7 +20,7 @@ from dbt_braze.kinds.users import Addressing, email_problem
 from dbt_braze.report import model_summary, report_json
 from dbt_braze.rows import Row
 
-from fakes import FakeBraze, FakeStore, make_model, run, user_rows
+from fakes import RELATION, FakeBraze, FakeStore, make_engine, make_model, run, user_rows
 
 
 def model(id_field: str, *, label: str | None = None, **options: str) -> ModelSync:
@@ -71,6 +71,23 @@ def test_a_key_without_the_models_prefix_stops_the_model() -> None:
     with pytest.raises(SyncError, match="dbt run"):
         Addressing.of(model("email")).value("42")
     assert Addressing.of(model("email")).value("email:a@b.co") == "a@b.co"
+
+
+@pytest.mark.parametrize(
+    ("computed_for", "id_field", "keys"),
+    [
+        ("email:", "external_id", ["email:a@b.co"]),  # back to external_id: keys would pass as ids
+        ("", "email", ["42"]),  # to e-mail: no key has the prefix
+    ],
+)
+def test_pending_changes_computed_for_another_identifier_send_nothing(
+    computed_for: str, id_field: str, keys: list[str]
+) -> None:
+    braze = FakeBraze()
+    warehouse = FakeStore(upserts=rows(keys), key_prefix=computed_for)
+    with pytest.raises(SyncError, match="(?s)computed for .* identifier changed since the last `dbt run`"):
+        make_engine(warehouse, braze).sync_model(model(id_field), RELATION)
+    assert braze.sent_objects == [] and warehouse.reads == [] and warehouse.acknowledged == []
 
 
 # -- objects --------------------------------------------------------------------------------------
