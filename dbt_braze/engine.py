@@ -52,6 +52,7 @@ RUN_COUNTS = (
     "rows_rejected",
     "requests",
     "data_points",
+    "subscription_changes",
 )
 # users per read batch: a row holds a whole object (~1 KB in Python)
 READ_BATCH_ROWS = 2_000

@@ -157,6 +157,8 @@ def status_text(models: list[dict[str, Any]]) -> str:
                 f"{run['users_created'] or 0:,} created, {run['users_updated'] or 0:,} updated, "
                 f"{run['rows_rejected'] or 0:,} rejected, {run['data_points'] or 0:,} data points"
             )
+            if run.get("subscription_changes"):
+                counts += f", {run['subscription_changes']:,} subscription changes"
             error = f" — {run['error']}" if run["error"] else ""
             lines.append(f"  run {run['started_at']} {run['status']:<11} {counts}{error}")
         lines.append(f"  rejected: {m['rejected_users']:,} users")

@@ -3,7 +3,8 @@
 {#- The latest runs of a model: the last row of each run tells its outcome. -#}
 {% macro braze_recent_runs_sql(model_name, limit) %}
 select run_id, status, started_at, ended_at, users_created, users_updated, attributes_unset,
-       users_deleted, rows_rejected, requests, data_points, error
+       users_deleted, rows_rejected, requests, data_points,
+       coalesce(subscription_changes, 0) as subscription_changes, error
 from (
     select r.*, row_number() over (partition by run_id order by recorded_at desc, status) as recency
     from {{ dbt_braze.braze_runs_relation() }} r

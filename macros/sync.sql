@@ -288,7 +288,7 @@ select (
 {% macro braze_record_run_sql(run_id, model_name, status, ended, counts, error, holder) %}
 insert into {{ dbt_braze.braze_runs_relation() }}
   (run_id, model_name, status, started_at, recorded_at, ended_at, users_created, users_updated,
-   attributes_unset, users_deleted, rows_rejected, requests, data_points, error, holder)
+   attributes_unset, users_deleted, rows_rejected, requests, data_points, error, holder, subscription_changes)
 select '{{ run_id }}', {{ dbt_braze.braze_string_literal(model_name) }}, '{{ status }}',
        coalesce({{ dbt_braze.braze_run_started_at_sql(run_id) }}, {{ dbt_braze.braze_utc_now() }}),
        {{ dbt_braze.braze_utc_now() }},
@@ -298,7 +298,8 @@ select '{{ run_id }}', {{ dbt_braze.braze_string_literal(model_name) }}, '{{ sta
        {{ counts.get('rows_rejected', 0) }}, {{ counts.get('requests', 0) }},
        {{ counts.get('data_points', 0) }},
        {% if error %}{{ dbt_braze.braze_string_literal(error) }}{% else %}cast(null as {{ dbt.type_string() }}){% endif %},
-       {{ dbt_braze.braze_string_literal(holder) }}
+       {{ dbt_braze.braze_string_literal(holder) }},
+       {{ counts.get('subscription_changes', 0) }}
 {% endmacro %}
 
 {#-

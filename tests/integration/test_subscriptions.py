@@ -155,6 +155,10 @@ def test_subscription_groups_end_to_end(project: DbtProject, emulator: BrazeEmul
     assert set(reasons) == {"g-11", "g-12"}
     assert "email_subscribe: yes is not a subscription state" in reasons["g-11"]
     assert f"subscription group {SMS}: maybe is not a subscription state" in reasons["g-12"]
+    # the run history keeps the subscription changes apart from the data points
+    status = json.loads(project.braze("status", "--select", GUARDED, "--output", "json").output)
+    (latest, *_) = status["models"][0]["recent_runs"]
+    assert (latest["subscription_changes"], latest["data_points"]) == (unsubscribes, ATTRIBUTES * len(valid))
 
     before = emulator.stats()
     mirrored = sync(project, MIRROR)
