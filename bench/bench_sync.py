@@ -224,7 +224,12 @@ class Emulator:
 # -- the dbt project ---------------------------------------------------------------
 
 
-def model_sql(users: int) -> str:
+def model_sql(users: int, groups: int = 0) -> str:
+    # subscription group k: subscribed for two users in three, flipped for the changed share
+    states = "".join(
+        f",\n    ((i + {k}) % 3 <> 0) <> (i % 100 < {{{{ var('bench_change_pct', 0) }}}}) as sg_{k}"
+        for k in range(groups)
+    )
     return textwrap.dedent(f"""\
         {{{{ config(materialized='table') }}}}
         select
@@ -238,12 +243,27 @@ def model_sql(users: int) -> str:
             (i % 2 = 0) as is_vip,
             date '2020-01-01' + cast(i % 2000 as integer) as signed_up_on,
             timestamp '2024-01-01 00:00:00' + to_seconds(i) as last_seen_at,
-            case when i % 3 = 0 then null else 'ref-' || (i % 50) end as referrer
+            case when i % 3 = 0 then null else 'ref-' || (i % 50) end as referrer{states}
         from range(1, {users + 1}) t(i)
         """)
 
 
-def build_project(root: Path, users: int) -> None:
+def group_id(k: int) -> str:
+    return f"00000000-0000-4000-8000-{k:012d}"
+
+
+def braze_block(identifier: str, groups: int) -> dict[str, Any]:
+    """The model's braze meta block: keyed by external_id (user_id) or email; an e-mail
+    identifier cannot also be mapped as an attribute."""
+    key = {"external_id": ID_COLUMN} if identifier == "external_id" else {"email": "email"}
+    attributes = {c: a for c, a in ATTRIBUTES.items() if identifier == "external_id" or a != "email"}
+    block: dict[str, Any] = {**key, "mode": "upsert", "on_removed": "ignore", "attributes": attributes}
+    if groups:
+        block["subscription_groups"] = {f"sg_{k}": group_id(k) for k in range(groups)}
+    return block
+
+
+def build_project(root: Path, users: int, identifier: str = "external_id", groups: int = 0) -> None:
     (root / "models").mkdir(parents=True)
     (root / "dbt_project.yml").write_text(
         textwrap.dedent("""\
@@ -270,22 +290,13 @@ def build_project(root: Path, users: int) -> None:
     (root / "packages.yml").write_text(f"packages:\n  - local: {REPO_ROOT}\n")
     (root / "dbt_packages").mkdir()
     (root / "dbt_packages" / "dbt_braze").symlink_to(REPO_ROOT)  # what `dbt deps` does for local:
-    (root / "models" / f"{MODEL}.sql").write_text(model_sql(users))
+    (root / "models" / f"{MODEL}.sql").write_text(model_sql(users, groups))
     schema = {
         "version": 2,
         "models": [
             {
                 "name": MODEL,
-                "config": {
-                    "meta": {
-                        "braze": {
-                            "external_id": ID_COLUMN,
-                            "mode": "upsert",
-                            "on_removed": "ignore",
-                            "attributes": ATTRIBUTES,
-                        }
-                    }
-                },
+                "config": {"meta": {"braze": braze_block(identifier, groups)}},
             }
         ],
     }
@@ -361,6 +372,7 @@ class SyncRun:
     reported: dict[str, int] = field(default_factory=dict)
     overlaps: int = 0
     engine_seconds: float | None = None  # from the run history the sync writes, if any
+    subscription_changes: int = 0  # group states Braze received: no data points
 
     @property
     def objects_per_second(self) -> float | None:
@@ -387,6 +399,7 @@ def measured_against(
         max_concurrent=int(stats.get("max_concurrent_requests", 0)),
         statuses={str(k): v for k, v in (stats.get("status_counts") or {}).items()},
         overlaps=int(stats.get("same_user_overlaps", 0)),
+        subscription_changes=int(stats.get("subscription_changes", 0)),
     )
     return run, result
 
@@ -405,6 +418,8 @@ def parse_sync_report(text: str) -> dict[str, int]:
             ("data_points", "data_points"),
             ("created", "users_created"),
             ("updated", "users_updated"),
+            ("subscription_changes", "subscription_changes"),
+            ("subscribes_withheld", "subscribes_withheld"),
         )
     }
 
@@ -632,6 +647,12 @@ def print_mode_table(
         rep = sync.reported
         if rep and (rep.get("requests") != sync.requests or rep.get("data_points") != sync.data_points):
             extra.append(f"sync reported requests={rep.get('requests')} data points={rep.get('data_points')}")
+        if rep.get("subscription_changes") or rep.get("subscribes_withheld") or sync.subscription_changes:
+            extra.append(
+                f"subscription changes {sync.subscription_changes:,} received by the emulator "
+                f"({rep.get('subscription_changes', 0):,} reported), no data points; "
+                f"{rep.get('subscribes_withheld', 0):,} subscribes withheld (unsubscribe_only)"
+            )
         if extra:
             notes.append(f"  {label[:3]} " + "; ".join(extra))
     if baseline is not None and baseline.max_concurrent:
@@ -733,7 +754,23 @@ def main(argv: list[str] | None = None) -> int:
         "--workdir", type=Path, default=None, help="where to build the project (default: a temp dir)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the project directory")
+    parser.add_argument(
+        "--identifier",
+        choices=("external_id", "email"),
+        default="external_id",
+        help="what the model is keyed by (default: %(default)s); with email, the email column is the "
+        "identifier and not an attribute, and there is no baseline (it sends by external_id)",
+    )
+    parser.add_argument(
+        "--subscription-groups",
+        type=int,
+        default=0,
+        help="subscription group columns to map (default: %(default)s): each subscribed for two "
+        "users in three, flipped for the changed share in case (c), under unsubscribe_only",
+    )
     args = parser.parse_args(argv)
+    if args.identifier != "external_id":
+        args.no_baseline = True
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     for mode in modes:
@@ -757,8 +794,11 @@ def main(argv: list[str] | None = None) -> int:
     baselines: dict[str, SyncRun] = {}
     hook_logs: list[str] = []
     try:
-        build_project(root, args.users)
-        log(f"project in {root}; {args.users:,} users; modes {modes}; sync flags {flags}")
+        build_project(root, args.users, args.identifier, args.subscription_groups)
+        log(
+            f"project in {root}; {args.users:,} users keyed by {args.identifier}, "
+            f"{args.subscription_groups} subscription groups; modes {modes}; sync flags {flags}"
+        )
         for mode in modes:
             emulators[mode] = Emulator(latency_ms=latency[mode])
             log(
@@ -830,6 +870,16 @@ def main(argv: list[str] | None = None) -> int:
         f"dbt-braze benchmark: {args.users:,} users x {len(ATTRIBUTES)} attributes "
         f"(string x4 incl. 1 nullable, integer, decimal, double, boolean, date, timestamp)"
     )
+    if args.identifier != "external_id" or args.subscription_groups:
+        print(
+            f"keyed by {args.identifier}"
+            + (
+                " (the email column is the identifier, not an attribute)"
+                if args.identifier == "email"
+                else ""
+            )
+            + f"; {args.subscription_groups} subscription groups (unsubscribe_only)"
+        )
     for line in info:
         print(line)
     try:

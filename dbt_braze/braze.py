@@ -116,7 +116,7 @@ LOOPBACK_NAMES = ("localhost",)
 # key or permission, else 400 "Valid data must be provided..." (notes, "POST /users/track").
 KEY_CHECK_BODY = b'{"attributes":[]}'
 
-_ID_FIELDS = {"external_id": "external_ids", "braze_id": "braze_ids"}
+_ID_FIELDS = {"external_id": "external_ids", "braze_id": "braze_ids", "user_alias": "user_aliases"}
 
 # The /users/track arrays whose objects Braze counts each time they arrive, with no idempotency
 # key (notes, "Events and purchases in /users/track"): never resent once they may have arrived.
@@ -446,8 +446,17 @@ class BrazeClient:
 
     # -- /users/delete ------------------------------------------------------------------------
 
-    def delete_users(self, ids: list[str], id_field: Literal["external_id", "braze_id"]) -> DeleteResult:
+    def delete_users(
+        self,
+        ids: list[str],
+        id_field: Literal["external_id", "braze_id", "user_alias"],
+        alias_label: str | None = None,
+    ) -> DeleteResult:
         """Delete users, at most MAX_DELETE_IDS per request. Irreversible.
+
+        `ids` are external ids, Braze ids or, with `user_alias`, alias names, all of the one
+        `alias_label`. Deleting by e-mail or phone is not offered: several profiles may share
+        one, so a deletion by it can reach another profile (contract, "Identifiers").
 
         A chunk Braze answers with 2xx counts as deleted whole (ids of users that did not exist
         are gone all the same). An exception on a later chunk loses the earlier chunks' result;
@@ -456,11 +465,16 @@ class BrazeClient:
         key = _ID_FIELDS.get(id_field)
         if key is None:
             raise ValueError(f"id_field must be one of {sorted(_ID_FIELDS)}, got {id_field!r}")
+        if (id_field == "user_alias") != bool(alias_label):
+            raise ValueError("alias_label is required with id_field user_alias, and only with it")
         deleted: list[str] = []
         requests_made = 0
         for start in range(0, len(ids), MAX_DELETE_IDS):
             chunk = list(ids[start : start + MAX_DELETE_IDS])
-            body = json.dumps({key: chunk}, separators=(",", ":"), ensure_ascii=False)
+            named: list[Any] = (
+                [{"alias_name": name, "alias_label": alias_label} for name in chunk] if alias_label else chunk
+            )
+            body = json.dumps({key: named}, separators=(",", ":"), ensure_ascii=False)
             reply = self._send(
                 DELETE_PATH, body.encode("utf-8"), f"{len(chunk)} {key}", unknown=_unknown_outcome
             )

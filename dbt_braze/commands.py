@@ -29,7 +29,7 @@ from dbt_braze.errors import (
     WarehouseError,
 )
 from dbt_braze.manifest import BrazeModelNode, braze_models, load_manifest, manifest_path, select_models
-from dbt_braze.report import model_summary, report_json
+from dbt_braze.report import identifier_change_text, identifier_json, model_summary, report_json
 from dbt_braze.rows import RelationRef
 from dbt_braze.selection import Project, resolve_models
 from dbt_braze.settings import BrazeSettings, SyncMode, SyncSettings
@@ -126,6 +126,8 @@ def validate(project: Project, *, out: TextIO) -> int:
     try:
         with _open_warehouse(project) as warehouse:
             valid, problems, notes = _validated(warehouse, nodes)
+            if not problems:
+                notes += _identifier_changes(warehouse, valid)
     except WarehouseError as exc:
         raise ConfigError(f"cannot validate against the warehouse: {exc.message}", hint=exc.hint) from exc
     for note in notes:
@@ -136,6 +138,21 @@ def validate(project: Project, *, out: TextIO) -> int:
     names = ", ".join(c.model_name for c, _ in valid) or "none"
     print(f"{len(valid)} braze model(s) valid: {names}", file=out)
     return EXIT_OK
+
+
+def _identifier_changes(warehouse: Store, valid: list[tuple[ModelSync, BrazeModelNode]]) -> list[str]:
+    """A note for each built model whose identifier changed since its state was recorded."""
+    from dbt_braze.errors import NotBuiltError
+
+    notes = []
+    for config, node in valid:
+        try:
+            change = warehouse.identifier_change(config, _relation(node))
+        except NotBuiltError:  # noted already: not built yet
+            continue
+        if change.recorded_elsewhere:
+            notes.append(identifier_change_text(config, change))
+    return notes
 
 
 # -- sync and plan ---------------------------------------------------------------
@@ -160,6 +177,8 @@ def sync(project: Project, request: SyncRequest, *, out: TextIO) -> int:
             else:
                 warehouse.ensure_tables()
             for config, node in valid:
+                # a plan says when the model's identifier changed (validate does too)
+                change = warehouse.identifier_change(config) if request.mode.dry_run else None
                 report, failure = sync_one(
                     warehouse,
                     client,
@@ -169,8 +188,10 @@ def sync(project: Project, request: SyncRequest, *, out: TextIO) -> int:
                     request.mode,
                     progress_to=sys.stderr,
                 )
-                reports.append(report_json(config, report, dry_run=request.mode.dry_run, error=failure))
-                _say(request, out, model_summary(config, report, dry_run=request.mode.dry_run))
+                reports.append(
+                    report_json(config, report, dry_run=request.mode.dry_run, error=failure, change=change)
+                )
+                _say(request, out, model_summary(config, report, dry_run=request.mode.dry_run, change=change))
                 if request.mode.full_refresh and config.kind != "users":
                     _say(
                         request,
@@ -335,6 +356,7 @@ def _model_status(warehouse: Store, config: ModelSync) -> dict[str, Any]:
     rejected_total = warehouse.fetch_macro("braze_rejected_count_sql", model_name=name)[0][0]
     return {
         "model": name,
+        "identifier": identifier_json(config),
         "mode": config.mode,
         "on_removed": config.on_removed,
         "recent_runs": runs,

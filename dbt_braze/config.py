@@ -21,16 +21,22 @@ messages differ: the hook's are shorter, and its warning points to
 `dbt-braze validate` for the fix. Each rule and where its two copies live:
 
   rule                                        here                           hook.sql
-  block shape: keys, types, enums, 0..1       schema/braze_meta.schema.json  model_keys + column loop
+  block shape: keys, types, enums, 0..1,      schema/braze_meta.schema.json  model_keys + column loop
+    user_alias {name, label}
   not ephemeral                               validate_model                 materialized == 'ephemeral'
-  exactly one of external_id / braze_id       _check_identifier              identifiers
-  no upsert with braze_id; no delete+update   _check_mode                    mode / on_removed
+  exactly one of the ID_FIELDS                _check_identifier              identifiers
+  no upsert with braze_id; no delete+update;  _check_mode                    mode / on_removed
+    no delete with email or phone
   identifier column exists                    _check_identifier_column       id_column
   mapped column exists, not the identifier,   _check_mappings                entries loop
     mapped once; attribute name Braze takes
     (no `$`, <= 255 chars, no control char),
-    not reserved, mapped once
-  at least one attribute mapped               _check_mappings                "no attribute is mapped"
+    not reserved, not taken by the identifier
+    (IDENTIFIER_TAKES), mapped once
+  subscription group column exists, not the   _check_subscription_groups     group_entries loop
+    identifier, not mapped already; each
+    group mapped once
+  at least one attribute or group mapped      _check_something_mapped        "no attribute is mapped"
   an identifier column found                  Kind.build (_build_users)      "no identifier column"
   kind events/purchases: keys and types       schema `events`, `purchases`   braze_event_block_problems
                                                                                (macros/events.sql)
@@ -51,7 +57,7 @@ import difflib
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from typing import Any, Literal
@@ -60,13 +66,47 @@ import jsonschema
 
 from dbt_braze.errors import MetaValidationError
 
-IdField = Literal["external_id", "braze_id"]
+# The kind of identifier, which is also the field that carries it in a Braze object.
+IdField = Literal["external_id", "braze_id", "email", "phone", "user_alias"]
+ID_FIELDS: tuple[IdField, ...] = ("external_id", "braze_id", "email", "phone", "user_alias")
 Mode = Literal["upsert", "update"]
 OnRemoved = Literal["ignore", "unset", "delete"]
+Subscriptions = Literal["unsubscribe_only", "mirror"]
 
 # Braze takes these as the object's identifier, never as attribute names
 # (braze-api-notes.md, "Each attributes object has exactly one primary identifier").
 RESERVED_ATTRIBUTE_NAMES = frozenset({"external_id", "braze_id", "user_alias"})
+# Attribute names an identifier takes from the object, and why. `email` and `phone` are
+# ordinary attributes, except that the object already holds the one that identifies it,
+# and that Braze identifies by e-mail when an object holds both (braze-api-notes.md,
+# "Identifiers other than external_id": "If both are present, email is used").
+IDENTIFIER_TAKES: dict[str, dict[str, str]] = {
+    "email": {"email": "the object holds it as the identifier"},
+    "phone": {
+        "phone": "the object holds it as the identifier",
+        "email": "Braze would identify the user by this e-mail address instead of the phone number",
+    },
+}
+# Deleting by an address that several profiles may share can reach another profile
+# (contract, "Identifiers": `on_removed: delete` with external_id, braze_id and user_alias only).
+_NO_DELETE_BY = {"email": "e-mail address", "phone": "phone number"}
+# The fix appended to a shape problem under these keys: the schema's own words do not say
+# how the key is written.
+_SHAPE_FIXES = {
+    "user_alias": "write it as `user_alias: {name: <column>, label: <text>}`",
+    "subscription_groups": "write it as `subscription_groups: {<column>: <subscription group id>}`",
+}
+# The state keys a model's users by the kind of identifier and its value (contract,
+# "Identifiers"): these kinds' keys start with a prefix naming the kind (`email:a@b.c`;
+# `user_alias:<label>:<name>`), so a model whose identifier changes finds none of its old
+# keys and sends every user whole. external_id and braze_id keys have none: they predate the
+# other kinds, and a prefix now would make every existing model resend everything.
+# macros/changes.sql (braze_key_prefix, braze_recorded_elsewhere_sql) holds the same rules.
+KEY_PREFIXES = ("email:", "phone:", "user_alias:")
+# A subscription group is diffed as one more attribute of this name and the group id
+# (macros/subscriptions.sql, _braze_group_attribute_prefix); no attribute can collide
+# with it, since Braze and _attribute_name_problem refuse names that start with `$`.
+SUBSCRIPTION_GROUP_PREFIX = "$subscription_group:"
 # A model with more duplicated identifiers than this share of its rows is paused.
 DEFAULT_MAX_DUPLICATE_SHARE = 0.05
 # A sync that would unset or delete more than this share of the model's users in
@@ -86,6 +126,12 @@ class AttributeMapping:
 
 
 @dataclass(frozen=True)
+class SubscriptionGroupMapping:
+    column: str
+    group_id: str
+
+
+@dataclass(frozen=True)
 class BlockSource:
     """A `braze` block as found in the manifest, with where it was written."""
 
@@ -95,10 +141,12 @@ class BlockSource:
 
 @dataclass(frozen=True)
 class Identifier:
-    """How the model's rows name their Braze user: the identifier field and its column."""
+    """How the model's rows name their Braze user: the kind of identifier (the field
+    that carries it in a Braze object), its column, and for `user_alias` the label."""
 
     field: IdField
-    column: str  # the real column name, as the warehouse holds it
+    column: str  # the real column name, as the warehouse holds it; for user_alias the alias name
+    alias_label: str | None = None  # the one label of every alias of the model
 
 
 @dataclass(frozen=True)
@@ -109,14 +157,17 @@ class SyncPolicy:
     on_removed: OnRemoved
     max_duplicate_share: float = DEFAULT_MAX_DUPLICATE_SHARE
     max_removed_share: float = DEFAULT_MAX_REMOVED_SHARE
+    subscriptions: Subscriptions = "unsubscribe_only"  # mirror: subscribes are sent too
 
 
 @dataclass(frozen=True)
 class Mappings:
-    """The columns sent, each as one Braze attribute, sorted by attribute name."""
+    """The columns sent: each as one Braze attribute, sorted by attribute name, or as the
+    state of one subscription group, sorted by group id."""
 
     attributes: tuple[AttributeMapping, ...]
     truncate_strings: bool = False  # strings over 255 characters: cut (True) or rejected locally
+    subscription_groups: tuple[SubscriptionGroupMapping, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -150,6 +201,9 @@ class ModelSync:
     max_duplicate_share: float = DEFAULT_MAX_DUPLICATE_SHARE
     max_removed_share: float = DEFAULT_MAX_REMOVED_SHARE
     truncate_strings: bool = False  # strings over 255 characters: cut (True) or rejected locally
+    alias_label: str | None = None  # with id_field user_alias: the label of every alias
+    subscription_groups: tuple[SubscriptionGroupMapping, ...] = ()
+    subscriptions: Subscriptions = "unsubscribe_only"
     kind: str = "users"  # KINDS: users | events | purchases
     events: EventColumns | None = None  # kinds events and purchases; their properties are `attributes`
 
@@ -168,30 +222,56 @@ class ModelSync:
             max_duplicate_share=policy.max_duplicate_share,
             max_removed_share=policy.max_removed_share,
             truncate_strings=mappings.truncate_strings,
+            alias_label=identifier.alias_label,
+            subscription_groups=mappings.subscription_groups,
+            subscriptions=policy.subscriptions,
         )
 
     @property
     def identifier(self) -> Identifier:
-        return Identifier(self.id_field, self.id_column)
+        return Identifier(self.id_field, self.id_column, self.alias_label)
 
     @property
     def policy(self) -> SyncPolicy:
-        return SyncPolicy(self.mode, self.on_removed, self.max_duplicate_share, self.max_removed_share)
+        return SyncPolicy(
+            self.mode, self.on_removed, self.max_duplicate_share, self.max_removed_share, self.subscriptions
+        )
 
     @property
     def mappings(self) -> Mappings:
-        return Mappings(self.attributes, self.truncate_strings)
+        return Mappings(self.attributes, self.truncate_strings, self.subscription_groups)
 
     @property
     def update_only(self) -> bool:
         return self.mode == "update"
 
+    @property
+    def key_prefix(self) -> str:
+        """What this model's state keys start with, before the identifier's value (KEY_PREFIXES)."""
+        if self.id_field == "user_alias":
+            return f"user_alias:{self.alias_label}:"
+        return f"{self.id_field}:" if self.id_field in ("email", "phone") else ""
+
     def mapping_specs(self) -> list[dict[str, Any]]:
-        """The mappings as the macros take them (the on-run-end hook builds the same from meta)."""
+        """The mappings as the macros take them (the on-run-end hook builds the same from meta),
+        subscription groups last (macros/subscriptions.sql, _braze_group_mappings)."""
         return [
             {"column": m.column, "attribute": m.attribute, "truncate_strings": self.truncate_strings}
             for m in self.attributes
+        ] + [
+            {
+                "column": g.column,
+                "attribute": SUBSCRIPTION_GROUP_PREFIX + g.group_id,
+                "subscriptions": self.subscriptions,
+            }
+            for g in self.subscription_groups
         ]
+
+
+def recorded_elsewhere(key: str, key_prefix: str) -> bool:
+    """Whether a state key was recorded under another identifier than the one whose keys
+    start with `key_prefix` (macro braze_recorded_elsewhere_sql says the same in SQL)."""
+    return not key.startswith(key_prefix) if key_prefix else key.startswith(KEY_PREFIXES)
 
 
 @lru_cache(maxsize=1)
@@ -216,27 +296,27 @@ def _describe(value: Any) -> str:
 
 def _schema_problems(model: str, source: BlockSource, definition: str) -> list[str]:
     problems = []
-    props = _schema()["$defs"][definition]["properties"]
     for error in sorted(_validator(definition).iter_errors(source.block), key=lambda e: list(e.path)):
         path = ".".join([source.path, *(str(p) for p in error.path)])
-        if error.validator == "additionalProperties" and error.schema is _schema()["$defs"][definition]:
-            for key in sorted(set(error.instance) - set(props)):
-                close = difflib.get_close_matches(str(key), list(props), n=1)
-                fix = f"did you mean `{close[0]}`?" if close else f"valid keys: {', '.join(props)}"
+        shape_fix = _SHAPE_FIXES.get(str(error.path[0])) if error.path and definition == "model" else None
+        if error.validator == "additionalProperties" and "properties" in error.schema:
+            props = list(error.schema["properties"])
+            for key in sorted(str(k) for k in set(error.instance) - set(props)):
+                close = difflib.get_close_matches(key, props, n=1)
+                valid = f"valid keys: {', '.join(props)}"
+                fix = f"did you mean `{close[0]}`?" if close else shape_fix or valid
                 problems.append(f"{model}: {path}.{key}: unknown key; {fix}")
-        elif error.validator == "enum":
+            continue
+        if error.validator == "enum":
             choices = ", ".join(str(c) for c in error.validator_value)
-            problems.append(
-                f"{model}: {path}: {_describe(error.instance)} is not valid; choose one of: {choices}"
-            )
+            text = f"{_describe(error.instance)} is not valid; choose one of: {choices}"
         elif error.validator == "type":
-            problems.append(
-                f"{model}: {path}: expected {error.validator_value}, got {_describe(error.instance)}"
-            )
-        elif error.validator == "required":
-            problems.append(f"{model}: {path}: {error.message}")
+            text = f"expected {error.validator_value}, got {_describe(error.instance)}"
+        elif error.validator == "minLength":
+            text = "expected a non-empty string"
         else:
-            problems.append(f"{model}: {path}: {error.message}")
+            text = error.message
+        problems.append(f"{model}: {path}: {text}" + (f"; {shape_fix}" if shape_fix else ""))
     return problems
 
 
@@ -273,11 +353,16 @@ class Draft:
     column_blocks: Mapping[str, BlockSource]
     columns: dict[str, str] | None  # lower-cased name: real name; None: not checked
     problems: list[str]
-    id_keys: tuple[str, ...] = ()  # the identifier keys the block holds
-    id_field: IdField = "external_id"
-    id_column: str | None = None
+    id_keys: tuple[IdField, ...] = ()  # the identifier keys the block holds
+    id_field: IdField = "external_id"  # the one identifier, once the block holds exactly one
+    id_path: str = ""  # where its column is named, e.g. "config.meta.braze.user_alias.name"
+    id_name: str = ""  # its column as written
+    id_column: str | None = None  # its column as the warehouse holds it
+    alias_label: str | None = None
     policy: SyncPolicy | None = None
     mappings: Mappings | None = None
+    mapped_columns: dict[str, str] = field(default_factory=dict)  # lower-cased column: path
+    subscription_groups: tuple[SubscriptionGroupMapping, ...] = ()
 
     def problem(self, path: str, text: str) -> None:
         self.problems.append(f"{self.model_name}: {path}: {text}")
@@ -296,20 +381,41 @@ Check = Callable[[Draft], bool]
 
 
 def _check_identifier(draft: Draft) -> bool:
-    """Exactly one of `external_id` and `braze_id`."""
-    block = draft.block
-    draft.id_keys = tuple(k for k in ("external_id", "braze_id") if k in block)
-    if not all(isinstance(block[k], str) for k in draft.id_keys):
-        return False
+    """Exactly one identifier; a `user_alias` names its column and its label."""
+    block, here = draft.block, draft.here
+    draft.id_keys = tuple(k for k in ID_FIELDS if k in block)
+    if not all(_identifier_column_name(k, block[k]) is not None for k in draft.id_keys):
+        return False  # a value of the wrong shape, reported by the schema
     if len(draft.id_keys) != 1:
-        draft.problem(
-            draft.here,
-            f"needs exactly one of `external_id` or `braze_id` "
-            f"(found {'both' if draft.id_keys else 'neither'}); name the column holding the Braze identifier",
+        keys = [f"`{k}`" for k in draft.id_keys]
+        found = (
+            "it has neither an identifier column nor a user alias"
+            if not keys
+            else f"it has both {keys[0]} and {keys[1]}"
+            if len(keys) == 2
+            else f"it has {', '.join(keys[:-1])} and {keys[-1]}"
         )
-    else:
-        draft.id_field = "braze_id" if draft.id_keys[0] == "braze_id" else "external_id"
+        draft.problem(
+            here,
+            f"needs exactly one of {' or '.join(f'`{k}`' for k in ID_FIELDS)} ({found}); "
+            "keep the one that names the column identifying the user, e.g. `external_id: user_id`",
+        )
+        return True
+    draft.id_field = draft.id_keys[0]
+    draft.id_name = _identifier_column_name(draft.id_field, block[draft.id_field]) or ""
+    draft.id_path = f"{here}.{draft.id_field}"
+    if draft.id_field == "user_alias":
+        draft.id_path += ".name"
+        label = block["user_alias"].get("label")
+        draft.alias_label = label if isinstance(label, str) else None
     return True
+
+
+def _identifier_column_name(key: IdField, value: Any) -> str | None:
+    """The column an identifier names (`user_alias: {name: <column>}`), or None for a wrong shape."""
+    if key == "user_alias":
+        value = value.get("name") if isinstance(value, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _check_mode(draft: Draft) -> bool:
@@ -330,11 +436,22 @@ def _check_mode(draft: Draft) -> bool:
             f"{here}.on_removed",
             "`delete` is not allowed with `mode: update`; use `unset` or `ignore`, or `mode: upsert`",
         )
+    if on_removed == "delete" and draft.id_field in _NO_DELETE_BY:
+        what = _NO_DELETE_BY[draft.id_field]
+        draft.problem(
+            f"{here}.on_removed",
+            f"`delete` is not allowed with `{draft.id_field}`: several profiles may share one {what}, "
+            f"so deleting by {what} can reach another profile; use `unset` or `ignore`, "
+            "or identify users by `external_id`, `braze_id` or `user_alias`",
+        )
+    subscriptions = block.get("subscriptions", "unsubscribe_only")
     draft.policy = SyncPolicy(
         mode=mode,
         on_removed=on_removed,
         max_duplicate_share=_share(block, "max_duplicate_share", DEFAULT_MAX_DUPLICATE_SHARE),
         max_removed_share=_share(block, "max_removed_share", DEFAULT_MAX_REMOVED_SHARE),
+        # another value is reported by the schema
+        subscriptions="mirror" if subscriptions == "mirror" else "unsubscribe_only",
     )
     return True
 
@@ -347,11 +464,10 @@ def _share(block: dict[str, Any], key: str, default: float) -> float:
 
 def _check_identifier_column(draft: Draft) -> bool:
     """The identifier's column exists in the model."""
-    name = draft.block.get(draft.id_field, "")
-    if name:
-        draft.id_column = _find_column(name, draft.columns)
+    if draft.id_name:
+        draft.id_column = _find_column(draft.id_name, draft.columns)
         if draft.id_column is None:
-            draft.missing_column(f"{draft.here}.{draft.id_field}", name)
+            draft.missing_column(draft.id_path, draft.id_name)
     return True
 
 
@@ -389,6 +505,13 @@ def _check_mappings(draft: Draft) -> bool:
             draft.problem(
                 path, f"`{attr}` is reserved by Braze for identifiers; choose another attribute name"
             )
+        taken = IDENTIFIER_TAKES.get(draft.id_field, {}).get(attr)
+        if taken:
+            draft.problem(
+                path,
+                f"Braze attribute `{attr}` cannot be mapped in a model identified by `{draft.id_field}`: "
+                f"{taken}; choose another attribute name",
+            )
         if draft.id_column is not None and real.lower() == draft.id_column.lower():
             draft.problem(
                 path,
@@ -410,12 +533,7 @@ def _check_mappings(draft: Draft) -> bool:
         seen_attributes.setdefault(attr, path)
         mappings.append(AttributeMapping(column=real, attribute=attr))
 
-    if not entries and not draft.problems:
-        draft.problem(
-            draft.here,
-            "no attribute is mapped; "
-            "add `attributes:` (column: braze_attribute) or a column-level `attribute:`",
-        )
+    draft.mapped_columns.update(seen_columns)
     draft.mappings = Mappings(
         attributes=tuple(sorted(mappings, key=lambda m: m.attribute)),
         truncate_strings=draft.block.get("truncate_strings") is True,
@@ -423,11 +541,62 @@ def _check_mappings(draft: Draft) -> bool:
     return True
 
 
+def _check_subscription_groups(draft: Draft) -> bool:
+    """Each subscription group's column exists, is neither the identifier nor mapped already
+    (as an attribute, or to another group), and each group is mapped from one column."""
+    groups = draft.block.get("subscription_groups")
+    seen_groups: dict[str, str] = {}
+    found: list[SubscriptionGroupMapping] = []
+    for col, group_id in groups.items() if isinstance(groups, dict) else []:
+        if not (isinstance(group_id, str) and group_id):
+            continue  # reported by the schema
+        path = f"{draft.here}.subscription_groups.{col}"
+        real = _find_column(str(col), draft.columns)
+        if real is None:
+            draft.missing_column(path, str(col))
+            continue
+        if draft.id_column is not None and real.lower() == draft.id_column.lower():
+            draft.problem(
+                path,
+                f"column `{col}` is the identifier column; "
+                "it is sent as the identifier and cannot also be a subscription group",
+            )
+        elif real.lower() in draft.mapped_columns:
+            draft.problem(
+                path,
+                f"column `{col}` is already mapped at {draft.mapped_columns[real.lower()]}; "
+                "map each column once, as an attribute or as a subscription group",
+            )
+        if group_id in seen_groups:
+            draft.problem(
+                path,
+                f"subscription group `{group_id}` is already mapped at {seen_groups[group_id]}; "
+                "map each group from one column",
+            )
+        draft.mapped_columns.setdefault(real.lower(), path)
+        seen_groups.setdefault(group_id, path)
+        found.append(SubscriptionGroupMapping(column=real, group_id=group_id))
+    draft.subscription_groups = tuple(sorted(found, key=lambda g: g.group_id))
+    return True
+
+
+def _check_something_mapped(draft: Draft) -> bool:
+    """At least one attribute or subscription group (a column with a problem counts: it is reported)."""
+    if not draft.mapped_columns and not draft.problems:
+        draft.problem(
+            draft.here,
+            "no attribute is mapped; add `attributes:` (column: braze_attribute), "
+            "a column-level `attribute:` or `subscription_groups:` (column: subscription group id)",
+        )
+    return True
+
+
 def _build_users(draft: Draft, unique_id: str) -> ModelSync | None:
     if draft.problems or draft.id_column is None or draft.policy is None or draft.mappings is None:
         return None
-    identifier = Identifier(draft.id_field, draft.id_column)
-    return ModelSync.of(draft.model_name, unique_id, identifier, draft.policy, draft.mappings)
+    identifier = Identifier(draft.id_field, draft.id_column, draft.alias_label)
+    mappings = replace(draft.mappings, subscription_groups=draft.subscription_groups)
+    return ModelSync.of(draft.model_name, unique_id, identifier, draft.policy, mappings)
 
 
 @dataclass(frozen=True)
@@ -535,7 +704,14 @@ _EVENT_KIND = Kind(
 )
 KINDS: dict[str, Kind] = {
     "users": Kind(
-        checks=(_check_identifier, _check_mode, _check_identifier_column, _check_mappings),
+        checks=(
+            _check_identifier,
+            _check_mode,
+            _check_identifier_column,
+            _check_mappings,
+            _check_subscription_groups,
+            _check_something_mapped,
+        ),
         build=_build_users,
     ),
     "events": _EVENT_KIND,

@@ -35,7 +35,7 @@ from typing import Any, Protocol, TextIO
 from dbt_braze.config import ModelSync
 from dbt_braze.errors import BrazeAuthError, LockedError, SyncError, WarehouseError
 from dbt_braze.kinds import kind_of
-from dbt_braze.kinds.base import Answer, BrazeAccess, Sendable, Stream
+from dbt_braze.kinds.base import UNSENT, Answer, BrazeAccess, Sendable, Stream
 from dbt_braze.progress import Progress
 from dbt_braze.rows import EventRecord, ObjectAcks, Read, RelationRef, Row, UserAck, UserRejection
 from dbt_braze.runlog import RunLog, RunStore
@@ -57,6 +57,7 @@ RUN_COUNTS = (
     "rows_rejected",
     "requests",
     "data_points",
+    "subscription_changes",
 )
 # users per read batch: a row holds a whole object (~1 KB in Python)
 READ_BATCH_ROWS = 2_000
@@ -69,6 +70,7 @@ class WarehouseAccess(RunStore, Protocol):
     def require_pending(self, model_name: str) -> None: ...
     def pending_is_stale(self, model_name: str) -> bool: ...
     def pending_built_at(self, model_name: str) -> Any: ...
+    def pending_key_prefix(self, model: ModelSync) -> str: ...
     def rebuild_pending(self, model: ModelSync, relation: RelationRef) -> None: ...
     def withheld(self, model_name: str) -> list[Row]: ...
     def pending_users(self, model_name: str) -> dict[str, int]: ...
@@ -94,11 +96,15 @@ class ModelReport:
     attributes_unset: int = 0
     users_unset: int = 0
     users_deleted: int = 0
+    users_forgotten: int = 0  # recorded under another identifier: state forgotten, nothing sent
     rows_rejected: int = 0
     rejection_samples: list[tuple[str, str]] = field(default_factory=list)
     requests: int = 0
     data_points: int = 0
     attributes_sent: int = 0
+    # subscription group states: never data points (contract, "Subscription states")
+    subscription_changes: int = 0
+    subscribes_withheld: int = 0  # not sent under `subscriptions: unsubscribe_only`
     model_rows: int = 0
     withheld_null_rows: int = 0
     withheld_duplicate_keys: int = 0
@@ -134,10 +140,16 @@ class ModelReport:
         failed request delivered nothing and costs nothing to report."""
         self.data_points += item.data_points
         self.attributes_sent += item.data_points
+        self.subscription_changes += item.subscription_changes
+        self.subscribes_withheld += item.subscribes_withheld
+        if item.outcome == UNSENT:
+            return
         if item.at_most_once:
             self.events_sent += 1
         elif item.outcome == "deleted":
             self.users_deleted += 1
+        elif item.outcome == "forgotten":
+            self.users_forgotten += 1
         elif item.outcome == "unset":
             self.users_unset += 1
             self.attributes_unset += item.data_points
@@ -324,6 +336,7 @@ class SyncEngine:
         report.removed_ignored = model.on_removed == "ignore"
         self._rate_checked = False
         self._warehouse.require_pending(model.model_name)
+        self._check_pending_identifier(model)
         self.count_withheld(model, report)
         self._check_duplicate_share(model, report)
         if not self._mode.full_refresh:  # a full refresh leaves removed rows alone
@@ -388,10 +401,15 @@ class SyncEngine:
         prepared = (stream.prepare(row) for row in self._rows(stream.read))
         window: list[list[Sendable]] = []  # events: batches recorded in_flight together
         for batch in batched(prepared, delivery.batch_size(self._settings.batch_size)):
-            sendable = [item for item in batch if item.refused is None]
+            sendable = [item for item in batch if item.refused is None and item.outcome != UNSENT]
             for item in batch:
                 if item.refused is not None:
                     self._refuse(item, report, checkpoint)
+                elif item.outcome == UNSENT:
+                    # nothing of it goes to Braze (withheld subscribes): acknowledged as it is
+                    report.count_accepted(item)
+                    if not self._mode.dry_run:
+                        checkpoint.accepted(item)
             if not sendable:
                 continue
             if not delivery.exclusive and len(report.sample_payloads) < SAMPLE_SIZE:
@@ -399,7 +417,8 @@ class SyncEngine:
                     json.loads(item.body) for item in sendable[: SAMPLE_SIZE - len(report.sample_payloads)]
                 )
             if self._mode.dry_run:
-                report.requests += 1
+                # forgetting a user's state (kinds/users.py, Forget) takes no request
+                report.requests += any(item.outcome != "forgotten" for item in sendable)
                 for item in sendable:
                     report.count_accepted(item)
                 continue
@@ -508,6 +527,18 @@ class SyncEngine:
     def _rows(self, read: Read) -> Iterator[Row]:
         for batch in self._warehouse.rows(read, self._read_batch_rows):
             yield from batch
+
+    def _check_pending_identifier(self, model: ModelSync) -> None:
+        """Pending changes computed for another identifier (the meta block changed since the
+        last `dbt run`) hold keys of another kind: sending them would address other users."""
+        computed_for = self._warehouse.pending_key_prefix(model)
+        if computed_for != model.key_prefix:
+            raise SyncError(
+                f"{model.model_name}: not synced: its pending changes were computed for "
+                f"{_keys_of(computed_for)}, but the model is keyed by {_keys_of(model.key_prefix)} "
+                "now (its identifier changed since the last `dbt run`)",
+                hint="run `dbt run` to compute them for the model's identifier, then sync again",
+            )
 
     @staticmethod
     def _check_duplicate_share(model: ModelSync, report: ModelReport) -> None:
@@ -643,6 +674,11 @@ def unknown_message(report: ModelReport) -> str:
         "to send them again (accepting possible duplicates), or `dbt-braze sync --forget-unknown` "
         "to record them as delivered"
     )
+
+
+def _keys_of(prefix: str) -> str:
+    """The state keys a prefix (ModelSync.key_prefix) makes, as a user reads them."""
+    return f"keys `{prefix}...`" if prefix else "external_id or braze_id keys"
 
 
 def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

@@ -48,13 +48,19 @@ class Read:
 # and reads their cells by these indexes:
 #   KEY                the user's identifier
 #   IS_NEW             bool
-#   DATA_POINTS        attributes the object sends: each is billed (the identifier is not)
-#   ATTRIBUTES_JSON    the object's members but the identifier: `"email":"a@b.c","score":3`
+#   DATA_POINTS        attributes the object sends: each is billed (the identifier and the
+#                      subscription group states are not)
+#   ATTRIBUTES_JSON    the object's members but the identifier: `"email":"a@b.c","score":3`,
+#                      then `"subscription_groups":[...]` when it sends group states; '' when
+#                      it sends nothing (its only changes are withheld subscribes)
 #   ACK_ATTRIBUTES     ROW_SEPARATOR-joined, in the order of ACK_HASHES
 #   ACK_HASHES         ROW_SEPARATOR-joined, '' for a removed value
 #   INVALID_ATTRIBUTE  `<attribute>: <reason>` for one value Braze cannot hold
 #                      (macros/json.sql, braze_invalid_value_sql), else None
 #   NEEDS_CHECK        1: holds JSON-typed values, which may nest NaN or infinities
+#   SUBSCRIPTION_CHANGES  subscription group states the object sends
+#   SUBSCRIBES_WITHHELD   subscribes not sent (`subscriptions: unsubscribe_only`), acknowledged
+#                      with the object all the same (macros/subscriptions.sql)
 #   BUILT_STAMP        when braze_objects__<model> was built, as text: the sync acknowledges
 #                      from that relation by key while it is unchanged, from this row's lists
 #                      once a `dbt run` rebuilt it; None when the read was not from it
@@ -68,6 +74,8 @@ OBJECT_COLUMNS = (
     "ack_hashes",
     "invalid_attribute",
     "needs_check",
+    "subscription_changes",
+    "subscribes_withheld",
     "built_stamp",
 )
 (
@@ -79,6 +87,8 @@ OBJECT_COLUMNS = (
     ACK_HASHES,
     INVALID_ATTRIBUTE,
     NEEDS_CHECK,
+    SUBSCRIPTION_CHANGES,
+    SUBSCRIBES_WITHHELD,
     BUILT_STAMP,
 ) = range(len(OBJECT_COLUMNS))
 
@@ -118,3 +128,11 @@ class ObjectAcks(NamedTuple):
     @property
     def keys(self) -> list[str]:
         return [user[0] for user in self.users]
+
+
+class IdentifierChange(NamedTuple):
+    """A model's identifier changed since its state was recorded when `recorded_elsewhere`
+    users are held under another identifier (store.Store.identifier_change)."""
+
+    recorded_elsewhere: int  # users the state holds under another identifier: forgotten, never sent
+    sent_whole: int  # the model's users the state does not hold: sent whole, as new

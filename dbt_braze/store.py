@@ -15,7 +15,16 @@ from typing import Any
 from dbt_braze.config import ModelSync
 from dbt_braze.dbt_access import DbtAccess, Page
 from dbt_braze.errors import NotBuiltError
-from dbt_braze.rows import ROW_SEPARATOR, EventRecord, ObjectAcks, Read, RelationRef, Row, UserAck
+from dbt_braze.rows import (
+    ROW_SEPARATOR,
+    EventRecord,
+    IdentifierChange,
+    ObjectAcks,
+    Read,
+    RelationRef,
+    Row,
+    UserAck,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +94,11 @@ class Store:
         rows = self.fetch_macro("braze_pending_built_at_sql", model_name=model_name)
         return rows[0][0] if rows else None
 
+    def pending_key_prefix(self, model: ModelSync) -> str:
+        """The key prefix (ModelSync.key_prefix) the model's pending changes were computed for."""
+        rows = self.fetch_macro("braze_pending_key_prefix_sql", model_name=model.model_name)
+        return str(rows[0][0] or "") if rows else ""
+
     def pending_is_stale(self, model_name: str) -> bool:
         rows = self.fetch_macro("braze_pending_is_stale_sql", model_name=model_name)
         return bool(rows and rows[0][0])
@@ -98,7 +112,31 @@ class Store:
             relation=self._relation(relation),
             id_column=model.id_column,
             mappings=model.mapping_specs(),
+            key_prefix=model.key_prefix,
         )
+
+    def identifier_change(self, model: ModelSync, relation: RelationRef | None = None) -> IdentifierChange:
+        """Users the model's state holds under another identifier than the model's, and the
+        users that will be sent whole: from the state and the model's `relation`, or without
+        one from the pending changes (as of the last `dbt run`)."""
+        if relation is None:
+            rows = self.fetch_macro(
+                "braze_pending_identifier_change_sql",
+                model_name=model.model_name,
+                key_prefix=model.key_prefix,
+            )
+        elif self.dbt.exists(self.dbt.macro("braze_state_relation")):
+            rows = self.fetch_macro(
+                "braze_identifier_change_sql",
+                model_name=model.model_name,
+                relation=self._relation(relation),
+                id_column=model.id_column,
+                key_prefix=model.key_prefix,
+            )
+        else:  # never synced: no state to change
+            return IdentifierChange(0, 0)
+        recorded_elsewhere, sent_whole = rows[0]
+        return IdentifierChange(int(recorded_elsewhere or 0), int(sent_whole or 0))
 
     def rows(self, read: Read, batch_rows: int) -> Iterator[list[Row]]:
         """Batches of the rows of `read`, whose columns are checked against `read.columns`."""

@@ -7,27 +7,64 @@
     upsert                an attribute whose value differs from the acknowledged
                           one (absent state counts as null, so a new user gets
                           its non-null attributes only, and a new mapping sends
-                          only the new attribute)
+                          only the new attribute); a subscription group is one
+                          more attribute, `$subscription_group:<id>`, whose null
+                          is no change (macros/subscriptions.sql)
     removed               a user Braze holds values for whose row left the model:
                           one row per attribute held; the sync applies
                           on_removed (ignore | unset | delete) to them
     withheld_duplicate    an identifier shared by several rows (value_text = rows)
     withheld_null         rows whose identifier is null or '' (value_text = rows)
     model_rows            one summary row: the model's row count (value_text);
-                          it also dates an empty pending relation (built_at)
+                          it also dates an empty pending relation (built_at), and
+                          names the key prefix the diff was computed for (attribute)
     state_rows            one summary row: the model's acknowledgements older
                           than built_at that the diff saw (value_text)
 -#}
 
-{#- The normalized long form of a model: one row per (braze_key, attribute). -#}
-{% macro braze_current_values_sql(relation, id_column, mappings) %}
-  {{ return(adapter.dispatch('braze_current_values_sql', 'dbt_braze')(relation, id_column, mappings)) }}
+{#-
+  State keys. The state keys a user by the kind of identifier and its value
+  (contract, "Identifiers"), so that a model whose identifier changes finds
+  none of its old keys: they are removed, and every user is new, sent whole.
+  external_id and braze_id keys are the value itself, as before the other
+  kinds existed (a prefix now would resend every existing model); email,
+  phone and user_alias keys start with a prefix naming the kind (and the
+  alias label). dbt_braze/config.py (ModelSync.key_prefix, recorded_elsewhere)
+  holds the same rules; tests/unit/test_identifier_keys.py compares them.
+-#}
+{% macro braze_key_prefix(id_field, alias_label=none) %}
+  {%- if id_field == 'user_alias' -%}{{ return('user_alias:' ~ alias_label ~ ':') }}{%- endif -%}
+  {{ return(id_field ~ ':' if id_field in ['email', 'phone'] else '') }}
 {% endmacro %}
 
-{% macro default__braze_current_values_sql(relation, id_column, mappings) %}
+{#- A model's key of a row: its identifier column as text, after the prefix. `empty_is_null`: '' is null. -#}
+{% macro braze_key_sql(id_column, key_prefix='', empty_is_null=false) %}
+  {%- set key = "cast(" ~ dbt_braze.braze_quote_identifier(id_column) ~ " as " ~ dbt_braze.braze_type_string() ~ ")" -%}
+  {%- if empty_is_null -%}{%- set key = "nullif(" ~ key ~ ", '')" -%}{%- endif -%}
+  {{ return(dbt_braze.braze_string_literal(key_prefix) ~ " || " ~ key if key_prefix else key) }}
+{% endmacro %}
+
+{#- True for a key (`column`) recorded under another identifier than the one whose keys start with `key_prefix`. -#}
+{% macro braze_recorded_elsewhere_sql(key_prefix, column='braze_key') %}
+  {%- if key_prefix -%}
+    {{ return("substr(" ~ column ~ ", 1, " ~ key_prefix | length ~ ") <> " ~ dbt_braze.braze_string_literal(key_prefix)) }}
+  {%- endif -%}
+  {%- set others = [] -%}
+  {%- for prefix in ['email:', 'phone:', 'user_alias:'] -%}
+    {%- do others.append("substr(" ~ column ~ ", 1, " ~ prefix | length ~ ") = '" ~ prefix ~ "'") -%}
+  {%- endfor -%}
+  {{ return("(" ~ others | join(" or ") ~ ")") }}
+{% endmacro %}
+
+{#- The normalized long form of a model: one row per (braze_key, attribute). -#}
+{% macro braze_current_values_sql(relation, id_column, mappings, key_prefix='') %}
+  {{ return(adapter.dispatch('braze_current_values_sql', 'dbt_braze')(relation, id_column, mappings, key_prefix)) }}
+{% endmacro %}
+
+{% macro default__braze_current_values_sql(relation, id_column, mappings, key_prefix='') %}
   {%- for m in mappings %}
     select
-      cast({{ dbt_braze.braze_quote_identifier(id_column) }} as {{ dbt_braze.braze_type_string() }}) as braze_key,
+      {{ dbt_braze.braze_key_sql(id_column, key_prefix) }} as braze_key,
       cast({{ dbt_braze.braze_string_literal(m.attribute) }} as {{ dbt_braze.braze_type_string() }}) as attribute,
       {{ dbt_braze.braze_mapped_text(m) }} as value_text,
       cast('{{ dbt_braze.braze_sent_type(m.value_type) }}' as {{ dbt_braze.braze_type_string() }}) as value_type
@@ -160,18 +197,19 @@ from ({{ keys_sql }}) acknowledged
     where recency = 1
 {% endmacro %}
 
-{% macro braze_pending_sql(model_name, relation, id_column, mappings, built_at) %}
-  {{ return(adapter.dispatch('braze_pending_sql', 'dbt_braze')(model_name, relation, id_column, mappings, built_at)) }}
+{#- `key_prefix`: the model's (braze_key_prefix). -#}
+{% macro braze_pending_sql(model_name, relation, id_column, mappings, built_at, key_prefix='') %}
+  {{ return(adapter.dispatch('braze_pending_sql', 'dbt_braze')(model_name, relation, id_column, mappings, built_at, key_prefix)) }}
 {% endmacro %}
 
-{% macro default__braze_pending_sql(model_name, relation, id_column, mappings, built_at) %}
+{% macro default__braze_pending_sql(model_name, relation, id_column, mappings, built_at, key_prefix='') %}
   {%- set attribute_names = [] -%}
   {%- for m in mappings -%}{%- do attribute_names.append(dbt_braze.braze_string_literal(m.attribute)) -%}{%- endfor %}
 with key_counts as (
-    {{ dbt_braze.braze_key_counts_sql(relation, id_column) }}
+    {{ dbt_braze.braze_key_counts_sql(relation, id_column, key_prefix) }}
 ),
 row_fingerprints as (
-    select cast({{ dbt_braze.braze_quote_identifier(id_column) }} as {{ dbt_braze.braze_type_string() }}) as braze_key,
+    select {{ dbt_braze.braze_key_sql(id_column, key_prefix) }} as braze_key,
            {{ dbt_braze.braze_fingerprint_sql(mappings) }} as fingerprint
     from {{ relation }}
 ),
@@ -194,7 +232,7 @@ removed_keys as (
 current_values as (
     select cv.braze_key, cv.attribute, cv.value_text, cv.value_type,
            {{ dbt_braze.braze_hash('cv.value_text') }} as value_hash
-    from ({{ dbt_braze.braze_current_values_sql(relation, id_column, mappings) }}) cv
+    from ({{ dbt_braze.braze_current_values_sql(relation, id_column, mappings, key_prefix) }}) cv
     inner join candidates c on c.braze_key = cv.braze_key
 ),
 latest_state as (
@@ -208,7 +246,9 @@ compared as (
     select cv.braze_key, cv.attribute, cv.value_text, cv.value_type,
            case when cv.value_text is null then null else cv.value_hash end as value_hash,
            (kk.braze_key is null) as is_new,
-           case when coalesce(case when cv.value_text is null then null else cv.value_hash end, '-')
+           {#- a group whose column is null states nothing: no change (macros/subscriptions.sql) #}
+           case when cv.value_type = 'subscription' and cv.value_text is null then 0
+                when coalesce(case when cv.value_text is null then null else cv.value_hash end, '-')
                      <> coalesce(ls.value_hash, '-') then 1 else 0 end as differs
     from current_values cv
     left join latest_state ls on ls.braze_key = cv.braze_key and ls.attribute = cv.attribute
@@ -241,7 +281,9 @@ select 'withheld_null', null, null, cast(row_count as {{ dbt_braze.braze_type_st
 from key_counts
 where braze_key is null
 union all
-select 'model_rows', null, null, cast(coalesce(sum(row_count), 0) as {{ dbt_braze.braze_type_string() }}), null, null, false, false, {{ built_at }}
+{# its attribute: the key prefix the diff was computed for (braze_pending_key_prefix_sql) #}
+select 'model_rows', null, {{ dbt_braze.braze_string_literal(key_prefix) }},
+       cast(coalesce(sum(row_count), 0) as {{ dbt_braze.braze_type_string() }}), null, null, false, false, {{ built_at }}
 from key_counts
 union all
 {# the acknowledgements this diff saw (braze_pending_is_stale_sql) #}
@@ -255,13 +297,18 @@ where model_name = {{ dbt_braze.braze_string_literal(model_name) }} and acked_at
   refuses it, and the state could not record that refusal under its key, so
   it would be sent again at every sync (withheld_null instead).
 -#}
-{% macro braze_key_counts_sql(relation, id_column) %}
-    select nullif(cast({{ dbt_braze.braze_quote_identifier(id_column) }} as {{ dbt_braze.braze_type_string() }}), '') as braze_key, count(*) as row_count
+{% macro braze_key_counts_sql(relation, id_column, key_prefix='') %}
+    select {{ dbt_braze.braze_key_sql(id_column, key_prefix, empty_is_null=true) }} as braze_key, count(*) as row_count
     from {{ relation }}
     group by 1
 {% endmacro %}
 
-{#- Adds each mapping's value_type from the relation's real column types. -#}
+{#-
+  Adds each mapping's value_type from the relation's real column types. A
+  subscription group's mapping (one with `subscriptions`) is of value_type
+  `subscription`, its column's own type kept as state_type
+  (macros/subscriptions.sql).
+-#}
 {% macro braze_typed_mappings(relation, mappings) %}
   {%- set columns_by_name = {} -%}
   {%- for c in dbt_braze.braze_columns_in_relation(relation) -%}{%- do columns_by_name.update({c.name | lower: c}) -%}{%- endfor -%}
@@ -269,9 +316,13 @@ where model_name = {{ dbt_braze.braze_string_literal(model_name) }} and acked_at
   {%- for m in mappings -%}
     {%- set col = columns_by_name.get(m.column | lower) -%}
     {%- if col is none -%}{{ return(none) }}{%- endif -%}
-    {%- do typed.append({'column': col.name, 'attribute': m.attribute, 'value_type': dbt_braze.braze_value_type(col),
+    {%- set value_type = dbt_braze.braze_value_type(col) -%}
+    {%- do typed.append({'column': col.name, 'attribute': m.attribute, 'value_type': value_type,
                           'data_type': dbt_braze.braze_column_data_type(relation, col),
                           'truncate_strings': m.get('truncate_strings') is sameas true}) -%}
+    {%- if m.get('subscriptions') -%}
+      {%- do typed[-1].update({'value_type': 'subscription', 'state_type': value_type, 'subscriptions': m.subscriptions}) -%}
+    {%- endif -%}
   {%- endfor -%}
   {{ return(typed) }}
 {% endmacro %}

@@ -9,7 +9,8 @@
                             latest row of an id is its status. A `declared` row
                             per model (event_id null) marks that its first run,
                             and so its backfill, happened.
-    braze_pending__<model>  the summary: model_rows, withheld_null,
+    braze_pending__<model>  the summary: model_rows (its attribute: the key
+                            prefix of the identifier), withheld_null,
                             withheld_duplicate, changed_after_sending, unknown
     braze_objects__<model>  the rows to send: those the log does not hold, and
                             those whose outcome is unknown (sent again only by
@@ -92,16 +93,16 @@
       {%- do checks.append("case when cast(" ~ t ~ " as " ~ dbt.type_float() ~ ") not between 1 and 100 or " ~ t ~ " like '%.%' then 'quantity: ' || " ~ t ~ " || ' is not an integer from 1 to 100' end") -%}
     {%- endif -%}
     {%- if m.value_type == 'number' -%}
-      {%- do checks.append(dbt_braze.braze_invalid_value_sql(dbt_braze.braze_string_literal(m.attribute), t, "'number'")) -%}
+      {%- do checks.append(dbt_braze.braze_invalid_value_sql(dbt_braze.braze_string_literal(m.attribute), t, "'number'", subscriptions=false)) -%}
     {%- endif -%}
   {%- endfor -%}
   {%- if spec.time.value_type not in ('timestamp', 'timestamptz', 'date') -%}
     {%- do checks.append("'time: column " ~ spec.time.column ~ " is not a timestamp'") -%}
   {%- else -%}
-    {%- do checks.append(dbt_braze.braze_invalid_value_sql("'time'", texts['time'], "'" ~ dbt_braze.braze_sent_type(spec.time.value_type) ~ "'")) -%}
+    {%- do checks.append(dbt_braze.braze_invalid_value_sql("'time'", texts['time'], "'" ~ dbt_braze.braze_sent_type(spec.time.value_type) ~ "'", subscriptions=false)) -%}
   {%- endif -%}
   {%- for m in spec.mappings -%}
-    {%- do checks.append(dbt_braze.braze_invalid_value_sql(dbt_braze.braze_string_literal('property ' ~ m.attribute), dbt_braze.braze_mapped_text(m), "'" ~ dbt_braze.braze_sent_type(m.value_type) ~ "'")) -%}
+    {%- do checks.append(dbt_braze.braze_invalid_value_sql(dbt_braze.braze_string_literal('property ' ~ m.attribute), dbt_braze.braze_mapped_text(m), "'" ~ dbt_braze.braze_sent_type(m.value_type) ~ "'", subscriptions=false)) -%}
   {%- endfor -%}
   {{ return("coalesce(" ~ checks | join(", ") ~ ")" if checks | length > 1 else checks[0]) }}
 {% endmacro %}
@@ -186,6 +187,9 @@ where model_name = {{ dbt_braze.braze_string_literal(model_name) }} and status =
   {%- endif -%}
   {%- set built_at = "(select " ~ dbt_braze.braze_utc_now() ~ ")" -%}
   {%- set string = dbt_braze.braze_type_string() -%}
+  {#- model_rows' attribute: the key prefix of the identifier the rows were read for
+      (braze_pending_key_prefix_sql: a sync refuses rows read for another identifier) -#}
+  {%- set prefix = dbt_braze.braze_string_literal(dbt_braze.braze_key_prefix(spec.identifier.attribute)) -%}
   {%- set summary -%}
 with model_rows as (
     {{ dbt_braze.braze_event_rows_sql(spec) }}
@@ -197,25 +201,26 @@ logged as (
     {{ dbt_braze.braze_latest_events_sql(spec.model_name) }}
 )
 select cast('withheld_null' as {{ string }}) as change_kind, cast(null as {{ string }}) as braze_key,
+       cast(null as {{ string }}) as attribute,
        cast(count(*) as {{ string }}) as value_text, false as is_new, {{ built_at }} as built_at
 from model_rows r
 where r.braze_key is null
    or (r.has_null = 1 and not exists (select 1 from logged l where l.event_id = r.braze_key))
 having count(*) > 0
 union all
-select 'withheld_duplicate', braze_key, cast(row_count as {{ string }}), false, {{ built_at }}
+select 'withheld_duplicate', braze_key, null, cast(row_count as {{ string }}), false, {{ built_at }}
 from id_counts where braze_key is not null and row_count > 1
 union all
-select 'model_rows', null, cast(count(*) as {{ string }}), false, {{ built_at }} from model_rows
+select 'model_rows', null, {{ prefix }}, cast(count(*) as {{ string }}), false, {{ built_at }} from model_rows
 union all
-select 'changed_after_sending', null, cast(count(*) as {{ string }}), false, {{ built_at }}
+select 'changed_after_sending', null, null, cast(count(*) as {{ string }}), false, {{ built_at }}
 from model_rows r inner join logged l on l.event_id = r.braze_key
 where l.status = 'delivered' and l.row_hash <> r.row_hash
 union all
-select 'unknown', null, cast(count(*) as {{ string }}), false, {{ built_at }}
+select 'unknown', null, null, cast(count(*) as {{ string }}), false, {{ built_at }}
 from logged where status in ('unknown', 'in_flight')
 union all
-select 'state_rows', null, '0', false, {{ built_at }}
+select 'state_rows', null, null, '0', false, {{ built_at }}
   {%- endset -%}
   {%- set objects -%}
 with model_rows as (

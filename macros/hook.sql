@@ -30,7 +30,7 @@
   {#- warned after the builds: under --warn-error the first warning ends the run,
       and the valid models have their changes by then -#}
   {%- for why in skipped -%}
-    {%- do exceptions.warn("dbt_braze: skipping " ~ why ~ ". Run `dbt-braze validate` for the full list of problems.") -%}
+    {%- do exceptions.warn("dbt_braze: skipping " ~ why ~ ".") -%}
   {%- endfor -%}
   {{ return('') }}
 {% endmacro %}
@@ -76,7 +76,7 @@
   {{ return(value) }}
 {% endmacro %}
 
-{#- The model's spec {model_name, relation, id_column, mappings}, the reason to skip it (a string), or none. -#}
+{#- The model's spec {model_name, relation, id_column, key_prefix, mappings}, the reason to skip it (a string), or none. -#}
 {% macro _braze_spec_from_node(node) %}
   {%- set column_blocks = {} -%}
   {%- for column_name, column in node.columns.items() -%}
@@ -100,20 +100,26 @@
   {%- if checked.problems -%}
     {%- set shown = checked.problems[:3] -%}
     {%- if checked.problems | length > 3 -%}{%- do shown.append("and " ~ (checked.problems | length - 3) ~ " more") -%}{%- endif -%}
-    {{ return(shown | join("; ")) }}
+    {{ return(shown | join("; ") ~ ". Run `dbt-braze validate` for the full list of problems") }}
   {%- endif -%}
-  {%- if relation is none -%}{{ return("its relation " ~ node.schema ~ "." ~ node.alias ~ " was not found") }}{%- endif -%}
+  {%- if relation is none -%}
+    {{ return("its relation " ~ node.schema ~ "." ~ node.alias ~ " was not found. Run `dbt-braze validate` for the full list of problems") }}
+  {%- endif -%}
   {%- if checked.events is defined -%}
     {%- set block = model_block.block -%}
     {%- set spec = dbt_braze.braze_event_spec(node.name, relation, block['kind'], checked.id_field, checked.id_column,
                                               checked.events, checked.mappings, block.get('backfill')) -%}
-    {{ return(spec if spec is not none else "a mapped column is missing from its relation") }}
+    {{ return(spec if spec is not none else "a mapped column is missing from its relation. Run `dbt-braze validate` for the full list of problems") }}
   {%- endif -%}
   {%- if model_block.block.get('truncate_strings') is sameas true -%}
     {%- for m in checked.mappings -%}{%- do m.update({'truncate_strings': true}) -%}{%- endfor -%}
   {%- endif -%}
-  {%- set mappings = dbt_braze.braze_typed_mappings(relation, checked.mappings) -%}
-  {{ return({'model_name': node.name, 'relation': relation, 'id_column': checked.id_column, 'mappings': mappings}) }}
+  {%- set groups = dbt_braze._braze_group_mappings(checked.subscription_groups,
+                                                   model_block.block.get('subscriptions', 'unsubscribe_only')) -%}
+  {%- set mappings = dbt_braze.braze_typed_mappings(relation, checked.mappings + groups) -%}
+  {%- set alias_label = model_block.block['user_alias']['label'] if checked.id_field == 'user_alias' else none -%}
+  {{ return({'model_name': node.name, 'relation': relation, 'id_column': checked.id_column,
+             'key_prefix': dbt_braze.braze_key_prefix(checked.id_field, alias_label), 'mappings': mappings}) }}
 {% endmacro %}
 
 {#-
@@ -126,26 +132,32 @@
   (tests/integration/test_meta_fuzz.py compares them on generated blocks).
   `model_block` and the values of `column_blocks` are {path, block}, read as
   manifest.json carries them; `columns` is the relation's column names, or
-  none (not checked). Returns {problems, id_column, mappings: [{column,
-  attribute}]}, with the real column names (matched case-insensitively).
+  none (not checked). Returns {problems, id_field, id_column, mappings:
+  [{column, attribute}], subscription_groups: [{column, group_id}]}, with the
+  real column names (matched case-insensitively).
 -#}
 {% macro braze_block_problems(model_name, model_block, column_blocks, columns, materialized) %}
   {#- each model-level key: 'name' (a non-empty string), 'share' (a number
-      from 0 to 1), 'flag' (true or false), 'attributes' (column: attribute
-      name) or its choices -#}
+      from 0 to 1), 'flag' (true or false), 'names' (column: a non-empty
+      string), 'alias' ({name, label}, both non-empty strings) or its choices -#}
   {%- set model_keys = {
       'kind': ['users', 'events', 'purchases'],
       'external_id': 'name',
       'braze_id': 'name',
+      'email': 'name',
+      'phone': 'name',
+      'user_alias': 'alias',
       'mode': ['upsert', 'update'],
       'on_removed': ['ignore', 'unset', 'delete'],
-      'attributes': 'attributes',
+      'attributes': 'names',
+      'subscription_groups': 'names',
+      'subscriptions': ['unsubscribe_only', 'mirror'],
       'max_duplicate_share': 'share',
       'max_removed_share': 'share',
       'truncate_strings': 'flag',
   } -%}
   {%- set problems = [] -%}
-  {%- set result = {'problems': problems, 'id_column': none, 'mappings': []} -%}
+  {%- set result = {'problems': problems, 'id_field': none, 'id_column': none, 'mappings': [], 'subscription_groups': []} -%}
   {%- if materialized == 'ephemeral' -%}
     {%- do problems.append("the model is ephemeral; materialize it as a table or a view") -%}
   {%- endif -%}
@@ -182,11 +194,19 @@
       {%- elif value < 0 or value > 1 -%}{%- do problems.append(here ~ "." ~ key ~ ": expected a number from 0 to 1") -%}{%- endif -%}
     {%- elif kind == 'flag' -%}
       {%- if value is not boolean -%}{%- do problems.append(here ~ "." ~ key ~ ": expected true or false") -%}{%- endif -%}
-    {%- elif kind == 'attributes' -%}
-      {%- if value is not mapping -%}{%- do problems.append(here ~ ".attributes: expected a mapping") -%}
+    {%- elif kind == 'names' -%}
+      {%- if value is not mapping -%}{%- do problems.append(here ~ "." ~ key ~ ": expected a mapping") -%}
       {%- else -%}
-        {%- for column_name, attribute in value.items() if not (attribute is string and attribute | length > 0) -%}
-          {%- do problems.append(here ~ ".attributes." ~ column_name ~ ": expected a non-empty string") -%}
+        {%- for column_name, name in value.items() if not (name is string and name | length > 0) -%}
+          {%- do problems.append(here ~ "." ~ key ~ "." ~ column_name ~ ": expected a non-empty string") -%}
+        {%- endfor -%}
+      {%- endif -%}
+    {%- elif kind == 'alias' -%}
+      {%- if value is not mapping -%}{%- do problems.append(here ~ ".user_alias: expected {name: <column>, label: <text>}") -%}
+      {%- else -%}
+        {%- for part in value if part not in ['name', 'label'] -%}{%- do problems.append(here ~ ".user_alias." ~ part ~ ": unknown key") -%}{%- endfor -%}
+        {%- for part in ['name', 'label'] if not (value.get(part) is string and value.get(part) | length > 0) -%}
+          {%- do problems.append(here ~ ".user_alias." ~ part ~ ": expected a non-empty string") -%}
         {%- endfor -%}
       {%- endif -%}
     {%- elif value is not string or value not in kind -%}
@@ -195,15 +215,18 @@
   {%- endfor -%}
 
   {%- set identifiers = [] -%}
-  {%- for key in ['external_id', 'braze_id'] if key in block -%}
-    {%- if block[key] is not string -%}{{ return(result) }}{%- endif -%}
+  {%- for key in ['external_id', 'braze_id', 'email', 'phone', 'user_alias'] if key in block -%}
+    {%- set value = block[key] -%}
+    {%- if key == 'user_alias' -%}{%- set value = value.get('name') if value is mapping else none -%}{%- endif -%}
+    {%- if value is not string -%}{{ return(result) }}{%- endif -%}
     {%- do identifiers.append(key) -%}
   {%- endfor -%}
   {%- set id_field = 'external_id' -%}
   {%- if identifiers | length != 1 -%}
-    {%- do problems.append(here ~ ": needs exactly one of `external_id` or `braze_id`") -%}
+    {%- do problems.append(here ~ ": needs exactly one of `external_id`, `braze_id`, `email`, `phone` or `user_alias`") -%}
   {%- else -%}
     {%- set id_field = identifiers[0] -%}
+    {%- do result.update({'id_field': id_field}) -%}
   {%- endif -%}
   {%- set mode = block.get('mode', 'update' if id_field == 'braze_id' else 'upsert') -%}
   {%- set on_removed = block.get('on_removed', 'ignore') -%}
@@ -214,14 +237,21 @@
   {%- if on_removed == 'delete' and mode == 'update' -%}
     {%- do problems.append(here ~ ".on_removed: `delete` is not allowed with `mode: update`") -%}
   {%- endif -%}
+  {%- if on_removed == 'delete' and id_field in ['email', 'phone'] -%}
+    {%- do problems.append(here ~ ".on_removed: `delete` is not allowed with `" ~ id_field ~ "` (it can reach another profile)") -%}
+  {%- endif -%}
 
   {%- set real_names = {} -%}
   {%- for c in columns or [] -%}{%- do real_names.update({c | lower: c}) -%}{%- endfor -%}
-  {%- set id_column_name = block.get(id_field, '') -%}
+  {%- set id_column_name = '' -%}
+  {%- if identifiers | length == 1 -%}
+    {%- set id_column_name = block['user_alias']['name'] if id_field == 'user_alias' else block[id_field] -%}
+  {%- endif -%}
   {%- if id_column_name -%}
+    {%- set id_path = here ~ ('.user_alias.name' if id_field == 'user_alias' else '.' ~ id_field) -%}
     {%- set id_column = id_column_name if columns is none else real_names.get(id_column_name | lower) -%}
     {%- if id_column is none -%}
-      {%- do problems.append(here ~ "." ~ id_field ~ ": column `" ~ id_column_name ~ "` does not exist in the model") -%}
+      {%- do problems.append(id_path ~ ": column `" ~ id_column_name ~ "` does not exist in the model") -%}
     {%- endif -%}
     {%- do result.update({'id_column': id_column}) -%}
   {%- endif -%}
@@ -238,6 +268,8 @@
       {%- do entries.append([source.path ~ ".attribute", column_name, source.block['attribute']]) -%}
     {%- endif -%}
   {%- endfor -%}
+  {#- the attribute names an identifier takes (IDENTIFIER_TAKES in config.py) -#}
+  {%- set identifier_takes = {'email': ['email'], 'phone': ['phone', 'email']} -%}
   {%- set seen_columns = [] -%}
   {%- set seen_attributes = [] -%}
   {%- for path, column_name, attribute in entries -%}
@@ -255,6 +287,9 @@
       {%- if attribute in ['external_id', 'braze_id', 'user_alias'] -%}
         {%- do problems.append(path ~ ": `" ~ attribute ~ "` is reserved by Braze for identifiers") -%}
       {%- endif -%}
+      {%- if attribute in identifier_takes.get(id_field, []) -%}
+        {%- do problems.append(path ~ ": Braze attribute `" ~ attribute ~ "` cannot be mapped in a model identified by `" ~ id_field ~ "`") -%}
+      {%- endif -%}
       {%- if result.id_column is not none and real | lower == result.id_column | lower -%}
         {%- do problems.append(path ~ ": column `" ~ column_name ~ "` is the identifier column") -%}
       {%- endif -%}
@@ -269,7 +304,29 @@
       {%- do result.mappings.append({'column': real, 'attribute': attribute}) -%}
     {%- endif -%}
   {%- endfor -%}
-  {%- if not entries and not problems -%}
+  {#- subscription groups: their columns are not attributes (they are diffed as `$subscription_group:<id>`) -#}
+  {%- set groups = block.get('subscription_groups') -%}
+  {%- set seen_groups = [] -%}
+  {%- for column_name, group_id in (groups.items() if groups is mapping else []) if group_id is string and group_id | length > 0 -%}
+    {%- set path = here ~ ".subscription_groups." ~ column_name -%}
+    {%- set real = column_name if columns is none else real_names.get(column_name | lower) -%}
+    {%- if real is none -%}
+      {%- do problems.append(path ~ ": column `" ~ column_name ~ "` does not exist in the model") -%}
+    {%- else -%}
+      {%- if result.id_column is not none and real | lower == result.id_column | lower -%}
+        {%- do problems.append(path ~ ": column `" ~ column_name ~ "` is the identifier column") -%}
+      {%- elif real | lower in seen_columns -%}
+        {%- do problems.append(path ~ ": column `" ~ column_name ~ "` is mapped twice") -%}
+      {%- endif -%}
+      {%- if group_id in seen_groups -%}
+        {%- do problems.append(path ~ ": subscription group `" ~ group_id ~ "` is mapped twice") -%}
+      {%- endif -%}
+      {%- do seen_columns.append(real | lower) -%}
+      {%- do seen_groups.append(group_id) -%}
+      {%- do result.subscription_groups.append({'column': real, 'group_id': group_id}) -%}
+    {%- endif -%}
+  {%- endfor -%}
+  {%- if not entries and not result.subscription_groups and not problems -%}
     {%- do problems.append(here ~ ": no attribute is mapped") -%}
   {%- endif -%}
   {%- if result.id_column is none and not problems -%}
@@ -282,7 +339,8 @@
   {%- set target_relation = dbt_braze.braze_pending_relation(spec.model_name) -%}
   {%- set staging_relation = dbt_braze.braze_relation('braze_pending__' ~ spec.model_name ~ '__building') -%}
   {%- set built_at = "(select " ~ dbt_braze.braze_utc_now() ~ ")" -%}
-  {%- set sql = dbt_braze.braze_pending_sql(spec.model_name, spec.relation, spec.id_column, spec.mappings, built_at) -%}
+  {%- set sql = dbt_braze.braze_pending_sql(spec.model_name, spec.relation, spec.id_column, spec.mappings, built_at,
+                                             spec.get('key_prefix', '')) -%}
   {%- do adapter.drop_relation(staging_relation) -%}
   {%- do run_query(get_create_table_as_sql(False, staging_relation, sql)) -%}
   {%- do dbt_braze.braze_swap_relation(staging_relation, target_relation) -%}

@@ -79,10 +79,14 @@
   One row per user of `rows_sql` (key, attribute, value_text, value_type,
   value_hash, is_new, one row per changed attribute), in key order:
   braze_key, is_new, data_points, attributes_json (the object's attribute
-  members, `"name":value,...`: the sync adds the identifier, so a change of
-  mode or identifier field needs no rebuild), ack_attributes, ack_hashes
-  (separator-joined, '' for a removed value), invalid_attribute (`<attribute>:
-  <reason>`, one of the user's values Braze cannot hold), needs_check.
+  members, `"name":value,...`, then its sent subscription group states: the
+  sync adds the identifier, so a change of mode or identifier field needs no
+  rebuild; '' when nothing is sent), ack_attributes, ack_hashes
+  (separator-joined, '' for a removed value; every changed attribute and
+  group, withheld subscribes included), invalid_attribute (`<attribute>:
+  <reason>`, one of the user's values Braze cannot hold), needs_check,
+  subscription_changes (group states sent, no data points),
+  subscribes_withheld (macros/subscriptions.sql).
 -#}
 {% macro braze_user_objects_sql(rows_sql) %}
   {{ return(adapter.dispatch('braze_user_objects_sql', 'dbt_braze')(rows_sql)) }}
@@ -90,14 +94,22 @@
 
 {% macro default__braze_user_objects_sql(rows_sql) %}
   {%- set separator = dbt_braze.braze_list_separator() -%}
-select braze_key, is_new, count(*) as data_points,
-       {{ dbt_braze.braze_join_by_attribute('pair', "','") }} as attributes_json,
-       {{ dbt_braze.braze_join_by_attribute('attribute', separator) }} as ack_attributes,
-       {{ dbt_braze.braze_join_by_attribute("coalesce(value_hash, '')", separator) }} as ack_hashes,
-       max(invalid_attribute) as invalid_attribute,
-       max(needs_check) as needs_check
-from ({{ dbt_braze.braze_rendered_changes_sql(rows_sql) }}) rendered
-group by braze_key, is_new
+select braze_key, is_new, data_points,
+       {{ dbt_braze._braze_object_members('attribute_members', 'data_points', 'group_entries', 'subscription_changes') }} as attributes_json,
+       ack_attributes, ack_hashes, invalid_attribute, needs_check, subscription_changes, subscribes_withheld
+from (
+    select braze_key, is_new, count(pair) as data_points,
+           {{ dbt_braze.braze_join_by_attribute('pair', "','") }} as attribute_members,
+           {{ dbt_braze.braze_join_by_attribute('group_entry', "','") }} as group_entries,
+           {{ dbt_braze.braze_join_by_attribute('attribute', separator) }} as ack_attributes,
+           {{ dbt_braze.braze_join_by_attribute("coalesce(value_hash, '')", separator) }} as ack_hashes,
+           max(invalid_attribute) as invalid_attribute,
+           max(needs_check) as needs_check,
+           count(group_entry) as subscription_changes,
+           count(withheld_subscribe) as subscribes_withheld
+    from ({{ dbt_braze.braze_rendered_changes_sql(rows_sql) }}) rendered
+    group by braze_key, is_new
+) grouped
 {% endmacro %}
 
 {#-
@@ -106,19 +118,31 @@ group by braze_key, is_new
   10 s for 10M changes, this 2.5 s (DuckDB 1.x, 2 cores).
 -#}
 {% macro duckdb__braze_user_objects_sql(rows_sql) %}
-select braze_key, is_new, len(changes) as data_points,
-       array_to_string(list_transform(changes, lambda c: c.member), ',') as attributes_json,
-       array_to_string(list_transform(changes, lambda c: c.attribute), chr(31)) as ack_attributes,
-       array_to_string(list_transform(changes, lambda c: c.value_hash), chr(31)) as ack_hashes,
-       invalid_attribute, needs_check
+select braze_key, is_new, data_points,
+       {{ dbt_braze._braze_object_members('attribute_members', 'data_points', 'group_entries', 'subscription_changes') }} as attributes_json,
+       ack_attributes, ack_hashes, invalid_attribute, needs_check, subscription_changes, subscribes_withheld
 from (
-    select braze_key, is_new,
-           list(struct_pack(attribute := attribute, value_hash := coalesce(value_hash, ''), member := pair)) as changes,
-           max(invalid_attribute) as invalid_attribute,
-           max(needs_check) as needs_check
-    from ({{ dbt_braze.braze_rendered_changes_sql(rows_sql) }}) rendered
-    group by braze_key, is_new
-) grouped
+    select braze_key, is_new, data_points,
+           array_to_string(list_transform(changes, lambda c: c.member), ',') as attribute_members,
+           {#- most users have no group change: their lists are not walked again #}
+           case when subscription_changes > 0
+                then array_to_string(list_transform(changes, lambda c: c.group_entry), ',') end as group_entries,
+           array_to_string(list_transform(changes, lambda c: c.attribute), chr(31)) as ack_attributes,
+           array_to_string(list_transform(changes, lambda c: c.value_hash), chr(31)) as ack_hashes,
+           invalid_attribute, needs_check, subscription_changes, subscribes_withheld
+    from (
+        select braze_key, is_new,
+               list(struct_pack(attribute := attribute, value_hash := coalesce(value_hash, ''), member := pair,
+                                group_entry := group_entry)) as changes,
+               count(pair) as data_points,
+               max(invalid_attribute) as invalid_attribute,
+               max(needs_check) as needs_check,
+               count(group_entry) as subscription_changes,
+               count(withheld_subscribe) as subscribes_withheld
+        from ({{ dbt_braze.braze_rendered_changes_sql(rows_sql) }}) rendered
+        group by braze_key, is_new
+    ) grouped
+) listed
 {% endmacro %}
 
 {#-
@@ -126,11 +150,15 @@ from (
   fine): NaN and infinities; a date or timestamp that is not ISO 8601 with a
   year from 1 to 9999 (the normalized text is then the warehouse's own, see
   _braze_iso_or_raw); a string over Braze's limit, which Braze would bill
-  and then drop. Over columns attribute, value_text and value_type.
+  and then drop; a subscription group's value that is no state (named by its
+  group: macros/subscriptions.sql); an `email_subscribe` or `push_subscribe`
+  other than the three Braze takes. Over columns attribute, value_text and
+  value_type.
 -#}
-{% macro braze_invalid_value_sql(attribute='attribute', value_text='value_text', value_type='value_type') %}
+{% macro braze_invalid_value_sql(attribute='attribute', value_text='value_text', value_type='value_type', subscriptions=true) %}
   {#- the arguments are SQL expressions: columns by default; kinds events and purchases
-      pass one property's name and type as literals and its text as an expression -#}
+      pass one property's name and type as literals and its text as an expression, and
+      no subscriptions (their checks read the attribute rows' own columns) -#}
   {%- set limit = dbt_braze.braze_max_string_length() -%}
 case when {{ value_text }} is null then null
      when {{ value_type }} = 'number'
@@ -143,6 +171,14 @@ case when {{ value_text }} is null then null
      when {{ value_type }} = 'string' and length({{ value_text }}) > {{ limit }}
      then {{ attribute }} || ': a string of ' || cast(length({{ value_text }}) as {{ dbt.type_string() }})
           || ' characters; Braze drops strings over {{ limit }} characters (set truncate_strings: true in the braze block to send the first {{ limit }})'
+  {%- if subscriptions %}
+     when value_type = 'subscription'
+      and value_text not in ('subscribed', 'unsubscribed', '{{ dbt_braze._braze_withheld_subscribe() }}')
+     then 'subscription group ' || {{ dbt_braze._braze_group_id_sql() }} || ': ' || value_text
+          || ' is not a subscription state; the column takes true or subscribed, false or unsubscribed, or null (no change)'
+     when attribute in ('email_subscribe', 'push_subscribe') and value_text not in ('opted_in', 'subscribed', 'unsubscribed')
+     then attribute || ': ' || value_text || ' is not a subscription state Braze takes: opted_in, subscribed or unsubscribed'
+  {%- endif %}
 end
 {%- endmacro %}
 
@@ -151,13 +187,21 @@ end
   ({{ value_text }} like '{{ pattern }}' and {{ value_text }} not like '0000%' and {{ value_text }} not like '-%')
 {%- endmacro %}
 
-{#- Each changed attribute with its JSON member (`"name":value`) and checks. -#}
+{#-
+  Each changed attribute with its JSON member (`"name":value`, null for a
+  subscription group), a group's JSON entry when its state is sent
+  (group_entry), 1 for a withheld subscribe (withheld_subscribe, else null),
+  and checks.
+-#}
 {% macro braze_rendered_changes_sql(rows_sql) %}
 select changed.*,
-       {{ dbt_braze.braze_json_string('attribute') }} || ':' ||
-       case when value_text is null then 'null'
-            when value_type in ('integer', 'number', 'boolean', 'json') then value_text
-            else {{ dbt_braze.braze_json_string('value_text') }} end as pair,
+       case when value_type = 'subscription' then null
+            else {{ dbt_braze.braze_json_string('attribute') }} || ':' ||
+                 case when value_text is null then 'null'
+                      when value_type in ('integer', 'number', 'boolean', 'json') then value_text
+                      else {{ dbt_braze.braze_json_string('value_text') }} end end as pair,
+       {{ dbt_braze._braze_group_entry_sql() }} as group_entry,
+       case when value_type = 'subscription' and value_text = '{{ dbt_braze._braze_withheld_subscribe() }}' then 1 end as withheld_subscribe,
        {{ dbt_braze.braze_invalid_value_sql() }} as invalid_attribute,
        case when value_type = 'json' and value_text is not null then 1 else 0 end as needs_check
 from ({{ rows_sql }}) changed
@@ -205,7 +249,8 @@ from ({{ rows_sql }}) changed
 {% macro braze_read_objects_sql(model_name, page=none) %}
   {%- set sql -%}
 select o.braze_key, o.is_new, o.data_points, o.attributes_json, o.ack_attributes, o.ack_hashes,
-       o.invalid_attribute, o.needs_check, cast(o.built_at as {{ dbt_braze.braze_type_string() }}) as built_stamp
+       o.invalid_attribute, o.needs_check, o.subscription_changes, o.subscribes_withheld,
+       cast(o.built_at as {{ dbt_braze.braze_type_string() }}) as built_stamp
 from {{ dbt_braze.braze_objects_relation(model_name) }} o
 where not exists (
     select 1 from {{ dbt_braze.braze_state_relation() }} s

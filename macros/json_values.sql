@@ -25,9 +25,13 @@
   The normalized text of a mapped column. With `truncate_strings` (the
   model's meta), a string keeps its first braze_max_string_length()
   characters, which is all Braze would hold; else a longer one is rejected
-  (braze_invalid_value_sql).
+  (braze_invalid_value_sql). A subscription group's column: the state it
+  asks for (macros/subscriptions.sql).
 -#}
 {% macro braze_mapped_text(mapping) %}
+  {%- if mapping.value_type == 'subscription' -%}
+    {{ return(dbt_braze._braze_subscription_text(mapping)) }}
+  {%- endif -%}
   {%- set text = dbt_braze.braze_typed_text(dbt_braze.braze_quote_identifier(mapping.column), mapping.value_type, mapping.get('data_type')) -%}
   {%- if mapping.value_type == 'string' and mapping.get('truncate_strings') -%}
     {{ return('substr(' ~ text ~ ', 1, ' ~ dbt_braze.braze_max_string_length() ~ ')') }}

@@ -193,7 +193,7 @@
     ('attributes_unset', dbt.type_bigint()), ('users_deleted', dbt.type_bigint()),
     ('rows_rejected', dbt.type_bigint()), ('requests', dbt.type_bigint()),
     ('data_points', dbt.type_bigint()), ('error', dbt_braze.braze_type_string()),
-    ('holder', dbt_braze.braze_type_string()),
+    ('holder', dbt_braze.braze_type_string()), ('subscription_changes', dbt.type_bigint()),
   ]) }}
 {% endmacro %}
 

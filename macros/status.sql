@@ -3,7 +3,8 @@
 {#- The latest runs of a model: the last row of each run tells its outcome. -#}
 {% macro braze_recent_runs_sql(model_name, limit) %}
 select run_id, status, started_at, ended_at, users_created, users_updated, attributes_unset,
-       users_deleted, rows_rejected, requests, data_points, error
+       users_deleted, rows_rejected, requests, data_points,
+       coalesce(subscription_changes, 0) as subscription_changes, error
 from (
     select r.*, row_number() over (partition by run_id order by recorded_at desc, status) as recency
     from {{ dbt_braze.braze_runs_relation() }} r
@@ -58,4 +59,34 @@ where model_name = {{ dbt_braze.braze_string_literal(model_name) }}
   and not exists (
     select 1 from {{ dbt_braze.braze_state_relation() }} s
     where s.model_name = {{ dbt_braze.braze_string_literal(model_name) }} and s.braze_key = r.braze_key and s.acked_at > r.rejected_at)
+{% endmacro %}
+
+{#-
+  Whether a model's identifier changed since its state was recorded: the
+  users its state holds under another identifier (recorded_elsewhere; the
+  model's identifier cannot address them), and the model's unique users its
+  state does not hold, which the next sync sends whole (sent_whole). Over the
+  state and the model, as `dbt-braze validate` sees them before `dbt run`.
+-#}
+{% macro braze_identifier_change_sql(model_name, relation, id_column, key_prefix) %}
+with held as (
+    select distinct braze_key
+    from ({{ dbt_braze.braze_latest_state_sql(model_name) }}) latest
+    where value_hash is not null
+),
+current_keys as (
+    {{ dbt_braze.braze_key_counts_sql(relation, id_column, key_prefix) }}
+)
+select
+    (select count(*) from held where {{ dbt_braze.braze_recorded_elsewhere_sql(key_prefix) }}) as recorded_elsewhere,
+    (select count(*) from current_keys c left join held h on h.braze_key = c.braze_key
+     where c.braze_key is not null and c.row_count = 1 and h.braze_key is null) as sent_whole
+{% endmacro %}
+
+{#- The same from the pending changes, as of the last `dbt run` (`plan`: no scan of the state). -#}
+{% macro braze_pending_identifier_change_sql(model_name, key_prefix) %}
+select count(distinct case when change_kind = 'removed'
+                            and {{ dbt_braze.braze_recorded_elsewhere_sql(key_prefix) }} then braze_key end) as recorded_elsewhere,
+       count(distinct case when change_kind = 'upsert' and is_new then braze_key end) as sent_whole
+from {{ dbt_braze.braze_pending_relation(model_name) }}
 {% endmacro %}

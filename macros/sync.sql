@@ -5,11 +5,19 @@
 
 {#-
   What the sync reads: one row per user, in key order (the upserts:
-  braze_read_objects_sql in macros/json.sql; removed users here).
+  braze_read_objects_sql in macros/json.sql; removed users here). With a
+  `key_prefix` (the model's, braze_key_prefix), only the users whose key the
+  model's identifier made, or with `recorded_elsewhere` only the others:
+  those recorded under another identifier, which the model's cannot address.
 -#}
-{% macro braze_read_removed_users_sql(model_name, mapped_only, page=none) %}
-  {%- set sql = dbt_braze.braze_removed_users_sql(dbt_braze.braze_read_removed_sql(model_name, mapped_only)) -%}
-  {{ return(dbt_braze.braze_keyset_page(sql, page)) }}
+{% macro braze_read_removed_users_sql(model_name, mapped_only, page=none, key_prefix=none, recorded_elsewhere=false) %}
+  {%- set rows = dbt_braze.braze_read_removed_sql(model_name, mapped_only) -%}
+  {%- if key_prefix is not none -%}
+    {#- on the pending rows, where the warehouse can push it down to their scan -#}
+    {%- set rows = "select * from (\n" ~ rows ~ "\n) removed where " ~ ("" if recorded_elsewhere else "not ")
+                   ~ dbt_braze.braze_recorded_elsewhere_sql(key_prefix, 'removed.braze_key') -%}
+  {%- endif -%}
+  {{ return(dbt_braze.braze_keyset_page(dbt_braze.braze_removed_users_sql(rows), page)) }}
 {% endmacro %}
 
 {#- Pending attribute changes still unacknowledged and not rejected, one row per attribute. -#}
@@ -67,23 +75,29 @@ where p.change_kind = 'removed'
       and s.value_hash is null)
 {% endmacro %}
 
-{#- --full-refresh: every current row, every mapped attribute, nulls included. -#}
-{% macro braze_read_full_refresh_sql(relation, id_column, mappings) %}
-  {{ return(adapter.dispatch('braze_read_full_refresh_sql', 'dbt_braze')(relation, id_column, mappings)) }}
+{#-
+  --full-refresh: every current row, every mapped attribute, nulls included;
+  every subscription group that states something (a subscribe is withheld
+  under unsubscribe_only, as in any sync: macros/subscriptions.sql).
+-#}
+{% macro braze_read_full_refresh_sql(relation, id_column, mappings, key_prefix='') %}
+  {{ return(adapter.dispatch('braze_read_full_refresh_sql', 'dbt_braze')(relation, id_column, mappings, key_prefix)) }}
 {% endmacro %}
 
-{% macro default__braze_read_full_refresh_sql(relation, id_column, mappings) %}
+{% macro default__braze_read_full_refresh_sql(relation, id_column, mappings, key_prefix='') %}
   {%- set typed = dbt_braze.braze_typed_mappings(relation, mappings) -%}
   {%- if typed is none -%}{{ return(none) }}{%- endif %}
   {%- set sql -%}
 with key_counts as (
-    {{ dbt_braze.braze_key_counts_sql(relation, id_column) }}
+    {{ dbt_braze.braze_key_counts_sql(relation, id_column, key_prefix) }}
 )
 select cv.braze_key, cv.attribute, cv.value_text, cv.value_type,
        case when cv.value_text is null then null else {{ dbt_braze.braze_hash('cv.value_text') }} end as value_hash,
        false as is_new
-from ({{ dbt_braze.braze_current_values_sql(relation, id_column, typed) }}) cv
+from ({{ dbt_braze.braze_current_values_sql(relation, id_column, typed, key_prefix) }}) cv
 inner join key_counts kc on kc.braze_key = cv.braze_key and kc.row_count = 1
+{#- a subscription group whose column is null states nothing (macros/subscriptions.sql) #}
+where cv.value_text is not null or cv.value_type <> 'subscription'
   {%- endset %}
   {{ return(sql) }}
 {% endmacro %}
@@ -93,8 +107,8 @@ inner join key_counts kc on kc.braze_key = cv.braze_key and kc.row_count = 1
   braze_read_objects_sql; built_stamp is null: these rows are not read from
   braze_objects__<model>, so they are acknowledged from what was sent.
 -#}
-{% macro braze_read_full_refresh_objects_sql(relation, id_column, mappings, page=none) %}
-  {%- set rows_sql = dbt_braze.braze_read_full_refresh_sql(relation, id_column, mappings) -%}
+{% macro braze_read_full_refresh_objects_sql(relation, id_column, mappings, page=none, key_prefix='') %}
+  {%- set rows_sql = dbt_braze.braze_read_full_refresh_sql(relation, id_column, mappings, key_prefix) -%}
   {%- if rows_sql is none -%}{{ return(none) }}{%- endif -%}
   {%- set sql -%}
 select objects.*, cast(null as {{ dbt_braze.braze_type_string() }}) as built_stamp
@@ -210,6 +224,16 @@ select max(built_at) from {{ dbt_braze.braze_pending_relation(model_name) }}
 {% endmacro %}
 
 {#-
+  The key prefix (the kind of identifier) the pending changes were computed
+  for; '' for external_id and braze_id, and for a relation built before the
+  prefix was recorded (those had external_id or braze_id keys).
+-#}
+{% macro braze_pending_key_prefix_sql(model_name) %}
+select coalesce(max(attribute), '') from {{ dbt_braze.braze_pending_relation(model_name) }}
+where change_kind = 'model_rows'
+{% endmacro %}
+
+{#-
   Non-zero when the pending relation was diffed against a state that has
   since moved, and must be rebuilt before it is trusted:
   - a sync that started before it was built acknowledged anything after;
@@ -249,13 +273,13 @@ select (
   compared again, fingerprints notwithstanding (they vouch for a state that
   may have moved).
 -#}
-{% macro braze_rebuild_pending(model_name, relation, id_column, mappings) %}
+{% macro braze_rebuild_pending(model_name, relation, id_column, mappings, key_prefix='') %}
   {%- set typed = dbt_braze.braze_typed_mappings(relation, mappings) -%}
   {%- if typed is none -%}{{ return(false) }}{%- endif -%}
   {%- do run_query(dbt_braze.braze_forget_fingerprints_sql(model_name,
         "select braze_key from (" ~ dbt_braze.braze_latest_fingerprints_sql(model_name) ~ ") vouched where fingerprint is not null")) -%}
-  {%- do dbt_braze.braze_build_pending({'model_name': model_name, 'relation': relation,
-                                        'id_column': id_column, 'mappings': typed}) -%}
+  {%- do dbt_braze.braze_build_pending({'model_name': model_name, 'relation': relation, 'id_column': id_column,
+                                        'key_prefix': key_prefix, 'mappings': typed}) -%}
   {{ return(true) }}
 {% endmacro %}
 
@@ -264,7 +288,7 @@ select (
 {% macro braze_record_run_sql(run_id, model_name, status, ended, counts, error, holder) %}
 insert into {{ dbt_braze.braze_runs_relation() }}
   (run_id, model_name, status, started_at, recorded_at, ended_at, users_created, users_updated,
-   attributes_unset, users_deleted, rows_rejected, requests, data_points, error, holder)
+   attributes_unset, users_deleted, rows_rejected, requests, data_points, error, holder, subscription_changes)
 select '{{ run_id }}', {{ dbt_braze.braze_string_literal(model_name) }}, '{{ status }}',
        coalesce({{ dbt_braze.braze_run_started_at_sql(run_id) }}, {{ dbt_braze.braze_utc_now() }}),
        {{ dbt_braze.braze_utc_now() }},
@@ -274,7 +298,8 @@ select '{{ run_id }}', {{ dbt_braze.braze_string_literal(model_name) }}, '{{ sta
        {{ counts.get('rows_rejected', 0) }}, {{ counts.get('requests', 0) }},
        {{ counts.get('data_points', 0) }},
        {% if error %}{{ dbt_braze.braze_string_literal(error) }}{% else %}cast(null as {{ dbt.type_string() }}){% endif %},
-       {{ dbt_braze.braze_string_literal(holder) }}
+       {{ dbt_braze.braze_string_literal(holder) }},
+       {{ counts.get('subscription_changes', 0) }}
 {% endmacro %}
 
 {#-

@@ -67,9 +67,13 @@ def main() -> int:
         run(braze, "sync", env=env)
         stats = emulator.stats()
         print(f"\nBraze now holds {len(emulator.profiles)} profiles; user 2: {emulator.profile('2')}")
+        (grace,) = emulator.users(email="grace.h@example.org")
+        print(f"grace.h@example.org's subscription groups: {grace['subscription_groups']}")
         print(
             f"data points: first sync {first}, incremental sync {stats['data_points'] - first} "
-            f"(a full resend would have cost {first} again)"
+            f"(a full resend would have cost {first} again); subscription changes "
+            f"{stats['subscription_changes']}, no data points, none of them a subscribe "
+            f"(unsubscribe_only: {stats['subscription_subscribes']} subscribes sent)"
         )
     return 0
 

@@ -30,7 +30,13 @@ from unittest import mock
 import urllib3
 
 from dbt_braze.braze import DeleteResult, TrackResult
-from dbt_braze.config import AttributeMapping, EventColumns, ModelSync
+from dbt_braze.config import (
+    SUBSCRIPTION_GROUP_PREFIX,
+    AttributeMapping,
+    EventColumns,
+    ModelSync,
+    recorded_elsewhere,
+)
 from dbt_braze.dbt_access import DbtAccess, Target
 from dbt_braze.engine import ModelReport, SyncEngine
 from dbt_braze.errors import BrazeUnavailable, NotBuiltError
@@ -203,7 +209,9 @@ NON_FINITE = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infini
 
 
 def render_objects(rows: list[Row]) -> list[Row]:
-    """macros/json.sql braze_user_objects_sql, restated: one row per user, in key order."""
+    """macros/json.sql braze_user_objects_sql, restated: one row per user, in key order.
+    Subscription group rows (value type `subscription`, macros/subscriptions.sql): a sent
+    state joins `"subscription_groups":[...]`, `subscribed:withheld` is only counted."""
     objects: list[Row] = []
     ordered = sorted(rows, key=lambda r: (r[0], r[1]))
     for user_key, group in itertools.groupby(ordered, key=lambda r: r[0]):
@@ -213,8 +221,18 @@ def render_objects(rows: list[Row]) -> list[Row]:
             + ":"
             + ("null" if t is None else t if vt in RAW_JSON_TYPES else json.dumps(t, ensure_ascii=False))
             for _, a, t, vt, _, _ in changes
+            if vt != "subscription"
         ]
-        body = ",".join(pairs)
+        states = [
+            {"subscription_group_id": a.removeprefix(SUBSCRIPTION_GROUP_PREFIX), "subscription_state": t}
+            for _, a, t, vt, _, _ in changes
+            if vt == "subscription" and t in ("subscribed", "unsubscribed")
+        ]
+        withheld = sum(vt == "subscription" and t == "subscribed:withheld" for _, _, t, vt, _, _ in changes)
+        members = pairs + (
+            [f'"subscription_groups":{json.dumps(states, separators=(",", ":"))}'] if states else []
+        )
+        body = ",".join(members)
         invalid = [
             f"{a}: {t} is not a finite number; Braze accepts no NaN or infinity"
             for _, a, t, vt, _, _ in changes
@@ -224,12 +242,14 @@ def render_objects(rows: list[Row]) -> list[Row]:
             (
                 user_key,
                 changes[0][5],
-                len(changes),
+                len(pairs),
                 body,
                 ROW_SEPARATOR.join(c[1] for c in changes),
                 ROW_SEPARATOR.join(c[4] or "" for c in changes),
                 max(invalid) if invalid else None,
                 int(any(vt == "json" and t is not None for _, _, t, vt, _, _ in changes)),
+                len(states),
+                withheld,
             )
         )
     return objects
@@ -271,7 +291,10 @@ class FakeStore:
         full_refresh: list[Row] | None = None,
         *,
         pending: bool = True,
+        key_prefix: str | None = None,
     ) -> None:
+        """`key_prefix`: the one the pending changes were computed for (default: the synced model's)."""
+        self.key_prefix = key_prefix
         self.pending_rows = {self.UPSERTS: upserts or [], self.FULL_REFRESH: full_refresh or []}
         self.removed_users = removed_users(removed or [])
         self.objects: list[Row] = []  # the objects read from braze_objects__<model>, as served
@@ -299,6 +322,9 @@ class FakeStore:
         assert model_name == MODEL_NAME
         return list(self._withheld)
 
+    def pending_key_prefix(self, model: ModelSync) -> str:
+        return model.key_prefix if self.key_prefix is None else self.key_prefix
+
     def pending_users(self, model_name: str) -> dict[str, int]:
         assert model_name == MODEL_NAME
         removed = {row[0] for row in self.removed_users}
@@ -317,9 +343,16 @@ class FakeStore:
             )
             rows = [row for row in self.event_objects if wanted(latest.get(row[0]))]
         elif read.macro == self.REMOVED:
-            assert read.columns == REMOVED_USER_COLUMNS and read.args["model_name"] == MODEL_NAME
-            self.reads.append(f"{read.macro} mapped_only={read.args['mapped_only']}")
-            rows = self.removed_users
+            args = read.args
+            assert read.columns == REMOVED_USER_COLUMNS and args["model_name"] == MODEL_NAME
+            elsewhere = args["recorded_elsewhere"]
+            self.reads.append(
+                f"{read.macro} mapped_only={args['mapped_only']}"
+                + (" recorded_elsewhere" if elsewhere else "")
+            )
+            rows = [
+                r for r in self.removed_users if recorded_elsewhere(r[0], args["key_prefix"]) == elsewhere
+            ]
         else:
             assert read.columns == OBJECT_COLUMNS
             self.reads.append(read.macro)
@@ -469,8 +502,10 @@ class FakeBraze:
     def sent_events(self) -> list[dict[str, Any]]:
         return [obj for _, call in self.event_calls for obj in call]
 
-    def delete_users(self, ids: list[str], id_field: Any) -> DeleteResult:
-        self.delete_calls.append((list(ids), id_field))
+    def delete_users(self, ids: list[str], id_field: Any, alias_label: str | None = None) -> DeleteResult:
+        self.delete_calls.append(
+            (list(ids), id_field if alias_label is None else f"{id_field}:{alias_label}")
+        )
         return DeleteResult(deleted=[i for i in ids if i not in self.not_deleted], requests=1)
 
     @property

@@ -39,18 +39,26 @@ def _refuse_constant(name: str) -> None:
     raise LocalRejection(f"{name} is not valid JSON; Braze accepts no NaN or infinity")
 
 
+# The outcome of a Sendable that has nothing to send: acknowledged at once, without a
+# request (its only changes are withheld subscribes, or subscription group states forgotten
+# with a removed user).
+UNSENT = "unsent"
+
+
 class Sendable(NamedTuple):
     """One row's share of a request, ready to send, and what to acknowledge once Braze accepts it."""
 
     body: bytes
     ack: UserAck
     data_points: int
-    outcome: str  # how the report counts it once accepted (ModelReport.count_accepted)
+    outcome: str  # how the report counts it once accepted (ModelReport.count_accepted), or UNSENT
     stamp: str | None = None  # the BUILT_STAMP of a row read from braze_objects__<model>
     refused: str | None = None  # why it must not be sent: recorded as rejected, never sent
     # an event or purchase: recorded in_flight before it is sent, never sent twice; `ack` is
     # then (event_id, row hash, None)
     at_most_once: bool = False
+    subscription_changes: int = 0  # group states it sends: no data points
+    subscribes_withheld: int = 0  # subscribes it does not send (subscriptions: unsubscribe_only)
 
     @property
     def key(self) -> str:
@@ -75,7 +83,7 @@ class BrazeAccess(Protocol):
     def check_access(self) -> None: ...
     def track_encoded(self, parts: list[bytes]) -> Any: ...
     def track_events_encoded(self, parts: list[bytes], array: Any) -> Any: ...
-    def delete_users(self, ids: list[str], id_field: Any) -> Any: ...
+    def delete_users(self, ids: list[str], id_field: Any, alias_label: str | None = None) -> Any: ...
 
 
 class Delivery(Protocol):

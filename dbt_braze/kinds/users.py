@@ -1,24 +1,44 @@
-"""Kind `users`: a user's attributes, keyed by external_id or braze_id, through `/users/track`;
-removed users unset or deleted.
+"""Kind `users`: a user's attributes and subscription group states, keyed by external_id,
+braze_id, email, phone or user_alias, through `/users/track`; removed users unset or deleted.
 
 The warehouse renders each user's object, by the contract's typing rules
-(macros/values.sql normalizes, macros/json.sql renders) and names a value
-Braze cannot hold (NaN, infinity, a date outside ISO 8601's years, a string
-over 255 characters); this module refuses those objects, completes the others
-with their identifier, builds the unset objects and deletions of removed users,
-and says which state an accepted object advances.
+(macros/values.sql normalizes, macros/json.sql renders, macros/subscriptions.sql
+for the groups) and names a value Braze cannot hold (NaN, infinity, a date outside
+ISO 8601's years, a string over 255 characters, a value that is no subscription
+state); this module refuses those objects, and identifiers Braze would refuse (an
+e-mail address it would not take, a phone number not in E.164), completes the
+others with their identifier, builds the unset objects and deletions of removed
+users, and says which state an accepted object advances. An object with nothing
+to send (its only changes are withheld subscribes) is acknowledged without a request.
+
+The state keys users by the kind of identifier and its value
+(ModelSync.key_prefix): the identifier sent is the key without its prefix. A
+removed user whose key was recorded under another identifier (the model's
+identifier changed since) cannot be addressed by the current one: nothing is
+sent for it, and its state is forgotten (Forget), once the mass-removal guard
+lets the model's removals through.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from dbt_braze.braze import MAX_DELETE_IDS
-from dbt_braze.config import ModelSync
-from dbt_braze.kinds.base import Answer, BrazeAccess, LocalRejection, Sendable, Stream, check_json_members
+from dbt_braze.config import SUBSCRIPTION_GROUP_PREFIX, IdField, ModelSync
+from dbt_braze.errors import SyncError
+from dbt_braze.kinds.base import (
+    UNSENT,
+    Answer,
+    BrazeAccess,
+    LocalRejection,
+    Sendable,
+    Stream,
+    check_json_members,
+)
 from dbt_braze.rows import (
     ACK_ATTRIBUTES,
     ACK_HASHES,
@@ -32,6 +52,8 @@ from dbt_braze.rows import (
     OBJECT_COLUMNS,
     REMOVED_USER_COLUMNS,
     ROW_SEPARATOR,
+    SUBSCRIBES_WITHHELD,
+    SUBSCRIPTION_CHANGES,
     Read,
     RelationRef,
     Row,
@@ -39,6 +61,19 @@ from dbt_braze.rows import (
 from dbt_braze.settings import SyncMode
 
 JsonValue = Any
+
+# E.164: a `+`, then the country code and number, 7 to 15 digits, the first not 0
+# (ITU-T E.164 caps numbers at 15 digits; Niue's and Tokelau's have 7), nothing else:
+# no spaces, dashes or brackets. Braze asks for "a valid number", E.164 recommended
+# (braze-api-notes.md, "Identifiers other than external_id"); we send only E.164, so that
+# one number is never two users (`+1 415...` and `+1415...`).
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+# An e-mail address Braze takes: no whitespace, a valid host (braze-api-notes.md,
+# "Values"). The host: two labels or more, each letters, digits and inner hyphens.
+_HOST_LABEL = re.compile(r"[^\W_](?:[^\W_]|-)*(?<!-)")
+MAX_EMAIL_LENGTH = 254  # RFC 5321's limit on an address in a mail path
+# Forgetting touches only the warehouse: large batches, one checkpoint entry each.
+FORGET_BATCH = 1_000
 
 
 @dataclass(frozen=True)
@@ -59,16 +94,111 @@ class Track:
 class Delete:
     """`/users/delete` by the model's identifier; a request Braze answers deletes its every id."""
 
-    id_field: str
+    addressing: Addressing
     exclusive: bool = True
 
     def batch_size(self, requested: int) -> int:
         return MAX_DELETE_IDS
 
     def send(self, braze: BrazeAccess, batch: list[Sendable]) -> Answer:
-        result = braze.delete_users([item.key for item in batch], self.id_field)
+        ids = [self.addressing.value(item.key) for item in batch]
+        result = braze.delete_users(ids, self.addressing.field, self.addressing.alias_label)
         deleted = set(result.deleted)
-        return Answer([i for i, item in enumerate(batch) if item.key in deleted], {}, result.requests)
+        return Answer([i for i, value in enumerate(ids) if value in deleted], {}, result.requests)
+
+
+@dataclass(frozen=True)
+class Forget:
+    """Nothing sent: the state of removed users recorded under another identifier, which the
+    model's cannot address, is forgotten. Irreversible like a deletion, and with no payload
+    to show, hence exclusive."""
+
+    exclusive: bool = True
+
+    def batch_size(self, requested: int) -> int:
+        return FORGET_BATCH
+
+    def send(self, braze: BrazeAccess, batch: list[Sendable]) -> Answer:
+        return Answer(list(range(len(batch))), {}, 0)
+
+
+@dataclass(frozen=True)
+class Addressing:
+    """How the objects of a model name their user: the field, and the state keys' prefix."""
+
+    field: IdField
+    key_prefix: str = ""
+    alias_label: str | None = None
+
+    @classmethod
+    def of(cls, model: ModelSync) -> Addressing:
+        return cls(model.id_field, model.key_prefix, model.alias_label)
+
+    def value(self, key: str) -> str:
+        """The identifier a state key names. A key without this model's prefix was computed
+        for another identifier: the pending changes predate the model's current block."""
+        if not key.startswith(self.key_prefix):
+            raise SyncError(
+                f"a pending change is keyed {key!r}, not by {self.field}: the pending changes "
+                "were computed before the model's identifier changed",
+                hint="run `dbt run` for this model (its on-run-end hook recomputes them), then sync",
+            )
+        return key[len(self.key_prefix) :]
+
+    def member(self, value: str) -> dict[str, JsonValue]:
+        """The object's identifier member: `{"email": "a@b.c"}`, `{"user_alias": {...}}`."""
+        if self.field == "user_alias":
+            return {"user_alias": {"alias_name": value, "alias_label": self.alias_label}}
+        return {self.field: value}
+
+    def opening(self, value: str, *, update_only: bool) -> bytes:
+        """What precedes an object's attributes: `{`, the identifier, the update-only flag
+        (explicitly false for an alias in upsert: Braze's default for aliases is update-only), `,`."""
+        # json.dumps' default encoder is cached (other options build one per call); \u escapes are JSON too
+        quoted = json.dumps(value).encode()
+        if self.field == "user_alias":
+            label = json.dumps(self.alias_label).encode()
+            member = b'"user_alias":{"alias_name":' + quoted + b',"alias_label":' + label + b"}"
+        else:
+            member = b'"' + self.field.encode() + b'":' + quoted
+        if update_only:
+            flag = b',"_update_existing_only":true'
+        else:
+            flag = b',"_update_existing_only":false' if self.field == "user_alias" else b""
+        return b"{" + member + flag + b","
+
+    def check(self, value: str) -> None:
+        """Raise LocalRejection for an e-mail address or phone number Braze would refuse."""
+        if self.field == "phone" and not E164.fullmatch(value):
+            raise LocalRejection(
+                f"phone {value!r} is not in E.164: a + and 7 to 15 digits, the first not 0, "
+                "with no spaces or other signs (e.g. +14155550123)"
+            )
+        if self.field == "email":
+            problem = email_problem(value)
+            if problem:
+                raise LocalRejection(f"email {value!r} is not an address Braze takes: {problem}")
+
+
+def email_problem(address: str) -> str | None:
+    """Why Braze would refuse this e-mail address, or None."""
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in address):
+        return "it holds whitespace or a control character"
+    if len(address) > MAX_EMAIL_LENGTH:
+        return f"it is longer than {MAX_EMAIL_LENGTH} characters"
+    if address.count("@") != 1:
+        return "it needs exactly one @" if "@" in address else "it has no @"
+    local, host = address.split("@")
+    if not local:
+        return "nothing before the @"
+    if not host:
+        return "no host after the @"
+    labels = host.split(".")
+    if len(labels) < 2:
+        return f"host {host!r} has no dot (a host such as example.com)"
+    if not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        return f"host {host!r} is not a host name (letters, digits and inner hyphens, between dots)"
+    return None
 
 
 class Users:
@@ -76,66 +206,90 @@ class Users:
     at_most_once: bool = False
 
     def streams(self, model: ModelSync, relation: RelationRef, mode: SyncMode) -> Iterator[Stream]:
-        header = b'{"' + model.id_field.encode() + b'":'
-        flag = b',"_update_existing_only":true,' if model.update_only else b","
+        addressing = Addressing.of(model)
 
         def prepare(row: Row) -> Sendable:
-            sendable = upsert_sendable(row, header + json.dumps(str(row[KEY])).encode() + flag)
+            value = addressing.value(str(row[KEY]))
+            sendable = upsert_sendable(row, addressing.opening(value, update_only=model.update_only))
             try:
+                addressing.check(value)
                 check_object(row)
             except LocalRejection as exc:
                 return sendable._replace(refused=str(exc))
             return sendable
 
         if mode.full_refresh:  # every user's whole object; removed users are left alone
-            read = Read(
-                "braze_read_full_refresh_objects_sql",
-                OBJECT_COLUMNS,
-                {"relation": relation, "id_column": model.id_column, "mappings": model.mapping_specs()},
-                whole_model=True,
-            )
+            args = {
+                "relation": relation,
+                "id_column": model.id_column,
+                "mappings": model.mapping_specs(),
+                "key_prefix": model.key_prefix,
+            }
+            read = Read("braze_read_full_refresh_objects_sql", OBJECT_COLUMNS, args, whole_model=True)
             yield Stream(read, prepare, Track())
             return
         pending = Read("braze_read_objects_sql", OBJECT_COLUMNS, {"model_name": model.model_name})
         yield Stream(pending, prepare, Track())
-        if model.on_removed == "ignore":
-            return
-        removed = Read(
-            "braze_read_removed_users_sql",
-            REMOVED_USER_COLUMNS,
-            {"model_name": model.model_name, "mapped_only": model.on_removed == "unset"},
-        )
         if model.on_removed == "unset":
-            yield Stream(removed, lambda row: unset_sendable(model.id_field, str(row[0]), row[1]), Track())
-        else:
-            yield Stream(removed, lambda row: delete_sendable(str(row[0]), row[1]), Delete(model.id_field))
+            removed = removed_users(model, mapped_only=True, recorded_elsewhere=False)
+            yield Stream(removed, lambda row: unset_sendable(addressing, str(row[0]), row[1]), Track())
+        elif model.on_removed == "delete":
+            removed = removed_users(model, mapped_only=False, recorded_elsewhere=False)
+            yield Stream(
+                removed, lambda row: removal_sendable(str(row[0]), row[1], "deleted"), Delete(addressing)
+            )
+        # whatever on_removed says: the current identifier cannot address these users
+        elsewhere = removed_users(model, mapped_only=False, recorded_elsewhere=True)
+        yield Stream(elsewhere, lambda row: removal_sendable(str(row[0]), row[1], "forgotten"), Forget())
 
 
 USERS = Users()
 
 
+def removed_users(model: ModelSync, *, mapped_only: bool, recorded_elsewhere: bool) -> Read:
+    """Removed users whose key the model's identifier made (or, `recorded_elsewhere`, not)."""
+    args = {
+        "model_name": model.model_name,
+        "mapped_only": mapped_only,
+        "key_prefix": model.key_prefix,
+        "recorded_elsewhere": recorded_elsewhere,
+    }
+    return Read("braze_read_removed_users_sql", REMOVED_USER_COLUMNS, args)
+
+
 def upsert_sendable(row: Row, opening: bytes) -> Sendable:
-    """A row of the objects read as a complete object; `opening` is `{"<id field>":"<key>",`
-    and the update-only flag, what precedes the attributes."""
-    # json.dumps' default encoder is cached (other options build one per call); \u escapes are JSON too
+    """A row of the objects read as a complete object; `opening` is `{"<id field>":"<value>",`
+    and the update-only flag, what precedes the attributes. A row that sends nothing (its
+    only changes are withheld subscribes) is UNSENT: acknowledged, never sent."""
+    members = row[ATTRIBUTES_JSON]
     return Sendable(
-        opening + row[ATTRIBUTES_JSON].encode() + b"}",
+        opening + members.encode() + b"}",
         (str(row[KEY]), row[ACK_ATTRIBUTES], row[ACK_HASHES]),
         int(row[DATA_POINTS]),
-        "created" if row[IS_NEW] else "updated",
+        ("created" if row[IS_NEW] else "updated") if members else UNSENT,
         row[BUILT_STAMP],
+        subscription_changes=int(row[SUBSCRIPTION_CHANGES]),
+        subscribes_withheld=int(row[SUBSCRIBES_WITHHELD]),
     )
 
 
-def unset_sendable(id_field: str, key: str, attributes: str) -> Sendable:
-    names = attributes.split(ROW_SEPARATOR)
-    body = json.dumps(unset_object(id_field, key, names), separators=(",", ":"), ensure_ascii=False)
+def unset_sendable(addressing: Addressing, key: str, attributes: str) -> Sendable:
+    """A removed user's attributes set to null. Its subscription group states are not
+    attributes: they are forgotten with the rest, never sent (a user who comes back has
+    them diffed from nothing), and a user with nothing else is UNSENT."""
+    names = [
+        name for name in attributes.split(ROW_SEPARATOR) if not name.startswith(SUBSCRIPTION_GROUP_PREFIX)
+    ]
+    if not names:
+        return Sendable(b"", (key, attributes, None), 0, UNSENT)
+    obj = unset_object(addressing.member(addressing.value(key)), names)
+    body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
     return Sendable(body.encode("utf-8"), (key, attributes, None), len(names), "unset")
 
 
-def delete_sendable(key: str, attributes: str) -> Sendable:
-    """A deletion: its state rows are forgotten once Braze answers; no data points."""
-    return Sendable(b"", (key, attributes, None), 0, "deleted")
+def removal_sendable(key: str, attributes: str, outcome: str) -> Sendable:
+    """A deletion, or a user forgotten: its state rows are forgotten once done; no data points."""
+    return Sendable(b"", (key, attributes, None), 0, outcome)
 
 
 def check_object(row: Row) -> None:
@@ -146,8 +300,9 @@ def check_object(row: Row) -> None:
         check_json_members(row[ATTRIBUTES_JSON])
 
 
-def unset_object(id_field: str, key: str, attributes: Iterable[str]) -> dict[str, JsonValue]:
-    """Null for every attribute: Braze removes them. Never creates a user."""
-    obj: dict[str, JsonValue] = {id_field: str(key), "_update_existing_only": True}
+def unset_object(identifier: dict[str, JsonValue], attributes: Iterable[str]) -> dict[str, JsonValue]:
+    """Null for every attribute: Braze removes them. Never creates a user. `identifier` is the
+    object's identifier member (Addressing.member)."""
+    obj: dict[str, JsonValue] = {**identifier, "_update_existing_only": True}
     obj.update({name: None for name in attributes})
     return obj

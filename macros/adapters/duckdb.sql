@@ -11,7 +11,7 @@
   row, unnested, and the text is taken of the one value column. The other
   columns keep the default's one branch each.
 -#}
-{% macro duckdb__braze_current_values_sql(relation, id_column, mappings) %}
+{% macro duckdb__braze_current_values_sql(relation, id_column, mappings, key_prefix='') %}
   {%- set floats = {} -%}
   {%- set others = [] -%}
   {%- for m in mappings -%}
@@ -24,7 +24,7 @@
   {%- endfor -%}
   {%- set branches = [] -%}
   {%- if others -%}
-    {%- do branches.append(dbt_braze.default__braze_current_values_sql(relation, id_column, others)) -%}
+    {%- do branches.append(dbt_braze.default__braze_current_values_sql(relation, id_column, others, key_prefix)) -%}
   {%- endif -%}
   {%- for type_name, group in floats.items() -%}
     {%- set pairs = [] -%}
@@ -34,7 +34,7 @@
     {%- do branches.append(
       "select braze_key, braze_pair.attribute as attribute, "
       ~ dbt_braze._braze_duckdb_float_text('braze_pair.number') ~ " as value_text, cast('number' as varchar) as value_type"
-      ~ " from (select cast(" ~ dbt_braze.braze_quote_identifier(id_column) ~ " as varchar) as braze_key, unnest([" ~ pairs | join(', ') ~ "]) as braze_pair"
+      ~ " from (select " ~ dbt_braze.braze_key_sql(id_column, key_prefix) ~ " as braze_key, unnest([" ~ pairs | join(', ') ~ "]) as braze_pair"
       ~ " from " ~ relation ~ ") braze_floats") -%}
   {%- endfor -%}
   {{ return(branches | join('\nunion all\n')) }}

@@ -23,8 +23,8 @@
   neither caches nor reuses it. stack() emits the same (attribute, value_text,
   value_type) rows, so the hashes are those of the default.
 -#}
-{% macro spark__braze_current_values_sql(relation, id_column, mappings) %}
-    select cast({{ dbt_braze.braze_quote_identifier(id_column) }} as string) as braze_key,
+{% macro spark__braze_current_values_sql(relation, id_column, mappings, key_prefix='') %}
+    select {{ dbt_braze.braze_key_sql(id_column, key_prefix) }} as braze_key,
            stack({{ mappings | length }}
            {%- for m in mappings %},
              {{ dbt_braze.braze_string_literal(m.attribute) }}, {{ dbt_braze.braze_mapped_text(m) }}, '{{ dbt_braze.braze_sent_type(m.value_type) }}'

@@ -5,10 +5,14 @@ rules (macros/hook.sql, braze_block_problems). A fixed-seed generator writes
 a few hundred `braze` blocks, valid and invalid mixed (unknown keys, wrong
 types, YAML keys that are not strings, column names in another case or
 holding quotes, attribute names Braze refuses, column-level blocks, legacy
-`meta`, blocks of kind events and purchases), as the models of one DuckDB project. One `dbt run` and one
+`meta`, every identifier including malformed `user_alias` blocks,
+`on_removed: delete` by e-mail or phone, `subscription_groups` and
+`subscriptions`, blocks of kind events and purchases), as the models of one
+DuckDB project. One `dbt run` and one
 `dbt-braze validate` then must agree model by model: validate accepts a
-model exactly when the hook built its pending relation, every other model
-is named in a dbt warning, and nothing shows a traceback.
+model exactly when the hook built its pending relation (a model that maps
+subscription groups and no attribute included), every other model is named
+in a dbt warning, and nothing shows a traceback.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ MODEL_SQL = """\
 select i as user_id, 'b' || i as braze_uid, 'u' || i || '@example.com' as email,
        'free' as plan, cast(i * 1.5 as decimal(10, 2)) as ltv, 'q' || i as "qu""ote",
        'T' as "true", 'one' as "1", i as "Score", (i % 2 = 0) as "on",
+       'c' || i || '@example.com' as contact_email, '+1415555010' || i as phone_number,
+       'crm' || i as crm_id, (i % 2 = 0) as newsletter, 'subscribed' as sms_opt,
        'e' || i as event_id, 'signed_up' as event_name, timestamp '2026-01-01 10:00:00' as occurred_at,
        'USD' as cur
 from generate_series(1, 3) t(i)
@@ -50,6 +56,54 @@ COLUMNS = [
     "missing",
     "user_id",
     "braze_uid",
+    "contact_email",
+    "newsletter",
+]
+ID_KEYS = ["external_id", "braze_id", "email", "phone", "user_alias"]
+# A valid identifier of each kind, case varied where the column allows it.
+ID_VALUES: dict[str, list[Any]] = {
+    "external_id": ["user_id", "USER_ID", "User_Id"],
+    "braze_id": ["braze_uid"],
+    "email": ["contact_email", "CONTACT_EMAIL"],
+    "phone": ["phone_number"],
+    "user_alias": [{"name": "crm_id", "label": "crm"}, {"name": "CRM_ID", "label": "crm id"}],
+}
+ALIASES: list[Any] = [
+    "crm_id",
+    ["crm_id"],
+    None,
+    {},
+    {"name": "crm_id"},
+    {"label": "crm"},
+    {"name": "crm_id", "label": ""},
+    {"name": "crm_id", "label": 3},
+    {"name": "crm_id", "label": None},
+    {"name": "", "label": "crm"},
+    {"name": 7, "label": "crm"},
+    {"name": "nope", "label": "crm"},
+    {"name": "crm_id", "label": "crm", "extra": 1},
+    {"nmae": "crm_id", "label": "crm"},
+    {"name": "crm_id", "label": "crm"},
+    {"name": "user_id", "label": "crm"},
+]
+GROUP = "5b0fd0e8-0c9c-4d6d-9a1f-1d0f7b8e2a11"
+OTHER_GROUP = "0a3c7f52-3b1e-45a2-8f7e-7c9d2b6e4f90"
+GROUPS: list[Any] = [
+    None,
+    [],
+    "newsletter",
+    {},
+    {"newsletter": None},
+    {"newsletter": ""},
+    {"newsletter": 3},
+    {"newsletter": GROUP, "NEWSLETTER": OTHER_GROUP},  # one column twice
+    {"newsletter": GROUP, "sms_opt": GROUP},  # one group from two columns
+    {"user_id": GROUP},  # the identifier column (with external_id)
+    {"crm_id": GROUP},  # the identifier column (with user_alias)
+    {"plan": GROUP},  # also an attribute, often
+    {"nope": GROUP},
+    {True: GROUP},
+    {"newsletter": GROUP, "sms_opt": OTHER_GROUP},
 ]
 # keys YAML does not read as strings: `true` and `1` name real columns once written as JSON
 ODD_KEYS: list[Any] = [True, 1, None, 1.5]
@@ -79,6 +133,8 @@ NAMES: list[Any] = [
     "unit\x1fsep",
     "external_id",
     "user_alias",
+    "email",
+    "phone",
     "",
     None,
     7,
@@ -153,10 +209,8 @@ def generate_block(rng: random.Random) -> tuple[Any, dict[str, Any], bool]:
         return generate_event_block(rng), {}, rng.random() < 0.15
     clean = rng.random() < 0.45  # mostly valid: change one thing at most
     block: dict[Any, Any] = {}
-    identifier = rng.choice(["external_id", "external_id", "braze_id"])
-    block[identifier] = (
-        "braze_uid" if identifier == "braze_id" else rng.choice(["user_id", "USER_ID", "User_Id"])
-    )
+    identifier = rng.choice(["external_id", "external_id", *ID_KEYS[1:]])
+    block[identifier] = rng.choice(ID_VALUES[identifier])
     attributes: dict[Any, Any] = {}
     for _ in range(rng.randint(0, 4)):
         attributes[rng.choice(["email", "EMAIL", "plan", "ltv", 'qu"ote', "Score", "on"])] = attribute_name(
@@ -165,6 +219,12 @@ def generate_block(rng: random.Random) -> tuple[Any, dict[str, Any], bool]:
     block["attributes"] = attributes
     if identifier == "braze_id":
         block["mode"] = "update"
+    if rng.random() < 0.25:
+        block["subscription_groups"] = rng.choice(
+            [{"newsletter": GROUP}, {"newsletter": GROUP, "sms_opt": OTHER_GROUP}]
+        )
+        if rng.random() < 0.5:
+            block["subscriptions"] = rng.choice(["unsubscribe_only", "mirror"])
     column_blocks: dict[str, Any] = {}
     if rng.random() < 0.2:
         column_blocks[rng.choice(["plan", "ltv", "Score"])] = {"attribute": attribute_name(rng, True)}
@@ -180,12 +240,14 @@ def generate_block(rng: random.Random) -> tuple[Any, dict[str, Any], bool]:
 
 def mutate(rng: random.Random, block: dict[Any, Any], column_blocks: dict[str, Any]) -> None:
     attributes = block.get("attributes")
-    kind = rng.randrange(12)
+    kind = rng.randrange(17)
     if kind == 0:
-        block[rng.choice(["external_id", "braze_id"])] = rng.choice(IDENTIFIERS)
+        key = rng.choice(ID_KEYS)  # often a second identifier
+        block[key] = rng.choice(IDENTIFIERS + ID_VALUES[key])
     elif kind == 1:
-        block.pop("external_id", None), block.pop("braze_id", None)
-        block[rng.choice(["external_id", "braze_id"])] = rng.choice(IDENTIFIERS)
+        for key in ID_KEYS:
+            block.pop(key, None)
+        block[rng.choice(ID_KEYS)] = rng.choice(IDENTIFIERS)
     elif kind == 2:
         block["mode"] = rng.choice(["upsert", "update", "Upsert", None, 1])
     elif kind == 3:
@@ -214,10 +276,26 @@ def mutate(rng: random.Random, block: dict[Any, Any], column_blocks: dict[str, A
                 "plan",
             ]
         )
-    elif isinstance(attributes, dict):  # one attribute from two columns, or the identifier as attribute
-        attributes[rng.choice(["plan", "ltv", "user_id", "USER_ID", "braze_uid"])] = rng.choice(
-            ["plan", *(list(attributes.values())[:1])]
+    elif kind == 11 and isinstance(attributes, dict):  # one attribute from two columns, or the identifier
+        attributes[rng.choice(["plan", "ltv", "user_id", "USER_ID", "braze_uid", "crm_id", "newsletter"])] = (
+            rng.choice(["plan", *(list(attributes.values())[:1])])
         )
+    elif kind == 12:
+        for key in ID_KEYS:
+            block.pop(key, None)
+        block["user_alias"] = rng.choice(ALIASES)
+    elif kind == 13:  # delete by e-mail or phone
+        for key in ID_KEYS:
+            block.pop(key, None)
+        key = rng.choice(["email", "phone"])
+        block[key] = rng.choice(ID_VALUES[key])
+        block["on_removed"] = rng.choice(["delete", "delete", "unset"])
+    elif kind == 14:
+        block["subscription_groups"] = rng.choice(GROUPS)
+    elif kind == 15:
+        block["subscriptions"] = rng.choice(["unsubscribe_only", "mirror", "Mirror", "always", None, True])
+    elif kind == 16 and isinstance(attributes, dict):  # the names an e-mail or phone identifier takes
+        attributes[rng.choice(["plan", "ltv", "Score"])] = rng.choice(["email", "phone"])
 
 
 def schema_entry(name: str, block: Any, column_blocks: dict[str, Any], legacy: bool) -> dict[str, Any]:
@@ -231,6 +309,61 @@ def schema_entry(name: str, block: Any, column_blocks: dict[str, Any], legacy: b
             for column, cb in column_blocks.items()
         ]
     return entry
+
+
+# Beside the generated blocks, one block per rule of the identifiers and subscription groups,
+# each breaking that rule alone, and what both must make of it.
+PLAN = {"plan": "plan"}
+RULE_BLOCKS: list[tuple[dict[str, Any], str]] = [
+    ({"email": "contact_email", "on_removed": "unset", "attributes": PLAN}, "built"),
+    ({"phone": "phone_number", "mode": "update", "attributes": {"email": "email_address"}}, "built"),
+    ({"user_alias": {"name": "CRM_ID", "label": "crm"}, "on_removed": "delete", "attributes": PLAN}, "built"),
+    (
+        {
+            "external_id": "user_id",
+            "attributes": PLAN,
+            "subscription_groups": {"newsletter": GROUP, "sms_opt": OTHER_GROUP},
+            "subscriptions": "mirror",
+        },
+        "built",
+    ),
+    ({"email": "contact_email", "subscription_groups": {"newsletter": GROUP}}, "built"),
+    ({"email": "contact_email", "on_removed": "delete", "attributes": PLAN}, "refused"),
+    ({"phone": "phone_number", "on_removed": "delete", "attributes": PLAN}, "refused"),
+    ({"email": "contact_email", "attributes": {"plan": "email"}}, "refused"),
+    ({"phone": "phone_number", "attributes": {"plan": "email"}}, "refused"),
+    ({"phone": "phone_number", "attributes": {"plan": "phone"}}, "refused"),
+    ({"email": "contact_email", "phone": "phone_number", "attributes": PLAN}, "refused"),
+    ({"user_alias": "crm_id", "attributes": PLAN}, "refused"),
+    ({"user_alias": {"name": "crm_id"}, "attributes": PLAN}, "refused"),
+    ({"user_alias": {"name": "crm_id", "label": ""}, "attributes": PLAN}, "refused"),
+    ({"user_alias": {"name": "crm_id", "label": "crm", "id": "x"}, "attributes": PLAN}, "refused"),
+    ({"user_alias": {"name": "nope", "label": "crm"}, "attributes": PLAN}, "refused"),
+    ({"user_alias": {"name": "crm_id", "label": "crm"}, "attributes": {"crm_id": "crm"}}, "refused"),
+    ({"external_id": "user_id", "attributes": PLAN, "subscription_groups": {"plan": GROUP}}, "refused"),
+    ({"external_id": "user_id", "attributes": PLAN, "subscription_groups": {"User_Id": GROUP}}, "refused"),
+    ({"external_id": "user_id", "attributes": PLAN, "subscription_groups": {"nope": GROUP}}, "refused"),
+    ({"external_id": "user_id", "attributes": PLAN, "subscription_groups": {"newsletter": ""}}, "refused"),
+    ({"external_id": "user_id", "attributes": PLAN, "subscription_groups": ["newsletter"]}, "refused"),
+    (
+        {
+            "external_id": "user_id",
+            "attributes": PLAN,
+            "subscription_groups": {"newsletter": GROUP, "sms_opt": GROUP},
+        },
+        "refused",
+    ),
+    (
+        {
+            "external_id": "user_id",
+            "attributes": PLAN,
+            "subscription_groups": {"newsletter": GROUP, "NEWSLETTER": OTHER_GROUP},
+        },
+        "refused",
+    ),
+    ({"external_id": "user_id", "attributes": PLAN, "subscriptions": "always"}, "refused"),
+    ({"email": "contact_email", "subscription_groups": {}}, "refused"),
+]
 
 
 def wide_model() -> dict[str, Any]:
@@ -257,6 +390,12 @@ def test_validate_and_the_hook_accept_the_same_blocks(tmp_path: Path) -> None:
         block, column_blocks, legacy = generate_block(rng)
         blocks[name] = block
         entries.append(schema_entry(name, block, column_blocks, legacy))
+    expected: dict[str, str] = {}
+    for index, (block, verdict) in enumerate(RULE_BLOCKS):
+        name = f"fz_rule_{index:02d}"
+        project.write_model(MODEL_SQL, name)
+        blocks[name], expected[name] = block, verdict
+        entries.append(schema_entry(name, block, {}, False))
     columns = ", ".join(f"i as c{k}" for k in range(300))
     project.write_model(f"select i as user_id, {columns} from generate_series(1, 3) t(i)", "fz_wide")
     entries.append({"name": "fz_wide", "config": {"meta": {"braze": wide_model()}}})
@@ -290,6 +429,7 @@ def test_validate_and_the_hook_accept_the_same_blocks(tmp_path: Path) -> None:
     assert refused <= set(names), refused - set(names)
     tables = [row[0] for row in project.query("select table_name from information_schema.tables")]
     pending = {t.removeprefix("braze_pending__") for t in tables if t.startswith("braze_pending__")}
+    warned = {name for name, _ in re.findall(r"dbt_braze: skipping (.+?): (.*)", run.stdout)}
     disagree = [
         (
             name,
@@ -300,10 +440,15 @@ def test_validate_and_the_hook_accept_the_same_blocks(tmp_path: Path) -> None:
         if (name in refused) == (name in pending)
     ]
     assert not disagree, disagree[:10]
-    warned = set(re.findall(r"dbt_braze: skipping (.+?): ", run.stdout))
+    assert {name: "built" if name in pending else "refused" for name in expected} == expected
     assert warned == refused
     # a fair mix, so that the agreement means something
     assert 0.3 * len(names) < len(pending) < 0.7 * len(names), len(pending)
+    groups_alone = [n for n in pending if isinstance(blocks.get(n), dict) and not blocks[n].get("attributes")]
+    assert any("subscription_groups" in blocks[n] for n in groups_alone), "no model mapped groups alone"
+    for key in ("email", "phone", "user_alias", "subscription_groups"):
+        built = [n for n in pending if isinstance(blocks.get(n), dict) and key in blocks[n]]
+        assert built, f"no model with {key} was accepted"
     assert "fz_wide" in pending and "fz_o'b_000" in names
     events = {name for name, block in blocks.items() if isinstance(block, dict) and "kind" in block}
     assert len(events & pending) > 10 and len(events - pending) > 10, (len(events), len(events & pending))

@@ -11,7 +11,12 @@ Paris skips when it moves to summer time).
 Runtime is dominated by JVM start-ups (~20 s per process on 2 cores), so the
 scenario keeps to four `dbt run`s and six syncs, with small data (the shape of
 the work, not its volume, is what differs on Spark): removed rows and the
-failure and retry share one `dbt run`.
+failure and retry share one `dbt run`. The model maps two subscription groups
+too (under the default `unsubscribe_only`), which ride along every step: they
+cost no data point, a subscribe is never sent, and removed users' groups are
+not unset. A second model, keyed by e-mail, rides along: its state keys carry
+their prefix, its duplicated address is withheld and its malformed one refused
+before sending.
 """
 
 from __future__ import annotations
@@ -43,10 +48,14 @@ SESSION_TIME_ZONE = "Europe/Paris"
 # 02:00-03:00 UTC, wall-clock times Paris skips that night
 SEEN_EPOCH = int(datetime(2026, 3, 29, 1, 0, tzinfo=timezone.utc).timestamp())
 STEP_TIMEOUT = 300
+NEWS, SMS = "5b0fd0e8-0c9c-4d6d-9a1f-1d0f7b8e2a11", "0a3c7f52-3b1e-45a2-8f7e-7c9d2b6e4f90"
+NEWSLETTER = "(i % 2 = 0)"  # subscribed: even users (a boolean column)
+SMS_STATE = "case when i % 3 = 0 then 'unsubscribed' else 'subscribed' end"  # a text column
 
 
-def users_sql(n: int, *, plan: str = "'free'", where: str = "") -> str:
-    """harness.users_sql in Spark SQL, plus a timestamp and a struct column."""
+def users_sql(n: int, *, plan: str = "'free'", where: str = "", newsletter: str = NEWSLETTER) -> str:
+    """harness.users_sql in Spark SQL, plus a timestamp and a struct column, and two
+    subscription group columns."""
     return f"""
         select i as user_id,
                'user' || i || '@example.com' as email,
@@ -56,7 +65,8 @@ def users_sql(n: int, *, plan: str = "'free'", where: str = "") -> str:
                (i % 2 = 0) as is_vip,
                date_add(date '2024-01-01', cast(i as int)) as signed_up_on,
                timestamp_seconds({SEEN_EPOCH} + i * 60) as seen_at,
-               named_struct('tier', i % 3, 'note', cast(null as string)) as props
+               named_struct('tier', i % 3, 'note', cast(null as string)) as props,
+               {newsletter} as newsletter, {SMS_STATE} as sms
         from (select id as i from range(1, {n + 1})) t
         {where}
     """
@@ -84,6 +94,29 @@ EVENTS_BLOCK = {
 }
 
 
+# The e-mail-keyed model: two users, a duplicated address, one Braze would refuse.
+CONTACTS_SQL = """
+    select * from values
+        ('c1@example.com', 'free'), ('c2@example.com', {plan}),
+        ('dup@example.com', 'free'), ('dup@example.com', 'pro'), ('not an email', 'free')
+    as t(email, plan)
+"""
+CONTACTS_BLOCK = {
+    "name": "braze_contacts",
+    "config": {
+        "meta": {
+            "braze": {"email": "email", "attributes": {"plan": "contact_plan"}, "max_duplicate_share": 0.5}
+        }
+    },
+}
+
+
+def contact(emulator: BrazeEmulator, email: str) -> dict[str, Any]:
+    (user,) = emulator.users(email=email)
+    assert user["external_id"] is None  # an email-only profile
+    return dict(user["attributes"])
+
+
 def expected(i: int, plan: str = "free") -> dict[str, object]:
     seen = datetime.fromtimestamp(SEEN_EPOCH + i * 60, tz=timezone.utc)
     return {
@@ -96,8 +129,14 @@ def expected(i: int, plan: str = "free") -> dict[str, object]:
 ATTRIBUTES = 8
 
 
+def groups_of(emulator: BrazeEmulator, i: int) -> dict[str, str]:
+    (user,) = emulator.users(external_id=str(i))
+    return dict(user["subscription_groups"])
+
+
 def assert_braze_holds(emulator: BrazeEmulator, users: dict[int, dict[str, object]]) -> None:
-    profiles = emulator.profiles
+    """The profiles with an external id (braze_users') are `users`."""
+    profiles = {key: p for key, p in emulator.profiles.items() if not key.startswith("braze_id:")}
     wrong = [i for i, profile in users.items() if profiles.get(str(i)) != profile]
     assert not wrong, f"{len(wrong)} profiles differ, e.g. user {wrong[0]}: {profiles.get(str(wrong[0]))}"
     assert len(profiles) == len(users)
@@ -214,17 +253,34 @@ def test_spark_lifecycle(tmp_path: Path, emulator: BrazeEmulator) -> None:
     project = SparkProject(tmp_path / "project", emulator)
     block = braze_model(on_removed="unset")
     block["config"]["meta"]["braze"]["attributes"].update({"seen_at": "seen_at", "props": "props"})
-    project.write_schema([block, {"name": "braze_events", "config": {"meta": {"braze": EVENTS_BLOCK}}}])
+    block["config"]["meta"]["braze"]["subscription_groups"] = {"newsletter": NEWS, "sms": SMS}
+    project.write_schema(
+        [block, CONTACTS_BLOCK, {"name": "braze_events", "config": {"meta": {"braze": EVENTS_BLOCK}}}]
+    )
     model: dict[int, dict[str, object]] = {i: expected(i) for i in range(1, N + 1)}
 
     # 1. first sync: Braze equals the model, and has each event once, its time in UTC
     project.write_model(users_sql(N))
+    project.write_model(CONTACTS_SQL.format(plan="'free'"), name="braze_contacts")
     project.write_model(events_sql(N), "braze_events")
     project.dbt_run()
     first = project.sync()
     assert first.exit_code == 0, first.output
     assert_braze_holds(emulator, model)
-    assert emulator.stats()["data_points"] == N * ATTRIBUTES
+    assert contact(emulator, "c1@example.com") == {"email": "c1@example.com", "contact_plan": "free"}
+    assert emulator.users(email="dup@example.com") == []
+    assert "duplicated: email:dup@example.com (2 rows)" in first.output
+    assert "rejected email=not an email: rejected before sending: email 'not an email'" in first.output
+    stats = emulator.stats()
+    assert stats["objects_received"] == N + 2 + N  # nothing of the duplicated or refused; N events
+    assert stats["data_points"] == N * ATTRIBUTES + 2  # the group states are no data points
+    # the unsubscribes only: odd users' newsletter, every third user's sms
+    assert (stats["subscription_changes"], stats["subscription_subscribes"]) == (N // 2 + N // 3, 0)
+    assert (groups_of(emulator, 2), groups_of(emulator, 3)) == (
+        {},
+        {NEWS: "unsubscribed", SMS: "unsubscribed"},
+    )
+
     events = {e["properties"]["eid"]: e for e in emulator.events()}
     assert len(events) == len(emulator.events()) == N
     assert {e: events[e]["time"] for e in ("e1", "e90")} == {
@@ -232,23 +288,36 @@ def test_spark_lifecycle(tmp_path: Path, emulator: BrazeEmulator) -> None:
         "e90": expected(90)["seen_at"],
     }
 
-    # 2. an incremental change: exactly the changed data points are sent
-    points = emulator.stats()["data_points"]
+    # 2. an incremental change: exactly the changed data points are sent, also by e-mail
+    # (the keys of the e-mail model's state and of its new diff match); users 1 to 10
+    # flip their newsletter: the even ones' unsubscribes go, the odd ones' subscribes not
+    before = emulator.stats()
+    flipped = "case when i <= 10 then i % 2 = 1 else i % 2 = 0 end"
+    project.write_model(users_sql(N, plan="case when i <= 37 then 'pro' else 'free' end", newsletter=flipped))
+    project.write_model(CONTACTS_SQL.format(plan="'pro'"), name="braze_contacts")
     # new events are sent once; an event changed after it was sent is not sent again
-    project.write_model(users_sql(N, plan="case when i <= 37 then 'pro' else 'free' end"))
     project.write_model(events_sql(N + 10, plan="case when i = 1 then 'pro' else 'free' end"), "braze_events")
     project.dbt_run()
     assert project.sync().exit_code == 0
-    assert emulator.stats()["data_points"] - points == 37
     assert len(emulator.events()) == N + 10 and emulator.stats()["duplicate_events"] == 0
+    stats = emulator.stats()
+    assert stats["data_points"] - before["data_points"] == 37 + 1
+    assert stats["subscription_changes"] - before["subscription_changes"] == 5
+    assert stats["subscription_subscribes"] == 0
+    assert (groups_of(emulator, 2), groups_of(emulator, 3)) == (
+        {NEWS: "unsubscribed"},
+        {NEWS: "unsubscribed", SMS: "unsubscribed"},
+    )
     model.update({i: expected(i, "pro") for i in range(1, 38)})
     assert_braze_holds(emulator, model)
+    assert contact(emulator, "c2@example.com") == {"email": "c2@example.com", "contact_plan": "pro"}
 
     # 3. removed rows (on_removed: unset), while Braze answers 503 to
     # everything: the sync gives up (exit 1) having acknowledged nothing, so the
-    # retry unsets every mapped attribute of both users, no more, no less
+    # retry unsets every mapped attribute of both users, no more, no less (their
+    # subscription groups are no attributes)
     plan = "case when i <= 37 then 'pro' else 'free' end"
-    project.write_model(users_sql(N, plan=plan, where="where i not in (4, 7)"))
+    project.write_model(users_sql(N, plan=plan, where="where i not in (4, 7)", newsletter=flipped))
     project.dbt_run()
     emulator.configure(error_rate=1.0)
     unset_before = emulator.stats()["attributes_unset"]
@@ -289,6 +358,7 @@ def test_spark_lifecycle(tmp_path: Path, emulator: BrazeEmulator) -> None:
     assert_braze_holds(emulator, {i: expected(i, "team") for i in range(1, N + 1)})
     resent = emulator.stats()["objects_received"] - received - N
     assert 0 <= resent <= 2 * window + 2 * 25 + 25
+    assert emulator.stats()["subscription_subscribes"] == 0
 
     total = time.monotonic() - started
     print(

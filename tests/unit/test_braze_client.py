@@ -558,6 +558,17 @@ def test_delete_by_braze_id_retries_transient_failures(t: FakeTime) -> None:
     assert fake.bodies() == [{"braze_ids": ["b1"]}] * 2
 
 
+def test_delete_by_user_alias_names_the_label_50_aliases_per_request(t: FakeTime) -> None:
+    fake = FakeBraze(lambda request: Reply(201, {"deleted": 50, "message": "success"}))
+    names = [f"c{i}" for i in range(70)]
+
+    result = make_client(fake, t).delete_users(names, "user_alias", "crm")
+
+    assert result == DeleteResult(names, 2)
+    aliases = [{"alias_name": name, "alias_label": "crm"} for name in names]
+    assert fake.bodies() == [{"user_aliases": aliases[:50]}, {"user_aliases": aliases[50:]}]
+
+
 def test_delete_refused_is_a_request_error(t: FakeTime) -> None:
     fake = FakeBraze([Reply(400, {"message": "bad ids"})])
     with pytest.raises(BrazeRequestError, match="bad ids"):
@@ -570,6 +581,10 @@ def test_delete_validates_its_input(t: FakeTime) -> None:
     assert client.delete_users([], "external_id") == DeleteResult([], 0)
     with pytest.raises(ValueError, match="id_field"):
         client.delete_users(["u1"], "email")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="alias_label"):
+        client.delete_users(["c1"], "user_alias")
+    with pytest.raises(ValueError, match="alias_label"):
+        client.delete_users(["u1"], "external_id", "crm")
     assert fake.sent == []
 
 

@@ -16,6 +16,7 @@ from dbt_braze.config import (
     Kind,
     Mappings,
     ModelSync,
+    SubscriptionGroupMapping,
     SyncPolicy,
     raise_if_problems,
     validate_model,
@@ -485,3 +486,282 @@ def test_truncate_strings_is_a_boolean_off_by_default() -> None:
     config, _ = validate(base(truncate_strings=True))
     assert config is not None and config.truncate_strings is True
     assert "truncate_strings" in only_problem(base(truncate_strings="yes"))
+
+
+# -- identifiers beyond external_id and braze_id ----------------------------------------------------
+
+CONTACTS = [*COLUMNS, "phone", "crm_id", "newsletter", "sms_promos"]
+ALIAS_FIX = "write it as `user_alias: {name: <column>, label: <text>}`"
+
+
+def contact(**extra: Any) -> dict[str, Any]:
+    return {"attributes": {"first_name": "first_name"}, **extra}
+
+
+@pytest.mark.parametrize(("field", "column"), [("email", "email"), ("phone", "phone")])
+def test_email_and_phone_identify_users_upsert_by_default(field: str, column: str) -> None:
+    config, problems = validate(contact(**{field: column.upper()}), columns=CONTACTS)
+    assert problems == [] and config is not None
+    assert (config.id_field, config.id_column, config.mode, config.alias_label) == (
+        field,
+        column,
+        "upsert",
+        None,
+    )
+    assert config.identifier == Identifier(field=field, column=column)  # type: ignore[arg-type]
+
+    config, problems = validate(contact(**{field: column}, mode="update"), columns=CONTACTS)
+    assert problems == [] and config is not None and config.update_only
+
+
+def test_user_alias_names_its_column_and_one_label() -> None:
+    config, problems = validate(
+        contact(user_alias={"name": "CRM_ID", "label": "crm_id"}), columns=["user_id", "first_name", "Crm_Id"]
+    )
+    assert problems == [] and config is not None
+    assert (config.id_field, config.id_column, config.alias_label, config.mode) == (
+        "user_alias",
+        "Crm_Id",
+        "crm_id",
+        "upsert",
+    )
+    assert config.identifier == Identifier(field="user_alias", column="Crm_Id", alias_label="crm_id")
+    assert ModelSync.of(MODEL, UID, config.identifier, config.policy, config.mappings) == config
+
+    config, problems = validate(
+        contact(user_alias={"name": "crm_id", "label": "crm"}, mode="update", on_removed="unset"),
+        columns=CONTACTS,
+    )
+    assert problems == [] and config is not None
+    assert (config.mode, config.on_removed) == ("update", "unset")
+
+
+def test_user_alias_column_not_in_model() -> None:
+    problem = only_problem(contact(user_alias={"name": "crm", "label": "crm_id"}), columns=CONTACTS)
+    assert problem.startswith(f"{MODEL}: {HERE}.user_alias.name: column `crm` does not exist in the model")
+    assert "crm_id" in problem  # the real columns are listed
+
+
+@pytest.mark.parametrize(
+    ("alias", "where", "why"),
+    [
+        ("crm_id", "user_alias", 'expected object, got "crm_id"'),
+        (["crm_id", "crm"], "user_alias", "expected object, got list"),
+        ({"name": "crm_id"}, "user_alias", "'label' is a required property"),
+        ({"label": "crm"}, "user_alias", "'name' is a required property"),
+        ({"name": "crm_id", "label": ""}, "user_alias.label", "expected a non-empty string"),
+        ({"name": "crm_id", "label": 3}, "user_alias.label", "expected string, got 3"),
+        ({"name": "", "label": "crm"}, "user_alias.name", "expected a non-empty string"),
+        ({"name": 3, "label": "crm"}, "user_alias.name", "expected string, got 3"),
+        ({"name": "crm_id", "label": "crm", "column": "x"}, "user_alias.column", "unknown key"),
+    ],
+)
+def test_malformed_user_alias_names_the_key_and_the_fix(alias: Any, where: str, why: str) -> None:
+    problem = only_problem(contact(user_alias=alias), columns=CONTACTS)
+    assert problem == f"{MODEL}: {HERE}.{where}: {why}; {ALIAS_FIX}"
+
+
+def test_misspelt_user_alias_key_suggests_the_right_one() -> None:
+    config, problems = validate(contact(user_alias={"nmae": "crm_id", "label": "crm"}), columns=CONTACTS)
+    assert config is None
+    assert problems == [
+        f"{MODEL}: {HERE}.user_alias.nmae: unknown key; did you mean `name`?",
+        f"{MODEL}: {HERE}.user_alias: 'name' is a required property; {ALIAS_FIX}",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("identifiers", "found"),
+    [
+        ({"email": "email", "phone": "phone"}, "it has both `email` and `phone`"),
+        (
+            {"external_id": "user_id", "email": "email", "user_alias": {"name": "crm_id", "label": "crm"}},
+            "it has `external_id`, `email` and `user_alias`",
+        ),
+    ],
+)
+def test_exactly_one_identifier_of_five(identifiers: dict[str, Any], found: str) -> None:
+    problem = only_problem(contact(**identifiers), columns=CONTACTS)
+    assert problem == (
+        f"{MODEL}: {HERE}: needs exactly one of `external_id` or `braze_id` or `email` or `phone` or "
+        f"`user_alias` ({found}); keep the one that names the column identifying the user, "
+        "e.g. `external_id: user_id`"
+    )
+
+
+@pytest.mark.parametrize(("field", "what"), [("email", "e-mail address"), ("phone", "phone number")])
+def test_delete_by_email_or_phone_is_a_configuration_error(field: str, what: str) -> None:
+    _, problems = validate(contact(**{field: field}, on_removed="delete"), columns=CONTACTS)
+    assert problems == [
+        f"{MODEL}: {HERE}.on_removed: `delete` is not allowed with `{field}`: several profiles may share "
+        f"one {what}, so deleting by {what} can reach another profile; use `unset` or `ignore`, "
+        "or identify users by `external_id`, `braze_id` or `user_alias`"
+    ]
+    with pytest.raises(MetaValidationError) as info:
+        raise_if_problems(problems)
+    assert info.value.exit_code == EXIT_USAGE == 2
+
+    for on_removed in ("unset", "ignore"):
+        assert validate(contact(**{field: field}, on_removed=on_removed), columns=CONTACTS)[1] == []
+
+
+def test_delete_by_user_alias_is_allowed() -> None:
+    config, problems = validate(
+        contact(user_alias={"name": "crm_id", "label": "crm"}, on_removed="delete"), columns=CONTACTS
+    )
+    assert problems == [] and config is not None and config.on_removed == "delete"
+
+
+@pytest.mark.parametrize(
+    ("field", "attribute", "why"),
+    [
+        ("email", "email", "the object holds it as the identifier"),
+        ("phone", "phone", "the object holds it as the identifier"),
+        (
+            "phone",
+            "email",
+            "Braze would identify the user by this e-mail address instead of the phone number",
+        ),
+    ],
+)
+def test_an_attribute_cannot_take_the_identifiers_field(field: str, attribute: str, why: str) -> None:
+    block = {field: field, "attributes": {"first_name": attribute}}
+    problem = only_problem(block, columns=CONTACTS)
+    assert problem == (
+        f"{MODEL}: {HERE}.attributes.first_name: Braze attribute `{attribute}` cannot be mapped in a model "
+        f"identified by `{field}`: {why}; choose another attribute name"
+    )
+
+
+def test_email_and_phone_stay_ordinary_attributes_elsewhere() -> None:
+    for block in (
+        {"external_id": "user_id", "attributes": {"email": "email", "phone": "phone"}},
+        {"email": "email", "attributes": {"phone": "phone"}},
+        {"user_alias": {"name": "crm_id", "label": "crm"}, "attributes": {"email": "email"}},
+    ):
+        assert validate(block, columns=CONTACTS)[1] == [], block
+
+
+# -- subscription groups ----------------------------------------------------------------------------
+
+NEWSLETTER = "5b0fd0e8-0c9c-4d6d-9a1f-1d0f7b8e2a11"
+SMS = "0a3c7f52-3b1e-45a2-8f7e-7c9d2b6e4f90"
+GROUPS_FIX = "write it as `subscription_groups: {<column>: <subscription group id>}`"
+
+
+def test_subscription_groups_are_parsed_with_unsubscribe_only_by_default() -> None:
+    config, problems = validate(
+        base(subscription_groups={"NEWSLETTER": NEWSLETTER, "sms_promos": SMS}), columns=CONTACTS
+    )
+    assert problems == [] and config is not None
+    # sorted by group id, with the warehouse's column names
+    expected = (
+        SubscriptionGroupMapping("sms_promos", SMS),
+        SubscriptionGroupMapping("newsletter", NEWSLETTER),
+    )
+    assert config.subscription_groups == expected
+    assert config.subscriptions == "unsubscribe_only"
+    assert config.attributes == (AttributeMapping("email", "email"),)  # a group is not an attribute
+    assert config.mappings == Mappings(attributes=config.attributes, subscription_groups=expected)
+    assert config.policy.subscriptions == "unsubscribe_only"
+    assert ModelSync.of(MODEL, UID, config.identifier, config.policy, config.mappings) == config
+
+
+def test_subscriptions_mirror() -> None:
+    config, problems = validate(
+        base(subscription_groups={"newsletter": NEWSLETTER}, subscriptions="mirror"), columns=CONTACTS
+    )
+    assert problems == [] and config is not None
+    assert config.subscriptions == config.policy.subscriptions == "mirror"
+
+
+def test_subscriptions_other_values_are_refused_with_the_choices() -> None:
+    problem = only_problem(base(subscriptions="subscribe"), columns=CONTACTS)
+    assert problem == (
+        f'{MODEL}: {HERE}.subscriptions: "subscribe" is not valid; choose one of: unsubscribe_only, mirror'
+    )
+
+
+def test_subscription_groups_alone_are_enough() -> None:
+    config, problems = validate(
+        {"email": "email", "subscription_groups": {"newsletter": NEWSLETTER}}, columns=CONTACTS
+    )
+    assert problems == [] and config is not None
+    assert config.attributes == () and config.subscription_groups == (
+        SubscriptionGroupMapping("newsletter", NEWSLETTER),
+    )
+    problem = only_problem({"email": "email", "subscription_groups": {}}, columns=CONTACTS)
+    assert problem.startswith(f"{MODEL}: {HERE}: no attribute is mapped")
+    assert "`subscription_groups:`" in problem  # the fix names them
+
+
+@pytest.mark.parametrize(
+    ("groups", "where", "why"),
+    [
+        (["newsletter"], "subscription_groups", "expected object, got list"),
+        ({"newsletter": ""}, "subscription_groups.newsletter", "expected a non-empty string"),
+        ({"newsletter": 3}, "subscription_groups.newsletter", "expected string, got 3"),
+        ({"newsletter": None}, "subscription_groups.newsletter", "expected string, got null"),
+    ],
+)
+def test_malformed_subscription_groups_name_the_key_and_the_fix(groups: Any, where: str, why: str) -> None:
+    problem = only_problem(base(subscription_groups=groups), columns=CONTACTS)
+    assert problem == f"{MODEL}: {HERE}.{where}: {why}; {GROUPS_FIX}"
+
+
+def test_misspelt_subscription_groups_key() -> None:
+    problem = only_problem(base(subscription_group={"newsletter": NEWSLETTER}), columns=CONTACTS)
+    assert problem.startswith(
+        f"{MODEL}: {HERE}.subscription_group: unknown key; did you mean `subscription_groups`?"
+    )
+
+
+def test_subscription_group_column_not_in_model() -> None:
+    problem = only_problem(base(subscription_groups={"news": NEWSLETTER}), columns=CONTACTS)
+    assert problem.startswith(f"{MODEL}: {HERE}.subscription_groups.news: column `news` does not exist")
+
+
+def test_subscription_group_column_is_the_identifier() -> None:
+    problem = only_problem(base(subscription_groups={"User_Id": NEWSLETTER}), columns=CONTACTS)
+    assert problem == (
+        f"{MODEL}: {HERE}.subscription_groups.User_Id: column `User_Id` is the identifier column; "
+        "it is sent as the identifier and cannot also be a subscription group"
+    )
+
+
+def test_subscription_group_column_already_mapped_as_an_attribute() -> None:
+    problem = only_problem(base(subscription_groups={"EMAIL": NEWSLETTER}), columns=CONTACTS)
+    assert problem == (
+        f"{MODEL}: {HERE}.subscription_groups.EMAIL: column `EMAIL` is already mapped at "
+        f"{HERE}.attributes.email; map each column once, as an attribute or as a subscription group"
+    )
+
+    problem = only_problem(
+        base(subscription_groups={"plan": NEWSLETTER}),
+        column_blocks={"plan": {"attribute": "plan"}},
+        columns=CONTACTS,
+    )
+    assert problem.startswith(
+        f"{MODEL}: {HERE}.subscription_groups.plan: column `plan` is already mapped at "
+        "columns.plan.config.meta.braze.attribute"
+    )
+
+
+def test_subscription_group_column_mapped_twice() -> None:
+    problem = only_problem(
+        base(subscription_groups={"newsletter": NEWSLETTER, "Newsletter": SMS}), columns=CONTACTS
+    )
+    assert problem.startswith(
+        f"{MODEL}: {HERE}.subscription_groups.Newsletter: column `Newsletter` is already mapped at "
+        f"{HERE}.subscription_groups.newsletter"
+    )
+
+
+def test_one_subscription_group_from_two_columns() -> None:
+    problem = only_problem(
+        base(subscription_groups={"newsletter": NEWSLETTER, "sms_promos": NEWSLETTER}), columns=CONTACTS
+    )
+    assert problem == (
+        f"{MODEL}: {HERE}.subscription_groups.sms_promos: subscription group `{NEWSLETTER}` is already "
+        f"mapped at {HERE}.subscription_groups.newsletter; map each group from one column"
+    )

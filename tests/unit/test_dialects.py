@@ -59,6 +59,25 @@ MAPPINGS = [
     }
 ]
 
+# Subscription groups (macros/subscriptions.sql), typed as braze_typed_mappings types them:
+# from a boolean column and from a text column, under each policy.
+GROUP_MAPPINGS = [
+    {
+        "column": "newsletter",
+        "attribute": "$subscription_group:news-1",
+        "value_type": "subscription",
+        "state_type": "boolean",
+        "subscriptions": "unsubscribe_only",
+    },
+    {
+        "column": "sms",
+        "attribute": "$subscription_group:sms-2",
+        "value_type": "subscription",
+        "state_type": "string",
+        "subscriptions": "mirror",
+    },
+]
+
 # Values as the sync hands them over: '' is NULL; quotes, backslashes,
 # newlines and non-ASCII must survive each dialect's literal rules.
 ROWS = [
@@ -119,7 +138,9 @@ def model_columns(renderer: Renderer, mappings: list[dict[str, str]]) -> Iterato
         yield
 
 
-def full_refresh_sql(renderer: Renderer, dialect: str, mappings: list[dict[str, str]]) -> str:
+def full_refresh_sql(
+    renderer: Renderer, dialect: str, mappings: list[dict[str, str]], key_prefix: str = ""
+) -> str:
     """The --full-refresh read."""
     with model_columns(renderer, mappings):
         return str(
@@ -129,6 +150,7 @@ def full_refresh_sql(renderer: Renderer, dialect: str, mappings: list[dict[str, 
                 relation=renderer.relation("users"),
                 id_column="id",
                 mappings=mappings,
+                key_prefix=key_prefix,
             )
         )
 
@@ -145,8 +167,19 @@ def package_sql(renderer: Renderer, dialect: str) -> dict[str, str]:
                 model_name=m,
                 relation=renderer.relation("users"),
                 id_column="id",
+                mappings=MAPPINGS + GROUP_MAPPINGS,
+                built_at="(select " + renderer.macro(dialect, "braze_utc_now") + ")",
+            ),
+        ),
+        "pending_by_email": (
+            "braze_pending_sql",
+            dict(
+                model_name=m,
+                relation=renderer.relation("users"),
+                id_column="id",
                 mappings=MAPPINGS,
                 built_at="(select " + renderer.macro(dialect, "braze_utc_now") + ")",
+                key_prefix="email:",
             ),
         ),
         "summary": ("braze_pending_summary_sql", dict(relation=renderer.relation("braze_pending__x"))),
@@ -173,6 +206,24 @@ def package_sql(renderer: Renderer, dialect: str) -> dict[str, str]:
         "live_runs": ("braze_live_runs_sql", dict(model_name=m, lease_seconds=300)),
         "read_objects": ("braze_read_objects_sql", dict(model_name=m)),
         "read_removed_users": ("braze_read_removed_users_sql", dict(model_name=m, mapped_only=False)),
+        "read_removed_by_alias": (
+            "braze_read_removed_users_sql",
+            dict(
+                model_name=m, mapped_only=True, key_prefix="user_alias:crm:", page={"after": "a", "rows": 9}
+            ),
+        ),
+        "read_recorded_elsewhere": (
+            "braze_read_removed_users_sql",
+            dict(model_name=m, mapped_only=False, key_prefix="", recorded_elsewhere=True),
+        ),
+        "identifier_change": (
+            "braze_identifier_change_sql",
+            dict(model_name=m, relation=renderer.relation("users"), id_column="id", key_prefix="phone:"),
+        ),
+        "pending_identifier_change": (
+            "braze_pending_identifier_change_sql",
+            dict(model_name=m, key_prefix=""),
+        ),
         "user_objects": ("braze_user_objects_sql", dict(rows_sql="select * from changes")),
         "acknowledge_objects": (
             "braze_acknowledge_objects_sql",
@@ -193,7 +244,8 @@ def package_sql(renderer: Renderer, dialect: str) -> dict[str, str]:
     }
     rendered = {key: str(renderer.macro(dialect, name, **kwargs)) for key, (name, kwargs) in calls.items()}
     rendered["run_started_at"] = "select " + rendered["run_started_at"]
-    rendered["full_refresh"] = full_refresh_sql(renderer, dialect, MAPPINGS)
+    rendered["full_refresh"] = full_refresh_sql(renderer, dialect, MAPPINGS + GROUP_MAPPINGS)
+    rendered["full_refresh_by_phone"] = full_refresh_sql(renderer, dialect, MAPPINGS, "phone:")
     swap = f"{dialect}__braze_swap_sql"
     if swap in {m.name for m in renderer.adapter._macro_resolver.macros.values()}:
         rendered["swap"] = renderer.macro(
@@ -213,6 +265,37 @@ def test_every_statement_parses_and_avoids_missing_constructs(renderer: Renderer
         assert not found, f"{dialect} {key} uses {found}, which {dialect} lacks:\n{sql}"
         if dialect in FORBIDDEN_TEXT:
             assert not FORBIDDEN_TEXT[dialect].search(sql), f"{dialect} {key}:\n{sql}"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_subscription_groups_read_back_in_each_dialect(renderer: Renderer, dialect: str) -> None:
+    """The group names, states and the JSON of the group entries are literals each dialect
+    reads back as written (quotes inside, no escapes lost); a group is typed `subscription`
+    in the --full-refresh read too (from the model's columns), and its nulls are left out."""
+    rendered = package_sql(renderer, dialect)
+    groups = {"$subscription_group:news-1", "$subscription_group:sms-2"}
+    expected = {
+        "pending": {*groups, "subscribed:withheld", "unsubscribed"},
+        "full_refresh": {*groups, "subscribed:withheld", "subscription"},
+        "user_objects": {
+            '{"subscription_group_id":',
+            ',"subscription_state":"',
+            '"subscription_groups":[',
+            ',"subscription_groups":[',
+            "subscribed:withheld",
+            "subscription",
+        },
+    }
+    for key, wanted in expected.items():
+        # parse() turns "word" into `word` for BigQuery and Databricks, inside literals too:
+        # the objects statement quotes no identifier, so it is read as rendered
+        tree = (
+            sqlglot.parse_one(rendered[key], read=dialect)
+            if key == "user_objects"
+            else parse(rendered[key], dialect)
+        )
+        found = set(literals(tree))
+        assert wanted <= found, f"{dialect} {key}: {sorted(wanted - found)}\n{rendered[key]}"
 
 
 def test_the_default_sql_would_be_caught() -> None:
@@ -547,6 +630,113 @@ def test_the_default_sql_is_right_as_rendered(renderer: Renderer, dialect: str) 
     assert sorted(set(found)) == sorted(ODD_NAMES) and len(found) == 3 * len(ODD_NAMES), sql
     if dialect == "redshift":
         assert narrow_text(sql, 2) == [], sql
+
+
+# -- state keys by the kind of identifier ----------------------------------------------------------
+
+# An alias label carried through each dialect's literal rules, like the attribute names above.
+ODD_LABEL = 'it\'s \\ "hi there" Zoë 🚀'
+
+
+def key_prefix_sql(renderer: Renderer, dialect: str, key_prefix: str) -> dict[str, str]:
+    """The statements that build state keys from the model's identifier column."""
+    relation = renderer.relation("users")
+    built_at = "(select " + renderer.macro(dialect, "braze_utc_now") + ")"
+    return {
+        "pending": renderer.macro(
+            dialect,
+            "braze_pending_sql",
+            model_name="m",
+            relation=relation,
+            id_column="id",
+            mappings=MAPPINGS,
+            built_at=built_at,
+            key_prefix=key_prefix,
+        ),
+        "current_values": renderer.macro(
+            dialect,
+            "braze_current_values_sql",
+            relation=relation,
+            id_column="id",
+            mappings=MAPPINGS,
+            key_prefix=key_prefix,
+        ),
+        "full_refresh": full_refresh_sql(renderer, dialect, MAPPINGS, key_prefix),
+        "identifier_change": renderer.macro(
+            dialect,
+            "braze_identifier_change_sql",
+            model_name="m",
+            relation=relation,
+            id_column="id",
+            key_prefix=key_prefix,
+        ),
+    }
+
+
+# the identifier column cast to text: the key, and `||` before it when prefixed
+KEY_CAST = r"cast\(\s*[\"`]?id[\"`]?\s+as\s"
+PREPENDED = r"\|\|\s*(?:nullif\(\s*)?" + KEY_CAST
+
+
+@pytest.mark.parametrize("dialect", [*DIALECTS, "default"])
+def test_every_key_of_a_prefixed_identifier_carries_its_prefix(renderer: Renderer, dialect: str) -> None:
+    """Wherever a statement builds keys from the identifier column (the key counts, the
+    fingerprints, each current-values branch: DuckDB's floats and Spark's stack too), the
+    prefix is prepended, read back intact by the dialect; an external_id model's SQL has none."""
+    prefix = f"user_alias:{ODD_LABEL}:"
+    for key, sql in key_prefix_sql(renderer, dialect, prefix).items():
+        key_casts = len(re.findall(KEY_CAST, sql, re.IGNORECASE))
+        assert key_casts >= 1, f"{dialect} {key}:\n{sql}"
+        assert len(re.findall(PREPENDED, sql, re.IGNORECASE)) == key_casts, f"{dialect} {key}:\n{sql}"
+        if dialect != "default":
+            found = [text for text in literals(parse(sql, dialect)) if text == prefix]
+            # identifier_change also tells the keys apart by their prefix, and the pending
+            # relation records the prefix it was computed for (braze_pending_key_prefix_sql)
+            extra = key in ("identifier_change", "pending")
+            assert len(found) == key_casts + extra, f"{dialect} {key}:\n{sql}"
+    for key, sql in key_prefix_sql(renderer, dialect, "").items():
+        assert not re.search(PREPENDED, sql, re.IGNORECASE), f"{dialect} {key}:\n{sql}"
+
+
+def test_key_prefixes_are_the_same_in_python_and_in_the_hook(renderer: Renderer) -> None:
+    from dbt_braze.config import ID_FIELDS, ModelSync
+
+    for id_field in ID_FIELDS:
+        config = ModelSync("m", "model.p.m", id_field, "c", "update", "ignore", (), alias_label="crm")
+        label = "crm" if id_field == "user_alias" else None
+        rendered = renderer.macro("default", "braze_key_prefix", id_field=id_field, alias_label=label)
+        assert rendered == config.key_prefix, id_field
+
+
+KEYS = [
+    "42",
+    "email:a@b.co",
+    "phone:+14155550123",
+    "user_alias:crm:c1",
+    "user_alias:erp:c1",
+    f"user_alias:{ODD_LABEL}:x",
+    "emails:x",
+    "e",
+    "",
+    "Zoë 🚀",
+]
+
+
+@pytest.mark.parametrize(
+    "key_prefix", ["", "email:", "phone:", "user_alias:crm:", f"user_alias:{ODD_LABEL}:"]
+)
+def test_recorded_elsewhere_agrees_with_python(renderer: Renderer, key_prefix: str) -> None:
+    """macro braze_recorded_elsewhere_sql, run on DuckDB, tells the keys apart as
+    config.recorded_elsewhere does (the sync forgets exactly the users the store reads)."""
+    from dbt_braze.config import recorded_elsewhere
+
+    predicate = renderer.macro("default", "braze_recorded_elsewhere_sql", key_prefix=key_prefix)
+    values = ", ".join(renderer.macro("default", "braze_string_literal", text=k) for k in KEYS)
+    with duckdb.connect() as conn:
+        found = conn.execute(
+            f"select braze_key, {predicate} from unnest([{values}]) t (braze_key)"
+        ).fetchall()
+    assert dict(found) == {k: recorded_elsewhere(k, key_prefix) for k in KEYS}
 
 
 def test_package_variables_are_read_in_one_place(renderer: Renderer) -> None:

@@ -24,6 +24,8 @@ from dbt_braze.rows import (
     KEY,
     NEEDS_CHECK,
     ROW_SEPARATOR,
+    SUBSCRIBES_WITHHELD,
+    SUBSCRIPTION_CHANGES,
 )
 
 from fakes import Renderer, render_objects
@@ -55,14 +57,23 @@ def objects(renderer: Renderer, changes: list[Change]) -> list[Any]:
 
 
 def acknowledged(row: Any) -> dict[str, str]:
-    """The acknowledgement lists as attribute -> hash ('' for none)."""
+    """The acknowledgement lists as attribute -> hash ('' for none): every change, sent or withheld."""
     names, hashes = row[ACK_ATTRIBUTES].split(ROW_SEPARATOR), row[ACK_HASHES].split(ROW_SEPARATOR)
-    assert len(names) == len(hashes) == row[DATA_POINTS]
+    assert (
+        len(names) == len(hashes) == row[DATA_POINTS] + row[SUBSCRIPTION_CHANGES] + row[SUBSCRIBES_WITHHELD]
+    )
     return dict(zip(names, hashes, strict=True))
 
 
 def members(row: Any) -> Any:
     return json.loads("{" + row[ATTRIBUTES_JSON] + "}")
+
+
+def sorted_members(row: Any) -> Any:
+    """members, the group states by group id (DuckDB lists them in no particular order)."""
+    found = members(row)
+    found.get("subscription_groups", []).sort(key=lambda entry: entry["subscription_group_id"])
+    return found
 
 
 def one_value(renderer: Renderer, text: str | None, value_type: str) -> Any:
@@ -190,13 +201,101 @@ def test_the_engine_tests_fake_renders_what_the_sql_renders(renderer: Renderer) 
         for attribute, value_type in (("name", "string"), ("ltv", "number"), ("doc", "json"))
         if value_type == "string" or text == "NaN"
     ] + [("u99", "ltv", "12.50", "number", "h", False), ("u99", "vip", "true", "boolean", "h", False)]
+    changes += [
+        ("u99", f"{GROUP}a", "unsubscribed", "subscription", "h", False),
+        ("u99", f"{GROUP}b", "subscribed:withheld", "subscription", "h", False),
+        ("u98", f"{GROUP}a", "subscribed", "subscription", "h", True),
+        ("u97", f"{GROUP}a", "subscribed:withheld", "subscription", "h", True),
+    ]
     from_sql = objects(renderer, changes)
     restated = render_objects(changes)
     assert len(from_sql) == len(restated)
+    compared = (
+        KEY,
+        IS_NEW,
+        DATA_POINTS,
+        INVALID_ATTRIBUTE,
+        NEEDS_CHECK,
+        SUBSCRIPTION_CHANGES,
+        SUBSCRIBES_WITHHELD,
+    )
     for ours, theirs in zip(from_sql, restated, strict=True):
-        assert members(ours) == members(theirs)
-        assert tuple(ours[i] for i in (0, 1, 2, 6, 7)) == tuple(theirs[i] for i in (0, 1, 2, 6, 7))
+        assert sorted_members(ours) == sorted_members(theirs)
+        assert tuple(ours[i] for i in compared) == tuple(theirs[i] for i in compared)
         assert acknowledged(ours) == acknowledged(theirs)
+
+
+# -- subscription groups (macros/subscriptions.sql) ---------------------------------------------------
+
+GROUP = "$subscription_group:"
+
+
+def test_group_states_follow_the_attributes_and_are_no_data_points(renderer: Renderer) -> None:
+    rows = objects(
+        renderer,
+        [
+            ("u1", "plan", "gold", "string", "h1", True),
+            ("u1", f"{GROUP}news-1", "unsubscribed", "subscription", "h2", True),
+            ("u1", f'{GROUP}it\'s \\ "odd"', "subscribed", "subscription", "h3", True),
+            ("u1", f"{GROUP}sms-2", "subscribed:withheld", "subscription", "h4", True),
+            ("u2", f"{GROUP}news-1", "subscribed", "subscription", "h5", False),
+            ("u3", f"{GROUP}news-1", "subscribed:withheld", "subscription", "h6", False),
+        ],
+    )
+    first, second, third = rows
+    check_object(first)
+    assert sorted_members(first) == {
+        "plan": "gold",
+        "subscription_groups": [
+            {"subscription_group_id": 'it\'s \\ "odd"', "subscription_state": "subscribed"},
+            {"subscription_group_id": "news-1", "subscription_state": "unsubscribed"},
+        ],
+    }
+    assert (first[DATA_POINTS], first[SUBSCRIPTION_CHANGES], first[SUBSCRIBES_WITHHELD]) == (1, 2, 1)
+    assert set(acknowledged(first)) == {"plan", f"{GROUP}news-1", f'{GROUP}it\'s \\ "odd"', f"{GROUP}sms-2"}
+    # groups alone: no attribute member before them
+    assert members(second) == {
+        "subscription_groups": [{"subscription_group_id": "news-1", "subscription_state": "subscribed"}]
+    }
+    assert (second[DATA_POINTS], second[SUBSCRIPTION_CHANGES]) == (0, 1)
+    # a withheld subscribe alone: nothing to send, still acknowledged
+    assert third[ATTRIBUTES_JSON] == "" and third[SUBSCRIBES_WITHHELD] == 1
+    assert acknowledged(third) == {f"{GROUP}news-1": "h6"}
+
+
+@pytest.mark.parametrize("text", ["maybe", "true", "Subscribed", "1", ""])
+def test_a_group_value_that_is_no_state_is_named_with_its_group_and_rejected(
+    renderer: Renderer, text: str
+) -> None:
+    (row,) = objects(
+        renderer,
+        [
+            ("u1", "plan", "gold", "string", "h", True),
+            ("u1", f"{GROUP}news-1", text, "subscription", "h", True),
+        ],
+    )
+    assert row[INVALID_ATTRIBUTE] == (
+        f"subscription group news-1: {text} is not a subscription state; "
+        "the column takes true or subscribed, false or unsubscribed, or null (no change)"
+    )
+    assert "news-1" not in row[ATTRIBUTES_JSON]
+    with pytest.raises(LocalRejection, match="subscription group news-1"):
+        check_object(row)
+
+
+@pytest.mark.parametrize("name", ["email_subscribe", "push_subscribe"])
+def test_email_and_push_subscribe_take_only_brazes_three_states(renderer: Renderer, name: str) -> None:
+    for good in ("opted_in", "subscribed", "unsubscribed", None):
+        (row,) = objects(renderer, [("u1", name, good, "string", "h", True)])
+        check_object(row)
+    for bad in ("yes", "true", "Opted_In"):
+        (row,) = objects(renderer, [("u1", name, bad, "string", "h", True)])
+        reason = (
+            f"{name}: {bad} is not a subscription state Braze takes: opted_in, subscribed or unsubscribed"
+        )
+        assert row[INVALID_ATTRIBUTE] == reason
+    (row,) = objects(renderer, [("u1", "plan", "yes", "string", "h", True)])  # any other attribute: free
+    assert row[INVALID_ATTRIBUTE] is None
 
 
 def test_acknowledgement_lists_unnest_aligned_with_empty_hashes_as_null(renderer: Renderer) -> None:

@@ -50,7 +50,7 @@ def test_valid_json_values_pass() -> None:
 
 
 def test_unset_object_sends_null_for_every_attribute() -> None:
-    obj = unset_object("external_id", "7", ["email", "plan_tier"])
+    obj = unset_object({"external_id": "7"}, ["email", "plan_tier"])
     assert obj == {
         "external_id": "7",
         "_update_existing_only": True,
