@@ -619,7 +619,7 @@ OPTIONAL_EVENT_FIELDS = {"events": (), "purchases": ("quantity",)}
 
 
 def _check_event_policy(draft: Draft) -> bool:
-    """Events never remove anything; an external_id may create the user, a braze_id cannot."""
+    """Events never remove anything; they may create their user, but by a braze_id."""
     draft.policy = SyncPolicy(
         mode="update" if draft.id_field == "braze_id" else "upsert",
         on_removed="ignore",
@@ -685,7 +685,11 @@ def _build_events(draft: Draft, unique_id: str) -> ModelSync | None:
         backfill=draft.block.get("backfill", "none"),
     )
     config = ModelSync.of(
-        draft.model_name, unique_id, Identifier(draft.id_field, draft.id_column), draft.policy, draft.mappings
+        draft.model_name,
+        unique_id,
+        Identifier(draft.id_field, draft.id_column, draft.alias_label),
+        draft.policy,
+        draft.mappings,
     )
     return dataclasses.replace(config, kind=kind, events=events)
 

@@ -189,7 +189,7 @@ where model_name = {{ dbt_braze.braze_string_literal(model_name) }} and status =
   {%- set string = dbt_braze.braze_type_string() -%}
   {#- model_rows' attribute: the key prefix of the identifier the rows were read for
       (braze_pending_key_prefix_sql: a sync refuses rows read for another identifier) -#}
-  {%- set prefix = dbt_braze.braze_string_literal(dbt_braze.braze_key_prefix(spec.identifier.attribute)) -%}
+  {%- set prefix = dbt_braze.braze_string_literal(spec.key_prefix) -%}
   {%- set summary -%}
 with model_rows as (
     {{ dbt_braze.braze_event_rows_sql(spec) }}
@@ -340,10 +340,18 @@ select status, count(*) from ({{ dbt_braze.braze_latest_events_sql(model_name) }
   {%- set kind = block['kind'] -%}
   {%- set required = ['event_id', 'time'] + (['name'] if kind == 'events' else ['product_id', 'currency', 'price']) -%}
   {%- set optional = [] if kind == 'events' else ['quantity'] -%}
-  {%- set names = ['external_id', 'braze_id'] + required + optional -%}
+  {%- set names = ['external_id', 'braze_id', 'email', 'phone'] + required + optional -%}
   {%- for key, value in block.items() -%}
     {%- if key in names -%}
       {%- if not (value is string and value | length > 0) -%}{%- do problems.append(here ~ "." ~ key ~ ": expected a non-empty string") -%}{%- endif -%}
+    {%- elif key == 'user_alias' -%}
+      {%- if value is not mapping -%}{%- do problems.append(here ~ ".user_alias: expected {name: <column>, label: <text>}") -%}
+      {%- else -%}
+        {%- for part in value if part not in ['name', 'label'] -%}{%- do problems.append(here ~ ".user_alias." ~ part ~ ": unknown key") -%}{%- endfor -%}
+        {%- for part in ['name', 'label'] if not (value.get(part) is string and value.get(part) | length > 0) -%}
+          {%- do problems.append(here ~ ".user_alias." ~ part ~ ": expected a non-empty string") -%}
+        {%- endfor -%}
+      {%- endif -%}
     {%- elif key == 'properties' -%}
       {%- if value is not mapping -%}{%- do problems.append(here ~ ".properties: expected a mapping") -%}
       {%- else -%}
@@ -361,22 +369,29 @@ select status, count(*) from ({{ dbt_braze.braze_latest_events_sql(model_name) }
       {%- do problems.append(here ~ "." ~ key ~ ": unknown key") -%}
     {%- endif -%}
   {%- endfor -%}
+  {#- the identifier, as braze_block_problems reads it for kind users -#}
   {%- set identifiers = [] -%}
-  {%- for key in ['external_id', 'braze_id'] if key in block -%}
-    {%- if block[key] is not string -%}{{ return(result) }}{%- endif -%}
+  {%- for key in ['external_id', 'braze_id', 'email', 'phone', 'user_alias'] if key in block -%}
+    {%- set value = block[key] -%}
+    {%- if key == 'user_alias' -%}{%- set value = value.get('name') if value is mapping else none -%}{%- endif -%}
+    {%- if value is not string -%}{{ return(result) }}{%- endif -%}
     {%- do identifiers.append(key) -%}
   {%- endfor -%}
   {%- if identifiers | length != 1 -%}
-    {%- do problems.append(here ~ ": needs exactly one of `external_id` or `braze_id`") -%}
+    {%- do problems.append(here ~ ": needs exactly one of `external_id`, `braze_id`, `email`, `phone` or `user_alias`") -%}
   {%- endif -%}
   {%- set id_field = identifiers[0] if identifiers | length == 1 else 'external_id' -%}
   {%- set real_names = {} -%}
   {%- for c in columns or [] -%}{%- do real_names.update({c | lower: c}) -%}{%- endfor -%}
-  {%- set id_column_name = block.get(id_field, '') -%}
+  {%- set id_column_name = '' -%}
+  {%- if identifiers | length == 1 -%}
+    {%- set id_column_name = block['user_alias']['name'] if id_field == 'user_alias' else block[id_field] -%}
+  {%- endif -%}
   {%- if id_column_name -%}
+    {%- set id_path = here ~ ('.user_alias.name' if id_field == 'user_alias' else '.' ~ id_field) -%}
     {%- set id_column = id_column_name if columns is none else real_names.get(id_column_name | lower) -%}
     {%- if id_column is none -%}
-      {%- do problems.append(here ~ "." ~ id_field ~ ": column `" ~ id_column_name ~ "` does not exist in the model") -%}
+      {%- do problems.append(id_path ~ ": column `" ~ id_column_name ~ "` does not exist in the model") -%}
     {%- endif -%}
     {%- do result.update({'id_column': id_column, 'id_field': id_field}) -%}
   {%- endif -%}
@@ -427,7 +442,7 @@ select status, count(*) from ({{ dbt_braze.braze_latest_events_sql(model_name) }
 {% endmacro %}
 
 {#- The spec braze_build_event_pending takes, from the checked block (braze_event_block_problems). -#}
-{% macro braze_event_spec(model_name, relation, kind, id_field, id_column, events, properties, backfill) %}
+{% macro braze_event_spec(model_name, relation, kind, id_field, id_column, events, properties, backfill, key_prefix) %}
   {%- set wanted = [{'column': id_column, 'attribute': id_field}] -%}
   {%- for key, column in events -%}{%- do wanted.append({'column': column, 'attribute': key}) -%}{%- endfor -%}
   {%- set typed = dbt_braze.braze_typed_mappings(relation, wanted) -%}
@@ -438,5 +453,5 @@ select status, count(*) from ({{ dbt_braze.braze_latest_events_sql(model_name) }
   {{ return({'kind': kind, 'model_name': model_name, 'relation': relation, 'id_column': typed[0].column,
              'identifier': typed[0], 'event_id': by_key['event_id'], 'time': by_key['time'],
              'fields': typed[1:] | rejectattr('attribute', 'in', ['event_id', 'time']) | list,
-             'mappings': typed_properties, 'backfill': backfill or 'none'}) }}
+             'mappings': typed_properties, 'backfill': backfill or 'none', 'key_prefix': key_prefix}) }}
 {% endmacro %}

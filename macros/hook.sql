@@ -107,8 +107,10 @@
   {%- endif -%}
   {%- if checked.events is defined -%}
     {%- set block = model_block.block -%}
+    {%- set alias_label = block['user_alias']['label'] if checked.id_field == 'user_alias' else none -%}
     {%- set spec = dbt_braze.braze_event_spec(node.name, relation, block['kind'], checked.id_field, checked.id_column,
-                                              checked.events, checked.mappings, block.get('backfill')) -%}
+                                              checked.events, checked.mappings, block.get('backfill'),
+                                              dbt_braze.braze_key_prefix(checked.id_field, alias_label)) -%}
     {{ return(spec if spec is not none else "a mapped column is missing from its relation. Run `dbt-braze validate` for the full list of problems") }}
   {%- endif -%}
   {%- if model_block.block.get('truncate_strings') is sameas true -%}

@@ -12,12 +12,12 @@ once settled, in braze_events_log (the read skips every id the log holds).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
 from dbt_braze.config import ModelSync
+from dbt_braze.kinds.addressing import Addressing
 from dbt_braze.kinds.base import Answer, BrazeAccess, LocalRejection, Sendable, Stream, check_json_members
 from dbt_braze.rows import (
     EVENT_COLUMNS,
@@ -60,32 +60,29 @@ class Events:
         self.at_most_once = True
 
     def streams(self, model: ModelSync, relation: RelationRef, mode: SyncMode) -> Iterator[Stream]:
-        opening = b'{"' + model.id_field.encode() + b'":'
+        addressing = Addressing.of(model)
         outcome = "event" if self.name == "events" else "purchase"
 
         def prepare(row: Row) -> Sendable:
-            body = opening + json.dumps(str(row[USER_KEY])).encode() + b"," + row[OBJECT_JSON].encode() + b"}"
-            sendable = Sendable(
-                body, (str(row[EVENT_ID]), row[ROW_HASH], None), 1, outcome, at_most_once=True
-            )
-            refused = row[INVALID_REASON] or (
-                _json_problem(row[OBJECT_JSON]) if row[EVENT_NEEDS_CHECK] else None
-            )
-            return sendable._replace(refused=refused) if refused else sendable
+            value = str(row[USER_KEY])
+            opening = addressing.opening(value, update_only=model.update_only)
+            body = opening + row[OBJECT_JSON].encode() + b"}"
+            ack = (str(row[EVENT_ID]), row[ROW_HASH], None)
+            sendable = Sendable(body, ack, 1, outcome, at_most_once=True)
+            try:
+                addressing.check(value)  # an e-mail address or phone number Braze would refuse
+                if row[INVALID_REASON]:
+                    raise LocalRejection(row[INVALID_REASON])
+                if row[EVENT_NEEDS_CHECK]:
+                    check_json_members(row[OBJECT_JSON])
+            except LocalRejection as exc:
+                return sendable._replace(refused=str(exc))
+            return sendable
 
         # --resend-unknown: the rows whose outcome is unknown first, then the new ones as always
         for unknown in (True, False) if mode.resend_unknown else (False,):
             args = {"model_name": model.model_name, "unknown": unknown}
             yield Stream(Read("braze_read_events_sql", EVENT_COLUMNS, args), prepare, TrackOnce(self.array))
-
-
-def _json_problem(members: str) -> str | None:
-    """Why the object's JSON cannot go to Braze (NaN or infinity nested in a JSON property)."""
-    try:
-        check_json_members(members)
-    except LocalRejection as exc:
-        return str(exc)
-    return None
 
 
 EVENTS = Events("events")

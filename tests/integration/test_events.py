@@ -97,19 +97,25 @@ def test_backfills_second_syncs_and_rows_changed_after_sending(
     project.write_model(events_sql(1, 10, prefix="a"), "ev_all")
     project.write_model(events_sql(1, 10, prefix="d"), "ev_date")
     project.write_model(purchases_sql(1, 4), "pu_all")
+    # by e-mail: the events of email-only profiles
+    mail_sql = events_sql(1, 3, prefix="m").replace("i as user_id", "'m' || i || '@example.com' as mail")
+    project.write_model(mail_sql, "ev_mail")
+    mail_block = dict(event_model("ev_mail", backfill="all")["config"]["meta"]["braze"])
+    del mail_block["external_id"]
     project.write_schema(
         [
             event_model("ev_none"),  # backfill: none, the default
             event_model("ev_all", backfill="all"),
             event_model("ev_date", backfill="2026-01-08"),  # rows 7 to 10 (1 Jan + i days)
             purchase_model("pu_all"),
+            {"name": "ev_mail", "config": {"meta": {"braze": {**mail_block, "email": "mail"}}}},
         ]
     )
     project.dbt("run")
     plan = project.braze("plan", "--output", "json")
     assert plan.exit_code == 0, plan.output
     planned = {m["model"]: m["events_sent"] for m in json.loads(plan.output)["models"]}
-    assert planned == {"ev_none": 0, "ev_all": 10, "ev_date": 4, "pu_all": 4}
+    assert planned == {"ev_none": 0, "ev_all": 10, "ev_date": 4, "pu_all": 4, "ev_mail": 3}
 
     first = project.braze("sync")
     assert first.exit_code == 0, first.output
@@ -117,6 +123,8 @@ def test_backfills_second_syncs_and_rows_changed_after_sending(
     assert set(received(emulator, "a")) == names("a", 1, 10)
     assert set(received(emulator, "d")) == names("d", 7, 10)
     assert set(received(emulator, "p")) == names("p", 1, 4)
+    assert set(received(emulator, "m")) == names("m", 1, 3)
+    assert len(emulator.users(email="m2@example.com")) == 1
     event = next(e for e in emulator.events() if e["properties"]["eid"] == "a3")
     assert event == {
         **{k: event[k] for k in ("braze_id",) if k in event},
@@ -135,7 +143,7 @@ def test_backfills_second_syncs_and_rows_changed_after_sending(
 
     second = project.braze("sync")
     assert second.exit_code == 0, second.output
-    assert emulator.stats()["track_requests"] == 3  # the first sync's: ev_all, ev_date, pu_all
+    assert emulator.stats()["track_requests"] == 4  # the first sync's: ev_all, ev_date, pu_all, ev_mail
 
     # new rows of every model are sent, whatever their time; a row changed after sending is not
     project.write_model(events_sql(1, 12, prefix="n"), "ev_none")

@@ -168,11 +168,8 @@ PROPERTY_NAMES: list[Any] = [*NAMES, "time", "event_name"]
 def generate_event_block(rng: random.Random) -> dict[Any, Any]:
     """A block of kind events or purchases, valid or with one to three things changed."""
     kind = rng.choice(["events", "purchases"])
-    block: dict[Any, Any] = {
-        "kind": kind,
-        "external_id": rng.choice(["user_id", "USER_ID"]),
-        **EVENT_KEYS[kind],
-    }
+    identifier = rng.choice(ID_KEYS)
+    block: dict[Any, Any] = {"kind": kind, identifier: rng.choice(ID_VALUES[identifier]), **EVENT_KEYS[kind]}
     block["properties"] = {
         rng.choice(["plan", "ltv", "Score", 'qu"ote']): f"p_{k}" for k in range(rng.randint(0, 2))
     }
@@ -452,4 +449,9 @@ def test_validate_and_the_hook_accept_the_same_blocks(tmp_path: Path) -> None:
     assert "fz_wide" in pending and "fz_o'b_000" in names
     events = {name for name, block in blocks.items() if isinstance(block, dict) and "kind" in block}
     assert len(events & pending) > 10 and len(events - pending) > 10, (len(events), len(events & pending))
+    assert {k for n in events & pending for k in ("email", "phone", "user_alias") if k in blocks[n]} == {
+        "email",
+        "phone",
+        "user_alias",
+    }
     print(f"{len(names)} models, {len(pending)} accepted, {time.monotonic() - started:.1f} s")

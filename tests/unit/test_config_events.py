@@ -102,7 +102,8 @@ def test_a_purchases_block_needs_its_columns_and_refuses_the_events_keys() -> No
     _, problems = validate(block)
     assert sorted(problems) == [
         "braze_events: config.meta.braze.name: unknown key; valid keys: kind, external_id, braze_id, "
-        "event_id, product_id, currency, price, quantity, time, properties, backfill, max_duplicate_share",
+        "email, phone, user_alias, event_id, product_id, currency, price, quantity, time, properties, "
+        "backfill, max_duplicate_share",
         "braze_events: config.meta.braze: `currency` is required for kind purchases; "
         "name the column holding it",
         "braze_events: config.meta.braze: `price` is required for kind purchases; name the column holding it",
@@ -119,3 +120,19 @@ def test_an_events_block_needs_one_identifier() -> None:
     block = event(braze_id="braze_uid")
     _, problems = validate(block)
     assert len(problems) == 1 and "it has both `external_id` and `braze_id`" in problems[0], problems
+
+
+def test_an_events_block_takes_every_identifier() -> None:
+    block = event(user_alias={"name": "braze_uid", "label": "crm"})
+    del block["external_id"]
+    config, problems = validate(block)
+    assert problems == [] and config is not None
+    assert (config.id_field, config.id_column, config.alias_label, config.key_prefix) == (
+        "user_alias",
+        "braze_uid",
+        "crm",
+        "user_alias:crm:",
+    )
+    del block["user_alias"]
+    config, _ = validate({**block, "email": "user_id"})
+    assert config is not None and (config.id_field, config.mode) == ("email", "upsert")

@@ -3,6 +3,8 @@ before it is sent, unknown when Braze's answer is, never sent again unless asked
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from dbt_braze.engine import unknown_message
@@ -146,3 +148,25 @@ def test_full_refresh_sends_nothing_again() -> None:
     run(store, braze, make_event_model())
     run(store, braze, make_event_model(), full_refresh=True)
     assert len(braze.sent_events) == 2
+
+
+def test_events_address_users_by_every_identifier() -> None:
+    store, braze = store_with(2), FakeBraze()
+    alias = dataclasses.replace(make_event_model(), id_field="user_alias", alias_label="crm")
+    run(store, braze, alias)
+    sent = braze.sent_events[0]
+    assert sent["user_alias"] == {"alias_name": "u0", "alias_label": "crm"}
+    assert sent["_update_existing_only"] is False  # Braze's default for aliases is update-only
+    assert "external_id" not in sent and sent["name"] == "ordered"
+
+
+def test_a_phone_braze_would_refuse_is_rejected_locally() -> None:
+    store, braze = FakeStore(), FakeBraze()
+    store.event_objects = [
+        (*row[:1], phone, *row[2:])
+        for row, phone in zip(event_rows(2), ["+14155550123", "555 0123"], strict=True)
+    ]
+    by_phone = dataclasses.replace(make_event_model(), id_field="phone")
+    report = run(store, braze, by_phone)
+    assert [o["phone"] for o in braze.sent_events] == ["+14155550123"]
+    assert store.logged("rejected") == ["e00001"] and "E.164" in report.rejection_samples[0][1]

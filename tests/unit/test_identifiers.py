@@ -15,8 +15,8 @@ import pytest
 
 from dbt_braze.config import ModelSync, recorded_elsewhere
 from dbt_braze.errors import SyncError
+from dbt_braze.kinds.addressing import Addressing, email_problem
 from dbt_braze.kinds.base import LocalRejection
-from dbt_braze.kinds.users import Addressing, email_problem
 from dbt_braze.report import model_summary, report_json
 from dbt_braze.rows import Row
 

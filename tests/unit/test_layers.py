@@ -21,6 +21,7 @@ LAYERS = [
     {"engine"},
     {"kinds"},
     {"kinds.users", "kinds.events"},
+    {"kinds.addressing"},
     {"kinds.base"},
     {"store", "runlog", "progress", "manifest", "selection"},
     {"dbt_access", "settings", "config"},
@@ -86,7 +87,9 @@ def test_only_dbt_access_imports_dbt() -> None:
     assert {name for name, deps in GRAPH.items() if "dbt" in deps} == {"dbt_access"}
 
 
-@pytest.mark.parametrize("name", ["engine", "kinds", "kinds.users", "kinds.events", "kinds.base"])
+@pytest.mark.parametrize(
+    "name", ["engine", "kinds", "kinds.users", "kinds.events", "kinds.addressing", "kinds.base"]
+)
 def test_the_engine_and_the_kinds_import_nothing_of_the_warehouse_modules(name: str) -> None:
     assert not PRODUCT[name] & {"store", "dbt_access"}
 

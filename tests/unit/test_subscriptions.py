@@ -12,8 +12,9 @@ from collections.abc import Iterator
 import pytest
 
 from dbt_braze.config import SUBSCRIPTION_GROUP_PREFIX, ModelSync, SubscriptionGroupMapping, Subscriptions
+from dbt_braze.kinds.addressing import Addressing
 from dbt_braze.kinds.base import UNSENT
-from dbt_braze.kinds.users import Addressing, unset_sendable, upsert_sendable
+from dbt_braze.kinds.users import unset_sendable, upsert_sendable
 from dbt_braze.report import model_summary, report_json
 from dbt_braze.rows import ROW_SEPARATOR, Row
 
