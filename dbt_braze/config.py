@@ -40,6 +40,7 @@ messages differ: the hook's are shorter, and its warning points to
   an identifier column found                  Kind.build (_build_users)      "no identifier column"
   kind events/purchases: keys and types       schema `events`, `purchases`   braze_event_block_problems
                                                                                (macros/events.sql)
+    exactly one identifier, its column        _check_identifier(_column)     identifiers (as for users)
     required keys, columns exist              _check_event_columns           required/optional loop
     property names: no `$`, <= 255, no        _check_properties              properties loop
       control char, not time/event_name,
