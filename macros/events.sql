@@ -5,8 +5,10 @@
     braze_events_log        append-only, one row per event id per status change:
                             in_flight (written before its window is sent),
                             delivered, rejected (with Braze's reason) or unknown
-                            (the outcome could not be known, with why); the
-                            latest row of an id is its status. A `declared` row
+                            (the outcome could not be known, with why). An id
+                            with a delivered or rejected row is settled for good
+                            (nothing is sent for it again); an unsettled one is
+                            in_flight or unknown, by its latest row. A `declared` row
                             per model (event_id null) marks that its first run,
                             and so its backfill, happened.
     braze_pending__<model>  the summary: model_rows (its attribute: the key
@@ -19,7 +21,8 @@
                             be sent (invalid_reason) and the hash of its values
 
   What is pending is an anti-join of the model against the log's ids: the log
-  is read once per `dbt run`, set-based, and the rows built are the new ones.
+  is scanned once per `dbt run`, by hash joins (no sort of its history), and
+  the rows built are the new ones.
   The sync anti-joins again as it reads, so a `dbt run` that overlaps a sync
   can never make it send an id twice.
 -#}
@@ -37,17 +40,26 @@
   ]) }}
 {% endmacro %}
 
-{#- The latest row of each id of a model; on a tie, a settled status wins over in_flight. -#}
-{% macro braze_latest_events_sql(model_name) %}
-    select event_id, row_hash, status, reason
-    from (
-      select event_id, row_hash, status, reason,
-             row_number() over (partition by event_id
-                                order by recorded_at desc, case when status = 'in_flight' then 1 else 0 end) as recency
-      from {{ dbt_braze.braze_events_log_relation() }}
-      where model_name = {{ dbt_braze.braze_string_literal(model_name) }} and event_id is not null
-    ) logged
-    where recency = 1
+{#-
+  The unsettled ids of a model: logged in_flight or unknown, never delivered or
+  rejected (a settled id is never read again, so it never becomes unsettled).
+  status: in_flight when that is its latest row (a tie goes to unknown, which
+  is written after), else unknown; row_hash: the hash its rows recorded.
+-#}
+{% macro braze_unsettled_events_sql(model_name) %}
+  {%- set model = dbt_braze.braze_string_literal(model_name) -%}
+    select event_id,
+           case when max(case when status = 'unknown' then recorded_at end) is null
+                  or max(case when status = 'in_flight' then recorded_at end)
+                     > max(case when status = 'unknown' then recorded_at end)
+                then 'in_flight' else 'unknown' end as status,
+           max(row_hash) as row_hash
+    from {{ dbt_braze.braze_events_log_relation() }} o
+    where model_name = {{ model }} and status in ('in_flight', 'unknown')
+      and not exists (
+        select 1 from {{ dbt_braze.braze_events_log_relation() }} s
+        where s.model_name = {{ model }} and s.event_id = o.event_id and s.status in ('delivered', 'rejected'))
+    group by event_id
 {% endmacro %}
 
 {#- A rendered value as JSON: numbers, booleans and JSON as they are, the rest as strings. -#}
@@ -198,7 +210,8 @@ id_counts as (
     select braze_key, count(*) as row_count from model_rows group by braze_key
 ),
 logged as (
-    {{ dbt_braze.braze_latest_events_sql(spec.model_name) }}
+    select event_id, row_hash, status from {{ dbt_braze.braze_events_log_relation() }}
+    where model_name = {{ model }} and event_id is not null
 )
 select cast('withheld_null' as {{ string }}) as change_kind, cast(null as {{ string }}) as braze_key,
        cast(null as {{ string }}) as attribute,
@@ -214,11 +227,12 @@ union all
 select 'model_rows', null, {{ prefix }}, cast(count(*) as {{ string }}), false, {{ built_at }} from model_rows
 union all
 select 'changed_after_sending', null, null, cast(count(*) as {{ string }}), false, {{ built_at }}
-from model_rows r inner join logged l on l.event_id = r.braze_key
-where l.status = 'delivered' and l.row_hash <> r.row_hash
+from model_rows r
+where exists (select 1 from logged l
+              where l.event_id = r.braze_key and l.status = 'delivered' and l.row_hash <> r.row_hash)
 union all
 select 'unknown', null, null, cast(count(*) as {{ string }}), false, {{ built_at }}
-from logged where status in ('unknown', 'in_flight')
+from ({{ dbt_braze.braze_unsettled_events_sql(spec.model_name) }}) unsettled
 union all
 select 'state_rows', null, null, '0', false, {{ built_at }}
   {%- endset -%}
@@ -229,15 +243,17 @@ with model_rows as (
 id_counts as (
     select braze_key, count(*) as row_count from model_rows group by braze_key
 ),
-logged as (
-    {{ dbt_braze.braze_latest_events_sql(spec.model_name) }}
+unsettled as (
+    {{ dbt_braze.braze_unsettled_events_sql(spec.model_name) }}
 )
 select r.braze_key, r.user_key, r.row_hash, r.object_json, r.invalid_reason, r.needs_check,
        (select max(built_at) from {{ dbt_braze.braze_pending_relation(spec.model_name) }}) as built_at
 from model_rows r
 inner join id_counts c on c.braze_key = r.braze_key and c.row_count = 1
-left join logged l on l.event_id = r.braze_key
-where r.has_null = 0 and (l.event_id is null or l.status in ('unknown', 'in_flight'))
+where r.has_null = 0
+  and (not exists (select 1 from {{ dbt_braze.braze_events_log_relation() }} l
+                   where l.model_name = {{ model }} and l.event_id = r.braze_key)
+       or exists (select 1 from unsettled u where u.event_id = r.braze_key))
 order by r.braze_key
   {%- endset -%}
   {%- do dbt_braze._braze_build_relation(dbt_braze.braze_pending_relation(spec.model_name), summary) -%}
@@ -290,7 +306,7 @@ where not exists (
 select o.braze_key, o.user_key, o.row_hash, o.object_json, o.invalid_reason, o.needs_check
 from {{ dbt_braze.braze_objects_relation(model_name) }} o
     {%- if unknown %}
-inner join ({{ dbt_braze.braze_latest_events_sql(model_name) }}) l on l.event_id = o.braze_key and l.status = 'unknown'
+inner join ({{ dbt_braze.braze_unsettled_events_sql(model_name) }}) u on u.event_id = o.braze_key and u.status = 'unknown'
     {%- else %}
 where not exists (
     select 1 from {{ dbt_braze.braze_events_log_relation() }} l
@@ -309,21 +325,25 @@ from ({{ rows_sql }}) recorded
 {% endmacro %}
 
 {#-
-  Ids whose latest status is `from_status` get `to_status`: at the start of a sync,
-  in_flight ids (a sync stopped while they were in flight) become unknown; with
-  --forget-unknown, unknown ids become delivered.
+  Unsettled ids whose status is `from_status` get `to_status`: at the start of a
+  sync, in_flight ids (a sync stopped while they were in flight) become unknown;
+  with --forget-unknown, unknown ids become delivered.
 -#}
 {% macro braze_move_events_sql(model_name, run_id, from_status, to_status, reason) %}
 insert into {{ dbt_braze.braze_events_log_relation() }} (model_name, event_id, row_hash, status, reason, run_id, recorded_at)
 select {{ dbt_braze.braze_string_literal(model_name) }}, event_id, row_hash, {{ dbt_braze.braze_string_literal(to_status) }},
        {{ dbt_braze.braze_string_literal(reason) }}, {{ dbt_braze.braze_string_literal(run_id) }}, {{ dbt_braze.braze_utc_now() }}
-from ({{ dbt_braze.braze_latest_events_sql(model_name) }}) latest
+from ({{ dbt_braze.braze_unsettled_events_sql(model_name) }}) unsettled
 where status = {{ dbt_braze.braze_string_literal(from_status) }}
 {% endmacro %}
 
-{#- Ids per latest status (delivered, rejected, unknown, in_flight) of a model. -#}
+{#- Ids per status (delivered, rejected, unknown, in_flight) of a model. -#}
 {% macro braze_event_statuses_sql(model_name) %}
-select status, count(*) from ({{ dbt_braze.braze_latest_events_sql(model_name) }}) latest group by status
+select status, count(*) from ({{ dbt_braze.braze_unsettled_events_sql(model_name) }}) unsettled group by status
+union all
+select status, count(distinct event_id) from {{ dbt_braze.braze_events_log_relation() }}
+where model_name = {{ dbt_braze.braze_string_literal(model_name) }} and status in ('delivered', 'rejected')
+group by status
 {% endmacro %}
 
 {#-
