@@ -871,14 +871,10 @@ def main(argv: list[str] | None = None) -> int:
         f"(string x4 incl. 1 nullable, integer, decimal, double, boolean, date, timestamp)"
     )
     if args.identifier != "external_id" or args.subscription_groups:
+        mapped = len(braze_block(args.identifier, 0)["attributes"])
         print(
-            f"keyed by {args.identifier}"
-            + (
-                " (the email column is the identifier, not an attribute)"
-                if args.identifier == "email"
-                else ""
-            )
-            + f"; {args.subscription_groups} subscription groups (unsubscribe_only)"
+            f"keyed by {args.identifier}: {mapped} of those attributes mapped (an identifier is no "
+            f"attribute); {args.subscription_groups} subscription groups (unsubscribe_only)"
         )
     for line in info:
         print(line)
