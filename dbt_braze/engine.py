@@ -401,11 +401,13 @@ class SyncEngine:
         prepared = (stream.prepare(row) for row in self._rows(stream.read))
         window: list[list[Sendable]] = []  # events: batches recorded in_flight together
         for batch in batched(prepared, delivery.batch_size(self._settings.batch_size)):
-            sendable = [item for item in batch if item.refused is None and item.outcome != UNSENT]
+            sendable = []
             for item in batch:
-                if item.refused is not None:
+                if item.refused is None and item.outcome != UNSENT:
+                    sendable.append(item)
+                elif item.refused is not None:
                     self._refuse(item, report, checkpoint)
-                elif item.outcome == UNSENT:
+                else:
                     # nothing of it goes to Braze (withheld subscribes): acknowledged as it is
                     report.count_accepted(item)
                     if not self._mode.dry_run:

@@ -75,6 +75,10 @@ def main() -> int:
             f"{stats['subscription_changes']}, no data points, none of them a subscribe "
             f"(unsubscribe_only: {stats['subscription_subscribes']} subscribes sent)"
         )
+        print(
+            f"events: {stats['events_accepted']} sent, each once "
+            f"({stats['duplicate_events']} arrived twice): 3 orders, then Grace's new one"
+        )
     return 0
 
 

@@ -59,18 +59,28 @@ class Addressing:
     def opening(self, value: str, *, update_only: bool) -> bytes:
         """What precedes an object's attributes: `{`, the identifier, the update-only flag
         (explicitly false for an alias in upsert: Braze's default for aliases is update-only), `,`."""
+        head, tail = self.framing(update_only=update_only)
         # json.dumps' default encoder is cached (other options build one per call); \u escapes are JSON too
-        quoted = json.dumps(value).encode()
+        return head + json.dumps(value).encode() + tail
+
+    def framing(self, *, update_only: bool) -> tuple[bytes, bytes]:
+        """`opening` without its identifier's JSON string: what goes before it and after it,
+        the same for every object of a stream (so built once, not per row)."""
         if self.field == "user_alias":
-            label = json.dumps(self.alias_label).encode()
-            member = b'"user_alias":{"alias_name":' + quoted + b',"alias_label":' + label + b"}"
+            head = b'{"user_alias":{"alias_name":'
+            member_end = b',"alias_label":' + json.dumps(self.alias_label).encode() + b"}"
         else:
-            member = b'"' + self.field.encode() + b'":' + quoted
+            head, member_end = b'{"' + self.field.encode() + b'":', b""
         if update_only:
             flag = b',"_update_existing_only":true'
         else:
             flag = b',"_update_existing_only":false' if self.field == "user_alias" else b""
-        return b"{" + member + flag + b","
+        return head, member_end + flag + b","
+
+    @property
+    def checked(self) -> bool:
+        """Whether `check` can refuse a value (e-mail addresses and phone numbers)."""
+        return self.field in ("email", "phone")
 
     def check(self, value: str) -> None:
         """Raise LocalRejection for an e-mail address or phone number Braze would refuse."""

@@ -117,15 +117,20 @@ class Users:
 
     def streams(self, model: ModelSync, relation: RelationRef, mode: SyncMode) -> Iterator[Stream]:
         addressing = Addressing.of(model)
+        # per row, only the identifier's JSON string is new (a first sync prepares millions)
+        head, tail = addressing.framing(update_only=model.update_only)
+        prefix, checked = model.key_prefix, addressing.checked
 
         def prepare(row: Row) -> Sendable:
-            value = addressing.value(str(row[KEY]))
-            sendable = upsert_sendable(row, addressing.opening(value, update_only=model.update_only))
-            try:
-                addressing.check(value)
-                check_object(row)
-            except LocalRejection as exc:
-                return sendable._replace(refused=str(exc))
+            key = str(row[KEY])
+            value = addressing.value(key) if prefix else key
+            sendable = upsert_sendable(row, head + json.dumps(value).encode() + tail)
+            if row[INVALID_ATTRIBUTE] or row[NEEDS_CHECK] or checked:
+                try:
+                    addressing.check(value)
+                    check_object(row)
+                except LocalRejection as exc:
+                    return sendable._replace(refused=str(exc))
             return sendable
 
         if mode.full_refresh:  # every user's whole object; removed users are left alone
