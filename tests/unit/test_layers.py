@@ -98,3 +98,10 @@ def test_the_emulator_stands_alone() -> None:
     emulator = {name: deps for name, deps in GRAPH.items() if name.startswith("emulator")}
     assert emulator and all(dep.startswith("emulator") for deps in emulator.values() for dep in deps)
     assert {name for name, deps in PRODUCT.items() if "emulator" in deps} == {"cli"}
+
+
+def test_no_two_test_modules_share_a_name() -> None:
+    """pytest imports test modules by their basename (the test folders are no packages):
+    a unit and an integration module of one name make the second fail to collect."""
+    names = [path.name for path in (PACKAGE.parent / "tests").rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
