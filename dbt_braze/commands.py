@@ -347,7 +347,11 @@ def _model_status(warehouse: Store, config: ModelSync) -> dict[str, Any]:
             "braze_pending_counts_sql", model_name=name, on_removed=config.on_removed
         )[0]
         pending: dict[str, Any] | None = dict(
-            zip(("new_users", "changed_users", "attributes", "removed_users"), counts, strict=True)
+            zip(
+                ("new_users", "changed_users", "attributes", "subscription_groups", "removed_users"),
+                counts,
+                strict=True,
+            )
         )
         withheld = warehouse.withheld(name)
     except NotBuiltError:

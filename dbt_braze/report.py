@@ -200,9 +200,11 @@ def status_text(models: list[dict[str, Any]]) -> str:
                     "`--forget-unknown`"
                 )
         else:
+            groups = pending["subscription_groups"]
+            states = f", {groups:,} subscription group states" if groups else ""
             lines.append(
                 f"  pending: {pending['new_users']:,} new users, {pending['changed_users']:,} changed users "
-                f"({pending['attributes']:,} attributes), {pending['removed_users']:,} removed users"
+                f"({pending['attributes']:,} attributes{states}), {pending['removed_users']:,} removed users"
             )
         for w in m["withheld"]:
             what = "null identifier" if w["kind"] == "withheld_null" else f"duplicated identifier {w['key']}"
