@@ -27,6 +27,7 @@ import copy
 import json
 import re
 import threading
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -342,7 +343,7 @@ class Catalogs:
     def apply(self, name: str, method: str, changes: list[ItemChange]) -> Refusal | None:
         """Apply a checked request, or refuse it (nothing applied): the catalog is
         gone, or a POST names items that exist."""
-        deltas = dict.fromkeys(_ITEM_COUNTERS, 0)
+        deltas: Counter[str] = Counter()
         with self._lock:
             catalog = self._catalogs.get(name)
             if catalog is None:
@@ -356,21 +357,21 @@ class Catalogs:
                 _APPLY[method](items, change, deltas)
             catalog.updated_at = self._clock()
         deltas["catalog_items_accepted"] = len(changes)
-        self._stats.bump(deltas)
+        self._stats.bump(dict(deltas))
         return None
 
 
-def _post(items: dict[str, dict[str, Any]], change: ItemChange, deltas: dict[str, int]) -> None:
+def _post(items: dict[str, dict[str, Any]], change: ItemChange, deltas: Counter[str]) -> None:
     items[change.item_id] = change.sets
     deltas["catalog_items_created"] += 1
 
 
-def _put(items: dict[str, dict[str, Any]], change: ItemChange, deltas: dict[str, int]) -> None:
+def _put(items: dict[str, dict[str, Any]], change: ItemChange, deltas: Counter[str]) -> None:
     deltas["catalog_items_replaced" if change.item_id in items else "catalog_items_created"] += 1
     items[change.item_id] = change.sets  # fields not given are absent: a replacement
 
 
-def _patch(items: dict[str, dict[str, Any]], change: ItemChange, deltas: dict[str, int]) -> None:
+def _patch(items: dict[str, dict[str, Any]], change: ItemChange, deltas: Counter[str]) -> None:
     item = items.get(change.item_id)
     if item is None:
         # Braze accepts the request (202) and its asynchronous processing skips the item.
@@ -387,26 +388,17 @@ def _patch(items: dict[str, dict[str, Any]], change: ItemChange, deltas: dict[st
     deltas["catalog_items_updated"] += 1
 
 
-def _delete(items: dict[str, dict[str, Any]], change: ItemChange, deltas: dict[str, int]) -> None:
+def _delete(items: dict[str, dict[str, Any]], change: ItemChange, deltas: Counter[str]) -> None:
     found = items.pop(change.item_id, None) is not None
     deltas["catalog_items_deleted" if found else "catalog_items_deleted_missing"] += 1
 
 
-_APPLY: dict[str, Callable[[dict[str, dict[str, Any]], ItemChange, dict[str, int]], None]] = {
+_APPLY: dict[str, Callable[[dict[str, dict[str, Any]], ItemChange, Counter[str]], None]] = {
     "POST": _post,
     "PUT": _put,
     "PATCH": _patch,
     "DELETE": _delete,
 }
-_ITEM_COUNTERS = (
-    "catalog_items_accepted",
-    "catalog_items_created",
-    "catalog_items_updated",
-    "catalog_items_replaced",
-    "catalog_items_deleted",
-    "catalog_items_patched_missing",
-    "catalog_items_deleted_missing",
-)
 
 
 def _iso(epoch: float) -> str:
