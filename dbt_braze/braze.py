@@ -699,7 +699,7 @@ class BrazeClient:
         (a `Link` header with rel="next", or a `next_cursor`). Raises BrazeError."""
         route = self._catalogs_route
         seen: set[str] = set()
-        while True:
+        for _page in range(MAX_CATALOG_PAGES):
             reply = self._send(route, None, "list catalogs", unknown=_unknown_catalogs)
             if not reply.ok:
                 if reply.from_braze or reply.status == 404 or 300 <= reply.status < 400:
@@ -712,15 +712,16 @@ class BrazeClient:
             following = self._next_page(reply)
             if following is None:
                 return None
-            if following in seen or len(seen) + 1 >= MAX_CATALOG_PAGES:
-                raise BrazeRequestError(
-                    f"GET /catalogs at {self._endpoint} kept pointing to further pages "
-                    f"({len(seen) + 1} read): stopped",
-                    status=reply.status,
-                    hint="report it with the log at DEBUG level",
-                )
+            if following in seen:
+                break
             seen.add(following)
             route = replace(route, path=following)
+        raise BrazeRequestError(
+            f"GET /catalogs at {self._endpoint} kept pointing to further pages "
+            f"({len(seen)} followed): stopped",
+            status=reply.status,
+            hint="report it with the log at DEBUG level",
+        )
 
     def _next_page(self, reply: _Reply) -> str | None:
         """The path of the next page of `GET /catalogs`, or None on the last one. Only a page on
