@@ -371,6 +371,8 @@ def _model_status(warehouse: Store, config: ModelSync) -> dict[str, Any]:
         ],
         "rejected_users": int(rejected_total or 0),
         "rejected_samples": [{"key": k, "reason": r, "rejected_at": t} for k, r, t in rejected],
+        # the acknowledgement logs against their keys (compaction keeps them near 1:1)
+        "logs": warehouse.log_sizes(name).as_json(),
     }
 
 

@@ -107,6 +107,16 @@ class SyncSettings:
         default=500, metadata={"help": "how many first objects the rejection rate is judged on"}
     )
 
+    # 2: the logs never cost the hook more than twice a compacted one, and a
+    # compaction (one pass over the log) runs at most once per doubling
+    compaction_ratio: float = field(
+        default=2.0,
+        metadata={
+            "help": "compact a model's acknowledgement logs after a sync when they hold more than "
+            "this many rows per key (0: never; docs/operating.md, Compaction)"
+        },
+    )
+
     def __post_init__(self) -> None:
         problems = []
         if not 1 <= self.concurrency <= 256:
@@ -121,6 +131,8 @@ class SyncSettings:
             # a request may be retried this long without a heartbeat: a shorter lease
             # would let a second sync start beside a live one
             problems.append("lock_lease_seconds must exceed max_retry_seconds by at least 60")
+        if self.compaction_ratio != 0 and self.compaction_ratio < 1:
+            problems.append("compaction_ratio must be 0 (never) or at least 1")
         if not 0 < self.max_rejection_rate <= 1:
             problems.append("max_rejection_rate must be in (0, 1]")
         if problems:

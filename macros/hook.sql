@@ -22,6 +22,10 @@
   {%- endfor -%}
   {%- if specs | length > 0 -%}
     {%- do dbt_braze.braze_ensure_tables() -%}
+    {#- Spark: a rewrite of the logs a crash interrupted is finished before they are read (macros/compaction.sql) -#}
+    {%- if dbt_braze.braze_compaction_rewrites() -%}
+      {%- for log in ['state', 'fingerprints'] -%}{%- do dbt_braze.braze_finish_compaction(log) -%}{%- endfor -%}
+    {%- endif -%}
     {%- for spec in specs -%}
       {%- if spec.kind in ('events', 'purchases') -%}{%- do dbt_braze.braze_build_event_pending(spec) -%}
       {%- else -%}{%- do dbt_braze.braze_build_pending(spec) -%}{%- endif -%}
