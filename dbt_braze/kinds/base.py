@@ -75,6 +75,9 @@ class Answer:
     unknown: dict[int, str] = field(default_factory=dict)  # index -> why the outcome is unknown
     # what stopped the request (BrazeError), raised once what it settled is recorded
     error: Exception | None = None
+    # accepted indexes that went another way than asked: a catalog item created with POST
+    # that existed in Braze already, replaced with PUT
+    replaced: list[int] = field(default_factory=list)
 
 
 class BrazeAccess(Protocol):
@@ -84,6 +87,7 @@ class BrazeAccess(Protocol):
     def track_encoded(self, parts: list[bytes]) -> Any: ...
     def track_events_encoded(self, parts: list[bytes], array: Any) -> Any: ...
     def delete_users(self, ids: list[str], id_field: Any, alias_label: str | None = None) -> Any: ...
+    def catalog_items(self, catalog: str, method: Any, parts: list[bytes]) -> Any: ...
 
 
 class Delivery(Protocol):
