@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[str, DbtRun, dict[str, Any]]] = []
     emulator = BrazeEmulator(api_keys={API_KEY: ALL_PERMISSIONS}).start()
     try:
-        emulator.configure(rate_limit=None)
+        emulator.configure(rate_limit=None, catalog_rate_limit=None)
         emulator.create_catalog(CATALOG, FIELDS)
         build_project(root, args.items)
         log(f"project in {root}; {args.items:,} items; case (b) changes {args.change_pct}% of the prices")
