@@ -96,6 +96,7 @@ BAD_ROWS = """
 
 def test_catalog_lifecycle(project: DbtProject, emulator: BrazeEmulator) -> None:
     n = 60  # two requests of items
+    emulator.configure(requests_log_size=10_000)
     emulator.create_catalog("products", FIELDS)
     emulator.create_catalog("colours", {"name": "string"})
     project.write_model(products_sql(n, extra=BAD_ROWS), "cat_products")
