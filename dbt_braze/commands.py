@@ -311,6 +311,7 @@ def _client(braze: BrazeSettings, settings: SyncSettings) -> BrazeClient:
         braze.api_key,
         retry=RetryPolicy(max_elapsed=settings.max_retry_seconds),
         limiter=RateLimiter(settings.requests_per_second or None),
+        catalog_limiter=RateLimiter(settings.catalog_requests_per_second or None),
         max_objects=settings.batch_size,
     )
 

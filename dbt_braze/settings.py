@@ -14,13 +14,16 @@ from typing import Any
 
 import yaml
 
-from dbt_braze.braze import MAX_TRACK_OBJECTS
+from dbt_braze.braze import CATALOG_REQUESTS_PER_MINUTE, MAX_TRACK_OBJECTS
 from dbt_braze.errors import ConfigError, MissingSettingError
 
 # Braze's default /users/track limit is 3,000 requests per 3 s per workspace
 # (braze-api-notes.md, "Rate limits"), shared with the customer's apps and other
 # integrations. By default a sync takes half of it.
 DEFAULT_REQUESTS_PER_SECOND = 500.0
+# The catalog item endpoints share their own limit, 16,000 requests per minute (266.7/s); a
+# catalog sync paces itself just under it, and a 429 slows it down like /users/track.
+DEFAULT_CATALOG_REQUESTS_PER_SECOND = float(CATALOG_REQUESTS_PER_MINUTE // 60)
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,13 @@ class SyncSettings:
             "leaves half of Braze's default limit to your other API traffic"
         },
     )
+    catalog_requests_per_second: float = field(
+        default=DEFAULT_CATALOG_REQUESTS_PER_SECOND,
+        metadata={
+            "help": "client-side cap on catalog item requests per second (0: none); Braze "
+            "allows 16,000 per minute for them, shared with your other API traffic"
+        },
+    )
     batch_size: int = field(
         default=MAX_TRACK_OBJECTS,
         metadata={"help": "objects per /users/track request (Braze allows 75; some contracts 50)"},
@@ -103,8 +113,8 @@ class SyncSettings:
             problems.append("concurrency must be between 1 and 256")
         if not 1 <= self.batch_size <= MAX_TRACK_OBJECTS:
             problems.append(f"batch_size must be between 1 and {MAX_TRACK_OBJECTS} (Braze's limit)")
-        if self.requests_per_second < 0:
-            problems.append("requests_per_second must be 0 (no cap) or more")
+        if self.requests_per_second < 0 or self.catalog_requests_per_second < 0:
+            problems.append("requests_per_second and catalog_requests_per_second must be 0 (no cap) or more")
         if self.checkpoint_objects < 1 or self.checkpoint_seconds <= 0:
             problems.append("checkpoint_objects and checkpoint_seconds must be positive")
         if self.lock_lease_seconds < self.max_retry_seconds + 60:
