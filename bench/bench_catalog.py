@@ -46,8 +46,8 @@ from bench_sync import (
     run_measured,
 )
 
+from dbt_braze.braze import MAX_CATALOG_ITEMS
 from dbt_braze.emulator import ALL_PERMISSIONS, BrazeEmulator
-from dbt_braze.kinds.catalogs import MAX_CATALOG_ITEMS
 
 MODEL = "bench_products"
 CATALOG = "products"

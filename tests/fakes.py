@@ -31,6 +31,7 @@ import urllib3
 
 from dbt_braze.braze import CatalogResult, DeleteResult, TrackResult
 from dbt_braze.config import (
+    CATALOG_ITEM_MARKER,
     SUBSCRIPTION_GROUP_PREFIX,
     AttributeMapping,
     EventColumns,
@@ -209,7 +210,8 @@ NON_FINITE = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infini
 
 
 def render_objects(rows: list[Row]) -> list[Row]:
-    """macros/json.sql braze_user_objects_sql, restated: one row per user, in key order.
+    """macros/json.sql braze_user_objects_sql (and braze_catalog_objects_sql), restated: one row
+    per user, in key order.
     Subscription group rows (value type `subscription`, macros/subscriptions.sql): a sent
     state joins `"subscription_groups":[...]`, `subscribed:withheld` is only counted."""
     objects: list[Row] = []
@@ -221,7 +223,7 @@ def render_objects(rows: list[Row]) -> list[Row]:
             + ":"
             + ("null" if t is None else t if vt in RAW_JSON_TYPES else json.dumps(t, ensure_ascii=False))
             for _, a, t, vt, _, _ in changes
-            if vt != "subscription"
+            if vt != "subscription" and a != CATALOG_ITEM_MARKER  # a catalog item's marker: no member
         ]
         states = [
             {"subscription_group_id": a.removeprefix(SUBSCRIPTION_GROUP_PREFIX), "subscription_state": t}

@@ -20,8 +20,9 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
+from dbt_braze.braze import MAX_CATALOG_ITEMS, CatalogMethod
 from dbt_braze.config import ModelSync
 from dbt_braze.kinds.base import Answer, BrazeAccess, LocalRejection, Sendable, Stream, check_json_members
 from dbt_braze.kinds.users import Forget, removed_users
@@ -40,9 +41,6 @@ from dbt_braze.rows import (
 )
 from dbt_braze.settings import SyncMode
 
-CatalogMethod = Literal["POST", "PATCH", "PUT", "DELETE"]
-# Braze takes at most 50 items per request (braze-api-notes.md, "Catalogs")
-MAX_CATALOG_ITEMS = 50
 # An item id Braze takes: at most 250 letters, digits, `-` and `_` (braze-api-notes.md, "Catalogs")
 ITEM_ID = re.compile(r"[A-Za-z0-9_-]{1,250}")
 MAX_ITEM_ID_LENGTH = 250
