@@ -16,6 +16,7 @@ One project per test, several syncs each:
 from __future__ import annotations
 
 import json
+import re
 import signal
 import time
 from typing import Any
@@ -148,7 +149,7 @@ def test_catalog_lifecycle(project: DbtProject, emulator: BrazeEmulator) -> None
     first = project.braze("sync", "--select", "cat_products")
     assert first.exit_code == 0, first.output
     assert "1 items existed in Braze already: replaced with PUT" in first.output
-    assert f"items created {n - 1:>28,}" in first.output, first.output
+    assert re.search(rf"items created +{n - 1}\n", first.output), first.output
     assert "rows rejected" in first.output and "unable-to-coerce-value" in first.output
     assert items_of(emulator) == expected_items(n)
     reasons = dict(project.query("select braze_key, min(reason) from braze_rejected group by 1"))
@@ -168,7 +169,7 @@ def test_catalog_lifecycle(project: DbtProject, emulator: BrazeEmulator) -> None
     project.write_model(
         products_sql(
             n + 1,
-            price="case when i = 5 then 99.5 else i * 1.5 end",
+            price="cast(case when i = 5 then 99.5 else i * 1.5 end as double precision)",
             drop=7,
             extra="union all select 'p8x', null, null, null, null",
         ).replace(
