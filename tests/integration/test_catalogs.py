@@ -230,7 +230,7 @@ def _api_key() -> str:
     return API_KEY
 
 
-N_FAULTS = 400
+N_FAULTS = 1000
 
 
 def test_faults_end_with_the_catalog_equal_to_the_model(project: DbtProject, emulator: BrazeEmulator) -> None:
@@ -238,7 +238,7 @@ def test_faults_end_with_the_catalog_equal_to_the_model(project: DbtProject, emu
     project.write_model(products_sql(N_FAULTS), "cat_faults")
     project.write_schema([catalog_model("cat_faults", on_removed="delete")])
     project.dbt("run")
-    emulator.configure(error_rate=0.2, drop_after_apply_rate=0.1, seed=5)
+    emulator.configure(error_rate=0.2, drop_after_apply_rate=0.15, seed=5, requests_log_size=10_000)
     first = project.braze("sync", "--concurrency", "2")
     stats = emulator.stats()
     assert stats["status_counts"].get(503, 0) > 0 and stats["dropped_connections"] > 0, stats
