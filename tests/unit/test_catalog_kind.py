@@ -138,3 +138,14 @@ def test_catalog_keys_are_their_own() -> None:
     model = catalog_model()
     assert model.key_prefix == PREFIX
     assert [spec["attribute"] for spec in model.mapping_specs()] == ["price", "title", CATALOG_ITEM_MARKER]
+
+
+def test_an_object_value_with_a_key_braze_refuses_is_rejected_locally() -> None:
+    rows = item_rows(["ok", "dotted"], new=True)
+    rows.append((PREFIX + "dotted", "meta", '{"a.b":1}', "json", "h:meta", True))
+    store, braze = FakeStore(upserts=rows), FakeBraze()
+    report = run(store, braze, catalog_model())
+    assert [item["id"] for _, _, items in braze.catalog_calls for item in items] == ["ok"]
+    assert report.rejection_samples == [
+        (PREFIX + "dotted", 'rejected before sending: key "a.b" holds `.` or `$`, which Braze refuses')
+    ]
