@@ -23,8 +23,10 @@ from dbt_braze.errors import (
     EXIT_OK,
     EXIT_SYNC_FAILED,
     EXIT_USAGE,
+    BrazeError,
     ConfigError,
     MetaValidationError,
+    MissingSettingError,
     SyncError,
     WarehouseError,
 )
@@ -130,6 +132,9 @@ def validate(project: Project, *, out: TextIO) -> int:
                 notes += _identifier_changes(warehouse, valid)
     except WarehouseError as exc:
         raise ConfigError(f"cannot validate against the warehouse: {exc.message}", hint=exc.hint) from exc
+    catalog_problems, catalog_notes = _catalog_field_problems([config for config, _ in valid])
+    problems += catalog_problems
+    notes += catalog_notes
     for note in notes:
         print(f"note: {note}", file=out)
     if problems:
@@ -155,6 +160,52 @@ def _identifier_changes(warehouse: Store, valid: list[tuple[ModelSync, BrazeMode
     return notes
 
 
+def _catalog_field_problems(models: list[ModelSync]) -> tuple[list[str], list[str]]:
+    """Problems and notes of the catalog models' fields, as Braze has them (GET /catalogs):
+    a catalog that does not exist, mapped fields it lacks (Braze would refuse every item
+    that names one). Without BRAZE_API_KEY and BRAZE_REST_ENDPOINT, a note that the
+    check was skipped."""
+    catalogs = [model for model in models if model.kind == "catalog"]
+    if not catalogs:
+        return [], []
+    try:
+        braze = BrazeSettings.from_env()
+    except MissingSettingError:
+        names = ", ".join(model.model_name for model in catalogs)
+        note = (
+            f"catalog fields not checked ({names}): no BRAZE_API_KEY and BRAZE_REST_ENDPOINT, "
+            "so this check against Braze's catalogs was skipped"
+        )
+        return [], [note]
+    client = _client(braze, SyncSettings())
+    problems: list[str] = []
+    fields_of: dict[str, dict[str, str] | None] = {}
+    try:
+        for model in catalogs:
+            name = model.catalog or ""
+            if name not in fields_of:
+                fields_of[name] = client.catalog_fields(name)
+            fields = fields_of[name]
+            if fields is None:
+                problems.append(
+                    f"{model.model_name}: config.meta.braze.catalog: Braze has no catalog `{name}`; "
+                    "create it in Braze (Data Settings > Catalogs) with the mapped fields, or fix the name"
+                )
+                continue
+            for mapping in model.attributes:
+                if mapping.attribute not in fields:
+                    problems.append(
+                        f"{model.model_name}: config.meta.braze.fields.{mapping.column}: the catalog "
+                        f"`{name}` has no field `{mapping.attribute}` (Braze would refuse every item "
+                        f"that sends it); add the field in Braze, or map one of: {', '.join(sorted(fields))}"
+                    )
+    except BrazeError as exc:
+        problems.append(f"cannot read the catalogs' fields from Braze: {exc.message}")
+    finally:
+        client.close()
+    return problems, []
+
+
 # -- sync and plan ---------------------------------------------------------------
 
 
@@ -170,6 +221,11 @@ def sync(project: Project, request: SyncRequest, *, out: TextIO) -> int:
         with _open_warehouse(project) as warehouse:
             valid, problems, _ = _validated(warehouse, nodes)
             raise_if_problems(problems)
+            if request.mode.dry_run:  # a plan checks the catalogs' fields, as validate does
+                catalog_problems, catalog_notes = _catalog_field_problems([config for config, _ in valid])
+                raise_if_problems(catalog_problems)
+                for note in catalog_notes:
+                    _say(request, out, f"note: {note}")
             for config, _node in valid:
                 warehouse.require_pending(config.model_name)
             if request.mode.dry_run:
@@ -192,7 +248,7 @@ def sync(project: Project, request: SyncRequest, *, out: TextIO) -> int:
                     report_json(config, report, dry_run=request.mode.dry_run, error=failure, change=change)
                 )
                 _say(request, out, model_summary(config, report, dry_run=request.mode.dry_run, change=change))
-                if request.mode.full_refresh and config.kind != "users":
+                if request.mode.full_refresh and config.kind in ("events", "purchases"):
                     _say(
                         request,
                         out,

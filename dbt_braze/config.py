@@ -45,6 +45,12 @@ messages differ: the hook's are shorter, and its warning points to
     property names: no `$`, <= 255, no        _check_properties              properties loop
       control char, not time/event_name,
       column mapped once
+  kind catalog: keys and types, catalog      schema `catalog`                braze_catalog_block_problems
+    name of letters, digits, - and _                                          (macros/catalogs.sql)
+    `id` column exists                        _check_catalog_id              id_column
+    field columns exist, not the id column,   _check_catalog_fields          fields loop
+      mapped once; field names not `id`, no
+      `.`, `$` or control char, <= 250
 
 Change both together; tests/integration/test_meta_fuzz.py checks that they
 accept the same blocks. Python-only: the wording and fixes of the messages,
@@ -103,7 +109,12 @@ _SHAPE_FIXES = {
 # keys and sends every user whole. external_id and braze_id keys have none: they predate the
 # other kinds, and a prefix now would make every existing model resend everything.
 # macros/changes.sql (braze_key_prefix, braze_recorded_elsewhere_sql) holds the same rules.
-KEY_PREFIXES = ("email:", "phone:", "user_alias:")
+# A catalog model's keys are its item ids after `catalog:` (kinds/catalogs.py): a model that
+# changes kind never takes one kind's state for the other's.
+CATALOG_KEY_PREFIX = "catalog:"
+# The attribute that marks a catalog item's existence in the state (macros/catalogs.sql)
+CATALOG_ITEM_MARKER = "$item"
+KEY_PREFIXES = ("email:", "phone:", "user_alias:", CATALOG_KEY_PREFIX)
 # A subscription group is diffed as one more attribute of this name and the group id
 # (macros/subscriptions.sql, _braze_group_attribute_prefix); no attribute can collide
 # with it, since Braze and _attribute_name_problem refuse names that start with `$`.
@@ -205,8 +216,9 @@ class ModelSync:
     alias_label: str | None = None  # with id_field user_alias: the label of every alias
     subscription_groups: tuple[SubscriptionGroupMapping, ...] = ()
     subscriptions: Subscriptions = "unsubscribe_only"
-    kind: str = "users"  # KINDS: users | events | purchases
+    kind: str = "users"  # KINDS: users | events | purchases | catalog
     events: EventColumns | None = None  # kinds events and purchases; their properties are `attributes`
+    catalog: str | None = None  # kind catalog: the catalog's name; its fields are `attributes`
 
     @classmethod
     def of(
@@ -249,13 +261,19 @@ class ModelSync:
     @property
     def key_prefix(self) -> str:
         """What this model's state keys start with, before the identifier's value (KEY_PREFIXES)."""
+        if self.kind == "catalog":
+            return CATALOG_KEY_PREFIX
         if self.id_field == "user_alias":
             return f"user_alias:{self.alias_label}:"
         return f"{self.id_field}:" if self.id_field in ("email", "phone") else ""
 
     def mapping_specs(self) -> list[dict[str, Any]]:
         """The mappings as the macros take them (the on-run-end hook builds the same from meta),
-        subscription groups last (macros/subscriptions.sql, _braze_group_mappings)."""
+        subscription groups last (macros/subscriptions.sql, _braze_group_mappings); a
+        catalog's item marker last (macros/catalogs.sql, braze_catalog_spec)."""
+        if self.kind == "catalog":
+            marker = AttributeMapping(self.id_column, CATALOG_ITEM_MARKER)
+            return [{"column": m.column, "attribute": m.attribute} for m in (*self.attributes, marker)]
         return [
             {"column": m.column, "attribute": m.attribute, "truncate_strings": self.truncate_strings}
             for m in self.attributes
@@ -695,6 +713,88 @@ def _build_events(draft: Draft, unique_id: str) -> ModelSync | None:
     return dataclasses.replace(config, kind=kind, events=events)
 
 
+# -- kind catalog ----------------------------------------------------------------------------
+
+# Braze's limits on catalog field names and item ids (braze-api-notes.md, "Catalogs": ids of
+# at most 250 characters; keys without `.` or `$`). `id` is the item's own member.
+MAX_CATALOG_NAME_LENGTH = 250
+_FIELD_NAME_REFUSED = re.compile(r"[.$\x00-\x1f\x7f]")
+
+
+def _check_catalog_id(draft: Draft) -> bool:
+    """`id` names a column of the model: the item id (kinds/catalogs.py checks each value)."""
+    name = draft.block.get("id")
+    if isinstance(name, str) and name:
+        draft.id_name, draft.id_path = name, f"{draft.here}.id"
+        _check_identifier_column(draft)
+    on_removed = draft.block.get("on_removed", "ignore")
+    draft.policy = SyncPolicy(
+        mode="upsert",
+        on_removed="delete" if on_removed == "delete" else "ignore",  # another value: the schema's
+        max_duplicate_share=_share(draft.block, "max_duplicate_share", DEFAULT_MAX_DUPLICATE_SHARE),
+        max_removed_share=_share(draft.block, "max_removed_share", DEFAULT_MAX_REMOVED_SHARE),
+    )
+    return True
+
+
+def _catalog_field_problem(name: str) -> str | None:
+    if name == "id":
+        return "`id` is the item id, not a field; name the id column under `id:` instead"
+    if _FIELD_NAME_REFUSED.search(name):
+        return f"catalog field {json.dumps(name)} holds `.`, `$` or a control character, which Braze refuses"
+    if len(name) > MAX_CATALOG_NAME_LENGTH:
+        return f"catalog field `{name[:40]}...` has {len(name)} characters; Braze takes at most 250"
+    return None
+
+
+def _check_catalog_fields(draft: Draft) -> bool:
+    """Each field's column exists, is not the id column, is mapped once, to a name Braze takes."""
+    fields = draft.block.get("fields")
+    mappings: list[AttributeMapping] = []
+    seen_columns: dict[str, str] = {}
+    seen_fields: dict[str, str] = {}
+    for col, name in fields.items() if isinstance(fields, dict) else []:
+        if not (isinstance(name, str) and name):
+            continue  # reported by the schema
+        path = f"{draft.here}.fields.{col}"
+        real = _find_column(str(col), draft.columns)
+        if real is None:
+            draft.missing_column(path, str(col))
+            continue
+        problem = _catalog_field_problem(name)
+        if problem:
+            draft.problem(path, problem)
+        if draft.id_column is not None and real.lower() == draft.id_column.lower():
+            draft.problem(path, f"column `{col}` is the id column; it is sent as the item id")
+        if real.lower() in seen_columns:
+            draft.problem(
+                path,
+                f"column `{col}` is already mapped at {seen_columns[real.lower()]}; map each column once",
+            )
+        if name in seen_fields:
+            draft.problem(
+                path,
+                f"catalog field `{name}` is already mapped at {seen_fields[name]}; "
+                "map each field from one column",
+            )
+        seen_columns.setdefault(real.lower(), path)
+        seen_fields.setdefault(name, path)
+        mappings.append(AttributeMapping(column=real, attribute=name))
+    draft.mappings = Mappings(attributes=tuple(sorted(mappings, key=lambda m: m.attribute)))
+    return True
+
+
+def _build_catalog(draft: Draft, unique_id: str) -> ModelSync | None:
+    if draft.problems or draft.id_column is None or draft.policy is None or draft.mappings is None:
+        return None
+    config = ModelSync.of(
+        draft.model_name, unique_id, Identifier("external_id", draft.id_column), draft.policy, draft.mappings
+    )
+    return dataclasses.replace(config, kind="catalog", catalog=draft.block["catalog"])
+
+
+_CATALOG_KIND = Kind(checks=(_check_catalog_id, _check_catalog_fields), build=_build_catalog)
+
 # The `kind:` of a block picks its entry (contract, "Beyond user attributes"), each kind
 # reusing the shared checks and adding its own.
 _EVENT_KIND = Kind(
@@ -721,6 +821,7 @@ KINDS: dict[str, Kind] = {
     ),
     "events": _EVENT_KIND,
     "purchases": _EVENT_KIND,
+    "catalog": _CATALOG_KIND,
 }
 
 
@@ -770,7 +871,7 @@ def validate_model(
 def _definition(block: Any) -> str:
     """The schema definition a block is checked against: its kind's (`model` for users)."""
     kind = block.get("kind") if isinstance(block, dict) else None
-    return kind if kind in ("events", "purchases") else "model"
+    return kind if kind in ("events", "purchases", "catalog") else "model"
 
 
 def raise_if_problems(problems: list[str]) -> None:

@@ -123,6 +123,12 @@ class ModelReport:
     unknown_rows: int = 0  # ids whose outcome is unknown once the run ended
     changed_after_sending: int = 0  # rows changed after they were sent: never sent again
     compacted: list[str] = field(default_factory=list)  # the logs compacted after the sync
+    # kind catalog (no data points): items by what Braze was asked to do with them
+    items_created: int = 0  # POST
+    items_updated: int = 0  # PATCH, of their changed fields
+    items_deleted: int = 0
+    items_replaced: int = 0  # PUT: --full-refresh
+    items_existed: int = 0  # POST of an item Braze had already (made outside dbt-braze): sent as PUT
 
     def reject(self, key: str, reason: str) -> None:
         self.rows_rejected += 1
@@ -135,8 +141,13 @@ class ModelReport:
             self.unknown_samples.append((key, reason))
 
     def counts(self) -> dict[str, int]:
-        """The counts the run history keeps (columns of braze_sync_runs)."""
-        return {name: getattr(self, name) for name in RUN_COUNTS}
+        """The counts the run history keeps (columns of braze_sync_runs). A catalog model's
+        items are kept in the users_* columns (a model syncs one kind)."""
+        counts = {name: getattr(self, name) for name in RUN_COUNTS}
+        counts["users_created"] += self.items_created + self.items_existed
+        counts["users_updated"] += self.items_updated + self.items_replaced
+        counts["users_deleted"] += self.items_deleted
+        return counts
 
     def count_accepted(self, item: Sendable) -> None:
         """Counted once Braze accepted the object (or, in a dry run, as the estimate): a
@@ -147,7 +158,9 @@ class ModelReport:
         self.subscribes_withheld += item.subscribes_withheld
         if item.outcome == UNSENT:
             return
-        if item.at_most_once:
+        if item.outcome.startswith("item_"):
+            self._count_item(item)
+        elif item.at_most_once:
             self.events_sent += 1
         elif item.outcome == "deleted":
             self.users_deleted += 1
@@ -161,6 +174,17 @@ class ModelReport:
         else:
             self.users_updated += 1
             self.attributes_updated += item.data_points
+
+    def _count_item(self, item: Sendable) -> None:
+        """A catalog item (kinds/catalogs.py OUTCOMES); catalog writes are no data points."""
+        name = {
+            "item_created": "items_created",
+            "item_updated": "items_updated",
+            "item_deleted": "items_deleted",
+            "item_replaced": "items_replaced",
+            "item_existed": "items_existed",
+        }[item.outcome]
+        setattr(self, name, getattr(self, name) + 1)
 
 
 class _CheckpointWriter:
@@ -482,8 +506,11 @@ class SyncEngine:
     ) -> None:
         answer: Answer = item.future.result()
         report.requests += answer.requests
+        replaced = set(answer.replaced)
         for index in answer.accepted:
             sendable = item.prepared[index]
+            if index in replaced:  # a catalog item that existed in Braze already: sent as PUT
+                sendable = sendable._replace(outcome="item_existed")
             report.count_accepted(sendable)
             checkpoint.accepted(sendable)
         for index, reason in sorted(answer.rejected.items()):

@@ -13,6 +13,8 @@ from dbt_braze.rows import IdentifierChange
 def model_summary(
     model: ModelSync, report: ModelReport, *, dry_run: bool, change: IdentifierChange | None = None
 ) -> str:
+    if model.kind == "catalog":
+        return _catalog_summary(model, report, dry_run=dry_run)
     if model.kind != "users":
         return _events_summary(model, report, dry_run=dry_run)
     verb = "would be" if dry_run else ""
@@ -105,6 +107,43 @@ def _events_summary(model: ModelSync, report: ModelReport, *, dry_run: bool) -> 
     return "\n".join(lines)
 
 
+def _catalog_summary(model: ModelSync, report: ModelReport, *, dry_run: bool) -> str:
+    """Kind catalog: items by method; catalog writes are no data points."""
+    lines = [
+        f"{report.model} (kind catalog {model.catalog}, id {model.id_column}, on_removed {model.on_removed}):"
+    ]
+    verb = "would be " if dry_run else ""
+
+    def add(label: str, value: int) -> None:
+        lines.append(f"  {label:<34}{value:>10,}")
+
+    add(f"items {verb}created", report.items_created)
+    add(f"items {verb}updated", report.items_updated)
+    add(f"items {verb}deleted", report.items_deleted)
+    if report.items_replaced:
+        add(f"items {verb}replaced (--full-refresh)", report.items_replaced)
+    add("rows rejected", report.rows_rejected)
+    add("requests" + (" (estimated)" if dry_run else ""), report.requests)
+    if report.items_existed:
+        lines.append(f"  {report.items_existed:,} items existed in Braze already: replaced with PUT")
+    if report.withheld_null_rows or report.withheld_duplicate_keys:
+        lines.append(
+            f"  withheld, not sent: {report.withheld_null_rows:,} rows with a null item id, "
+            f"{report.withheld_duplicate_keys:,} duplicated item ids "
+            f"({report.withheld_duplicate_rows:,} rows)"
+        )
+        if report.duplicate_samples:
+            lines.append("    duplicated: " + ", ".join(report.duplicate_samples))
+    for key, reason in report.rejection_samples:
+        lines.append(f"    rejected id={key.removeprefix(model.key_prefix)}: {reason}")
+    if report.removed_ignored:
+        lines.append("  removed items: left in the catalog (on_removed: ignore)")
+    if dry_run and report.sample_payloads:
+        lines.append("  sample payloads:")
+        lines += [f"    {json.dumps(p, sort_keys=False)}" for p in report.sample_payloads]
+    return "\n".join(lines)
+
+
 def identifier_change_text(model: ModelSync, change: IdentifierChange) -> str:
     """What `validate` and `plan` say of a model whose identifier changed since its state was recorded."""
     text = (
@@ -158,9 +197,19 @@ def report_json(
         rejection_samples=[{"key": k, "reason": r} for k, r in report.rejection_samples],
         seconds=round(report.seconds, 3),
     )
-    if model.kind == "users":
+    if model.kind in ("users", "catalog"):
         document["compacted"] = report.compacted  # the logs compacted after the sync
-    if model.kind != "users":
+    if model.kind == "catalog":
+        document.update(
+            kind=model.kind,
+            catalog=model.catalog,
+            items_created=report.items_created,
+            items_updated=report.items_updated,
+            items_deleted=report.items_deleted,
+            items_replaced=report.items_replaced,
+            items_existed=report.items_existed,
+        )
+    elif model.kind != "users":
         document.update(
             kind=model.kind,
             events_sent=report.events_sent,

@@ -115,6 +115,7 @@ class Store:
             id_column=model.id_column,
             mappings=model.mapping_specs(),
             key_prefix=model.key_prefix,
+            kind=model.kind,
         )
 
     def identifier_change(self, model: ModelSync, relation: RelationRef | None = None) -> IdentifierChange:

@@ -29,12 +29,12 @@
   external_id and braze_id keys are the value itself, as before the other
   kinds existed (a prefix now would resend every existing model); email,
   phone and user_alias keys start with a prefix naming the kind (and the
-  alias label). dbt_braze/config.py (ModelSync.key_prefix, recorded_elsewhere)
+  alias label); a catalog's item ids with `catalog:` (macros/catalogs.sql). dbt_braze/config.py (ModelSync.key_prefix, recorded_elsewhere)
   holds the same rules; tests/unit/test_identifier_keys.py compares them.
 -#}
 {% macro braze_key_prefix(id_field, alias_label=none) %}
   {%- if id_field == 'user_alias' -%}{{ return('user_alias:' ~ alias_label ~ ':') }}{%- endif -%}
-  {{ return(id_field ~ ':' if id_field in ['email', 'phone'] else '') }}
+  {{ return(id_field ~ ':' if id_field in ['email', 'phone', 'catalog'] else '') }}
 {% endmacro %}
 
 {#- A model's key of a row: its identifier column as text, after the prefix. `empty_is_null`: '' is null. -#}
@@ -50,7 +50,7 @@
     {{ return("substr(" ~ column ~ ", 1, " ~ key_prefix | length ~ ") <> " ~ dbt_braze.braze_string_literal(key_prefix)) }}
   {%- endif -%}
   {%- set others = [] -%}
-  {%- for prefix in ['email:', 'phone:', 'user_alias:'] -%}
+  {%- for prefix in ['email:', 'phone:', 'user_alias:', 'catalog:'] -%}
     {%- do others.append("substr(" ~ column ~ ", 1, " ~ prefix | length ~ ") = '" ~ prefix ~ "'") -%}
   {%- endfor -%}
   {{ return("(" ~ others | join(" or ") ~ ")") }}

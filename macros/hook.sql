@@ -27,7 +27,7 @@
       {%- for log in ['state', 'fingerprints'] -%}{%- do dbt_braze.braze_finish_compaction(log) -%}{%- endfor -%}
     {%- endif -%}
     {%- for spec in specs -%}
-      {%- if spec.kind in ('events', 'purchases') -%}{%- do dbt_braze.braze_build_event_pending(spec) -%}
+      {%- if spec.get('kind') in ('events', 'purchases') -%}{%- do dbt_braze.braze_build_event_pending(spec) -%}
       {%- else -%}{%- do dbt_braze.braze_build_pending(spec) -%}{%- endif -%}
     {%- endfor -%}
   {%- endif -%}
@@ -117,6 +117,10 @@
                                               dbt_braze.braze_key_prefix(checked.id_field, alias_label)) -%}
     {{ return(spec if spec is not none else "a mapped column is missing from its relation. Run `dbt-braze validate` for the full list of problems") }}
   {%- endif -%}
+  {%- if checked.catalog is defined -%}
+    {%- set spec = dbt_braze.braze_catalog_spec(node.name, relation, checked.id_column, checked.mappings) -%}
+    {{ return(spec if spec is not none else "a mapped column is missing from its relation. Run `dbt-braze validate` for the full list of problems") }}
+  {%- endif -%}
   {%- if model_block.block.get('truncate_strings') is sameas true -%}
     {%- for m in checked.mappings -%}{%- do m.update({'truncate_strings': true}) -%}{%- endfor -%}
   {%- endif -%}
@@ -147,7 +151,7 @@
       from 0 to 1), 'flag' (true or false), 'names' (column: a non-empty
       string), 'alias' ({name, label}, both non-empty strings) or its choices -#}
   {%- set model_keys = {
-      'kind': ['users', 'events', 'purchases'],
+      'kind': ['users', 'events', 'purchases', 'catalog'],
       'external_id': 'name',
       'braze_id': 'name',
       'email': 'name',
@@ -188,6 +192,9 @@
   {%- endif -%}
   {%- if block.get('kind') in ['events', 'purchases'] -%}
     {{ return(dbt_braze.braze_event_block_problems(here, block, columns, result)) }}
+  {%- endif -%}
+  {%- if block.get('kind') == 'catalog' -%}
+    {{ return(dbt_braze.braze_catalog_block_problems(here, block, columns, result)) }}
   {%- endif -%}
   {%- for key, value in block.items() -%}
     {%- set kind = model_keys.get(key) -%}
@@ -330,8 +337,8 @@
   {%- do adapter.commit() -%}
   {#- committed with the objects relation's swap (braze_build_objects) -#}
   {%- do run_query(dbt_braze.braze_record_fingerprints_sql(spec.model_name)) -%}
-  {%- do dbt_braze.braze_build_objects(spec.model_name) -%}
-  {%- do dbt_braze._braze_log_pending(spec.model_name, target_relation) -%}
+  {%- do dbt_braze.braze_build_objects(spec.model_name, spec.get('kind', 'users')) -%}
+  {%- do dbt_braze._braze_log_pending(spec.model_name, target_relation, 'items' if spec.get('kind') == 'catalog' else 'users') -%}
 {% endmacro %}
 
 {#- Replace `target` by `staging`. Adapters with transactional DDL make it atomic. -#}
@@ -344,14 +351,14 @@
   {%- do adapter.rename_relation(staging, target) -%}
 {% endmacro %}
 
-{% macro _braze_log_pending(model_name, relation) %}
+{% macro _braze_log_pending(model_name, relation, noun='users') %}
   {%- set summary = run_query(dbt_braze.braze_pending_summary_sql(relation)) -%}
   {%- set counts = {} -%}
   {%- for row in summary.rows -%}{%- do counts.update({row[0]: row}) -%}{%- endfor -%}
   {%- set parts = [] -%}
-  {%- if 'new' in counts -%}{%- do parts.append(counts['new'][2] ~ " new users") -%}{%- endif -%}
-  {%- if 'changed' in counts -%}{%- do parts.append(counts['changed'][1] ~ " changed attributes on " ~ counts['changed'][2] ~ " users") -%}{%- endif -%}
-  {%- if 'removed' in counts -%}{%- do parts.append(counts['removed'][2] ~ " removed users") -%}{%- endif -%}
+  {%- if 'new' in counts -%}{%- do parts.append(counts['new'][2] ~ " new " ~ noun) -%}{%- endif -%}
+  {%- if 'changed' in counts -%}{%- do parts.append(counts['changed'][1] ~ (" changed fields on " if noun == 'items' else " changed attributes on ") ~ counts['changed'][2] ~ " " ~ noun) -%}{%- endif -%}
+  {%- if 'removed' in counts -%}{%- do parts.append(counts['removed'][2] ~ " removed " ~ noun) -%}{%- endif -%}
   {%- if parts | length == 0 -%}{%- do parts.append("nothing pending") -%}{%- endif -%}
   {%- set withheld = [] -%}
   {%- if 'withheld_null' in counts -%}{%- do withheld.append(counts['withheld_null'][3] ~ " rows with a null identifier") -%}{%- endif -%}

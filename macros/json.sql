@@ -161,8 +161,7 @@ from (
       no subscriptions (their checks read the attribute rows' own columns) -#}
   {%- set limit = dbt_braze.braze_max_string_length() -%}
 case when {{ value_text }} is null then null
-     when {{ value_type }} = 'number'
-      and lower({{ value_text }}) in ('nan', '+nan', '-nan', 'inf', '+inf', '-inf', 'infinity', '+infinity', '-infinity')
+     when {{ value_type }} = 'number' and {{ dbt_braze._braze_not_finite_sql(value_text) }}
      then {{ attribute }} || ': ' || {{ value_text }} || ' is not a finite number; Braze accepts no NaN or infinity'
      when {{ value_type }} = 'date' and not {{ dbt_braze._braze_iso_shaped('____-__-__', value_text) }}
      then {{ attribute }} || ': ' || {{ value_text }} || ' is not a date Braze can hold; it takes ISO 8601 dates (YYYY-MM-DD) from year 1 to 9999'
@@ -180,6 +179,11 @@ case when {{ value_text }} is null then null
      then attribute || ': ' || value_text || ' is not a subscription state Braze takes: opted_in, subscribed or unsubscribed'
   {%- endif %}
 end
+{%- endmacro %}
+
+{#- A number's normalized text is NaN or an infinity (no JSON holds them). -#}
+{% macro _braze_not_finite_sql(value_text) -%}
+  lower({{ value_text }}) in ('nan', '+nan', '-nan', 'inf', '+inf', '-inf', 'infinity', '+infinity', '-infinity')
 {%- endmacro %}
 
 {#- value_text is laid out as `pattern` (LIKE), with a year from 0001 up (LIKE has no digit class). -#}
@@ -217,7 +221,8 @@ from ({{ rows_sql }}) changed
   {{ return(dbt_braze.braze_relation('braze_objects__' ~ model_name)) }}
 {% endmacro %}
 
-{% macro braze_build_objects(model_name) %}
+{#- `kind`: the model's; a catalog's items render by braze_catalog_objects_sql (macros/catalogs.sql). -#}
+{% macro braze_build_objects(model_name, kind='users') %}
   {%- set target_relation = dbt_braze.braze_objects_relation(model_name) -%}
   {%- set staging_relation = dbt_braze.braze_relation('braze_objects__' ~ model_name ~ '__building') -%}
   {%- set pending = dbt_braze.braze_pending_relation(model_name) -%}
@@ -228,7 +233,8 @@ from ({{ rows_sql }}) changed
   {#- sorted by key: checkpoints look users up by key ranges (braze_acknowledge_objects_sql) -#}
   {%- set sql -%}
     select objects.*, (select max(built_at) from {{ pending }}) as built_at
-    from ({{ dbt_braze.braze_user_objects_sql(upserts) }}) objects
+    from ({{ dbt_braze.braze_catalog_objects_sql(upserts) if kind == 'catalog'
+             else dbt_braze.braze_user_objects_sql(upserts) }}) objects
     order by braze_key
   {%- endset -%}
   {%- do adapter.drop_relation(staging_relation) -%}
@@ -244,9 +250,11 @@ from ({{ rows_sql }}) changed
   so any state row of the user since then means it was sent), and not held
   back because Braze refused every one of their pending values as they are
   now (nothing changed since; once one does, the whole object goes again).
-  `page`: one keyset page of it (braze_keyset_page).
+  `page`: one keyset page of it (braze_keyset_page). `is_new`, when given:
+  only the new users (true) or only the others (false): a catalog creates
+  its new items and updates the others by two methods.
 -#}
-{% macro braze_read_objects_sql(model_name, page=none) %}
+{% macro braze_read_objects_sql(model_name, page=none, is_new=none) %}
   {%- set sql -%}
 select o.braze_key, o.is_new, o.data_points, o.attributes_json, o.ack_attributes, o.ack_hashes,
        o.invalid_attribute, o.needs_check, o.subscription_changes, o.subscribes_withheld,
@@ -258,6 +266,9 @@ where not exists (
   and not exists (
     select 1 from ({{ dbt_braze.braze_refused_users_sql(model_name) }}) refused
     where refused.braze_key = o.braze_key)
+  {%- if is_new is not none %}
+  and {{ '' if is_new else 'not ' }}o.is_new
+  {%- endif -%}
   {%- endset -%}
   {{ return(dbt_braze.braze_keyset_page(sql, page)) }}
 {% endmacro %}

@@ -273,13 +273,13 @@ select (
   compared again, fingerprints notwithstanding (they vouch for a state that
   may have moved).
 -#}
-{% macro braze_rebuild_pending(model_name, relation, id_column, mappings, key_prefix='') %}
+{% macro braze_rebuild_pending(model_name, relation, id_column, mappings, key_prefix='', kind='users') %}
   {%- set typed = dbt_braze.braze_typed_mappings(relation, mappings) -%}
   {%- if typed is none -%}{{ return(false) }}{%- endif -%}
   {%- do run_query(dbt_braze.braze_forget_fingerprints_sql(model_name,
         "select braze_key from (" ~ dbt_braze.braze_latest_fingerprints_sql(model_name) ~ ") vouched where fingerprint is not null")) -%}
   {%- do dbt_braze.braze_build_pending({'model_name': model_name, 'relation': relation, 'id_column': id_column,
-                                        'key_prefix': key_prefix, 'mappings': typed}) -%}
+                                        'key_prefix': key_prefix, 'mappings': typed, 'kind': kind}) -%}
   {{ return(true) }}
 {% endmacro %}
 

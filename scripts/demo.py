@@ -42,11 +42,26 @@ def run(*command: str, env: dict[str, str]) -> None:
         raise SystemExit(f"{command[0]} exited {result.returncode}")
 
 
+DEMO_PERMISSIONS = {
+    "users.track",
+    "users.delete",
+    "users.export.ids",
+    "catalogs.get",
+    "catalogs.add_items",
+    "catalogs.update_items",
+    "catalogs.replace_items",
+    "catalogs.delete_items",
+}
+
+
 def main() -> int:
     with (
         tempfile.TemporaryDirectory() as workdir,
-        BrazeEmulator(api_keys={KEY: {"users.track", "users.delete", "users.export.ids"}}) as emulator,
+        BrazeEmulator(api_keys={KEY: DEMO_PERMISSIONS}) as emulator,
     ):
+        # the catalog braze_products fills: created in Braze first, as a user would (dbt-braze
+        # writes items, never fields)
+        emulator.create_catalog("products", {"title": "string", "price": "number", "in_stock": "boolean"})
         env = dict(
             os.environ,
             DO_NOT_TRACK="1",
@@ -78,6 +93,11 @@ def main() -> int:
         print(
             f"events: {stats['events_accepted']} sent, each once "
             f"({stats['duplicate_events']} arrived twice): 3 orders, then Grace's new one"
+        )
+        print(
+            f"catalog products: {sorted(emulator.catalog_items('products'))}; "
+            f"{stats['catalog_post_requests']} POST (4 items), {stats['catalog_patch_requests']} PATCH "
+            f"(one price), {stats['catalog_delete_requests']} DELETE (the iron teapot)"
         )
     return 0
 

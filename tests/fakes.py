@@ -29,8 +29,9 @@ from unittest import mock
 
 import urllib3
 
-from dbt_braze.braze import DeleteResult, TrackResult
+from dbt_braze.braze import CatalogResult, DeleteResult, TrackResult
 from dbt_braze.config import (
+    CATALOG_ITEM_MARKER,
     SUBSCRIPTION_GROUP_PREFIX,
     AttributeMapping,
     EventColumns,
@@ -209,7 +210,8 @@ NON_FINITE = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infini
 
 
 def render_objects(rows: list[Row]) -> list[Row]:
-    """macros/json.sql braze_user_objects_sql, restated: one row per user, in key order.
+    """macros/json.sql braze_user_objects_sql (and braze_catalog_objects_sql), restated: one row
+    per user, in key order.
     Subscription group rows (value type `subscription`, macros/subscriptions.sql): a sent
     state joins `"subscription_groups":[...]`, `subscribed:withheld` is only counted."""
     objects: list[Row] = []
@@ -221,7 +223,7 @@ def render_objects(rows: list[Row]) -> list[Row]:
             + ":"
             + ("null" if t is None else t if vt in RAW_JSON_TYPES else json.dumps(t, ensure_ascii=False))
             for _, a, t, vt, _, _ in changes
-            if vt != "subscription"
+            if vt != "subscription" and a != CATALOG_ITEM_MARKER  # a catalog item's marker: no member
         ]
         states = [
             {"subscription_group_id": a.removeprefix(SUBSCRIPTION_GROUP_PREFIX), "subscription_state": t}
@@ -281,6 +283,7 @@ class FakeStore:
     UPSERTS = "braze_read_objects_sql"
     EVENTS = "braze_read_events_sql"
     FULL_REFRESH = "braze_read_full_refresh_objects_sql"
+    CATALOG_FULL_REFRESH = "braze_read_catalog_full_refresh_sql"
     REMOVED = "braze_read_removed_users_sql"
 
     def __init__(
@@ -357,14 +360,17 @@ class FakeStore:
             assert read.columns == OBJECT_COLUMNS
             self.reads.append(read.macro)
             if read.macro == self.UPSERTS:  # from braze_objects__<model>: acknowledged by key
-                assert read.args == {"model_name": MODEL_NAME}
-                rows = self.objects = [
-                    (*row, self.STAMP) for row in render_objects(self.pending_rows[read.macro])
-                ]
+                assert read.args["model_name"] == MODEL_NAME and set(read.args) <= {"model_name", "is_new"}
+                served = [(*row, self.STAMP) for row in render_objects(self.pending_rows[read.macro])]
+                if "is_new" in read.args:  # a catalog's new items, or its changed ones
+                    self.reads[-1] += f" is_new={read.args['is_new']}"
+                    served = [row for row in served if bool(row[1]) == read.args["is_new"]]
+                self.objects += served
+                rows = served
             else:
                 args = read.args
                 self.full_refresh_args.append((args["relation"], args["id_column"], args["mappings"]))
-                rows = [(*row, None) for row in render_objects(self.pending_rows[read.macro])]
+                rows = [(*row, None) for row in render_objects(self.pending_rows[self.FULL_REFRESH])]
         for i in range(0, len(rows), batch_rows):
             yield rows[i : i + batch_rows]
 
@@ -466,6 +472,10 @@ class FakeBraze:
         self.on_event_request: Callable[[list[dict[str, Any]]], None] | None = None
         self.event_calls: list[tuple[str, list[dict[str, Any]]]] = []
         self.delete_calls: list[tuple[list[str], str]] = []
+        # kind catalog: (catalog, method, items) per call; ids Braze already holds (a POST of
+        # one is accepted as PUT, listed in `replaced`, as BrazeClient.catalog_items does)
+        self.catalog_calls: list[tuple[str, str, list[dict[str, Any]]]] = []
+        self.existing_items: set[str] = set()
 
     def track_encoded(self, parts: list[bytes]) -> TrackResult:
         objects = [json.loads(part) for part in parts]
@@ -507,6 +517,16 @@ class FakeBraze:
             (list(ids), id_field if alias_label is None else f"{id_field}:{alias_label}")
         )
         return DeleteResult(deleted=[i for i in ids if i not in self.not_deleted], requests=1)
+
+    def catalog_items(self, catalog: str, method: str, parts: list[bytes]) -> CatalogResult:
+        """Like BrazeClient.catalog_items: items whose id is in `reject` rejected with the
+        reason, a POST of an id in `existing_items` accepted and listed as replaced."""
+        items = [json.loads(part) for part in parts]
+        self.catalog_calls.append((catalog, method, items))
+        rejected = {i: self.reject[item["id"]] for i, item in enumerate(items) if item["id"] in self.reject}
+        accepted = [i for i in range(len(items)) if i not in rejected]
+        replaced = [i for i in accepted if method == "POST" and items[i]["id"] in self.existing_items]
+        return CatalogResult(accepted=accepted, rejected=rejected, requests=1, replaced=replaced)
 
     @property
     def sent_objects(self) -> list[dict[str, Any]]:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dbt_braze.config import ModelSync
 from dbt_braze.kinds.base import Kind
+from dbt_braze.kinds.catalogs import CATALOGS
 from dbt_braze.kinds.events import EVENTS, PURCHASES
 from dbt_braze.kinds.users import USERS
 
-KINDS: dict[str, Kind] = {kind.name: kind for kind in (USERS, EVENTS, PURCHASES)}
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (USERS, EVENTS, PURCHASES, CATALOGS)}
 
 
 def kind_of(model: ModelSync) -> Kind:

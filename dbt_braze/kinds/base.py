@@ -75,6 +75,9 @@ class Answer:
     unknown: dict[int, str] = field(default_factory=dict)  # index -> why the outcome is unknown
     # what stopped the request (BrazeError), raised once what it settled is recorded
     error: Exception | None = None
+    # accepted indexes that went another way than asked: a catalog item created with POST
+    # that existed in Braze already, replaced with PUT
+    replaced: list[int] = field(default_factory=list)
 
 
 class BrazeAccess(Protocol):

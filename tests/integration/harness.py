@@ -25,13 +25,12 @@ import duckdb
 import pytest
 import yaml
 
-from dbt_braze.emulator import BrazeEmulator
+from dbt_braze.emulator import ALL_PERMISSIONS, BrazeEmulator
 
 from warehouses import PostgresServer, postgres_available, profile_yaml, start_postgres
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "test-key-5f2b9c0e"
-ALL_PERMISSIONS = {"users.track", "users.delete", "users.export.ids"}
 
 os.environ["DO_NOT_TRACK"] = "1"
 

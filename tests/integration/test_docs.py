@@ -144,6 +144,8 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
     # The developer's own dbt and dbt-braze settings must not leak into the pages.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DBT_", "BRAZE_"))}
     with BrazeEmulator(api_keys={API_KEY: ALL_PERMISSIONS}) as braze:
+        # the catalog of the demo's braze_products (scripts/demo.py creates it too)
+        braze.create_catalog("products", {"title": "string", "price": "number", "in_stock": "boolean"})
         env.update(
             PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
             DO_NOT_TRACK="1",

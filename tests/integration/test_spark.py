@@ -94,6 +94,36 @@ EVENTS_BLOCK = {
 }
 
 
+# A catalog of 20 items; `changed`: the items whose price moves; `where`: a filter over i.
+PRODUCTS_SQL = """
+    select concat('p', cast(id as string)) as product_id, concat('Product ', cast(id as string)) as title,
+           cast(case when id <= {changed} then id * 2.0 else id * 1.5 end as double) as price
+    from range(1, 21) {where}
+"""
+PRODUCTS_BLOCK = {
+    "name": "braze_products",
+    "config": {
+        "meta": {
+            "braze": {
+                "kind": "catalog",
+                "catalog": "products",
+                "id": "product_id",
+                "fields": {"title": "title", "price": "price"},
+                "on_removed": "delete",
+            }
+        }
+    },
+}
+
+
+def products(changed: int = 0, removed: tuple[int, ...] = ()) -> dict[str, dict[str, object]]:
+    return {
+        f"p{i}": {"title": f"Product {i}", "price": i * 2.0 if i <= changed else i * 1.5}
+        for i in range(1, 21)
+        if i not in removed
+    }
+
+
 # The e-mail-keyed model: two users, a duplicated address, one Braze would refuse.
 CONTACTS_SQL = """
     select * from values
@@ -255,17 +285,25 @@ def test_spark_lifecycle(tmp_path: Path, emulator: BrazeEmulator) -> None:
     block["config"]["meta"]["braze"]["attributes"].update({"seen_at": "seen_at", "props": "props"})
     block["config"]["meta"]["braze"]["subscription_groups"] = {"newsletter": NEWS, "sms": SMS}
     project.write_schema(
-        [block, CONTACTS_BLOCK, {"name": "braze_events", "config": {"meta": {"braze": EVENTS_BLOCK}}}]
+        [
+            block,
+            CONTACTS_BLOCK,
+            {"name": "braze_events", "config": {"meta": {"braze": EVENTS_BLOCK}}},
+            PRODUCTS_BLOCK,
+        ]
     )
+    emulator.create_catalog("products", {"title": "string", "price": "number"})
     model: dict[int, dict[str, object]] = {i: expected(i) for i in range(1, N + 1)}
 
     # 1. first sync: Braze equals the model, and has each event once, its time in UTC
     project.write_model(users_sql(N))
     project.write_model(CONTACTS_SQL.format(plan="'free'"), name="braze_contacts")
     project.write_model(events_sql(N), "braze_events")
+    project.write_model(PRODUCTS_SQL.format(changed=0, where=""), "braze_products")
     project.dbt_run()
     first = project.sync()
     assert first.exit_code == 0, first.output
+    assert emulator.catalog_items("products") == products()
     assert_braze_holds(emulator, model)
     assert contact(emulator, "c1@example.com") == {"email": "c1@example.com", "contact_plan": "free"}
     assert emulator.users(email="dup@example.com") == []
@@ -297,8 +335,16 @@ def test_spark_lifecycle(tmp_path: Path, emulator: BrazeEmulator) -> None:
     project.write_model(CONTACTS_SQL.format(plan="'pro'"), name="braze_contacts")
     # new events are sent once; an event changed after it was sent is not sent again
     project.write_model(events_sql(N + 10, plan="case when i = 1 then 'pro' else 'free' end"), "braze_events")
+    # three prices change, an item leaves: one PATCH of the prices alone, one DELETE
+    project.write_model(PRODUCTS_SQL.format(changed=3, where="where id <> 5"), "braze_products")
     project.dbt_run()
     assert project.sync().exit_code == 0
+    assert emulator.catalog_items("products") == products(changed=3, removed=(5,))
+    catalog_writes = [(r.method, r.body) for r in emulator.requests_log if "/catalogs/" in r.path]
+    assert catalog_writes[-2:] == [
+        ("PATCH", {"items": [{"id": f"p{i}", "price": i * 2.0} for i in (1, 2, 3)]}),
+        ("DELETE", {"items": [{"id": "p5"}]}),
+    ]
     assert len(emulator.events()) == N + 10 and emulator.stats()["duplicate_events"] == 0
     stats = emulator.stats()
     assert stats["data_points"] - before["data_points"] == 37 + 1

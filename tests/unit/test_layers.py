@@ -20,6 +20,7 @@ LAYERS = [
     {"report", "scaffold"},
     {"engine"},
     {"kinds", "compaction"},
+    {"kinds.catalogs"},  # reuses the users kind's reads of removed users and Forget
     {"kinds.users", "kinds.events"},
     {"kinds.addressing"},
     {"kinds.base"},
@@ -88,7 +89,8 @@ def test_only_dbt_access_imports_dbt() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["engine", "kinds", "kinds.users", "kinds.events", "kinds.addressing", "kinds.base"]
+    "name",
+    ["engine", "kinds", "kinds.catalogs", "kinds.users", "kinds.events", "kinds.addressing", "kinds.base"],
 )
 def test_the_engine_and_the_kinds_import_nothing_of_the_warehouse_modules(name: str) -> None:
     assert not PRODUCT[name] & {"store", "dbt_access"}
