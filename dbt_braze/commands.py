@@ -384,6 +384,7 @@ def _event_model_status(warehouse: Store, config: ModelSync, runs: list[dict[str
     return {
         "model": name,
         "kind": config.kind,
+        "identifier": identifier_json(config),
         "mode": config.mode,
         "on_removed": config.on_removed,
         "recent_runs": runs,
