@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import queue
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -398,38 +399,58 @@ def _check_columns(description: Any, expected: tuple[str, ...]) -> None:
 def macros_from_manifest(path: Path, config: Any, adapter_type: str) -> Any:
     """The macros recorded in dbt's manifest.json at `path`, as a MacroManifest; None when
     they may not be the project's macros now: the manifest written by another dbt version
-    or for another adapter, or a macro file added, removed or modified since it was written
-    (modification times: an edit in the same instant as the write counts as after)."""
+    or for another adapter, or a macro file added, removed or changed since. Files are
+    compared by content, as dbt's partial parsing does (not by time: dbt rewrites the
+    manifest at the end of a run, after it read the files)."""
     from dbt.contracts.graph.manifest import MacroManifest, Manifest
     from dbt.contracts.graph.nodes import Macro
     from dbt.parser.macros import MacroParser
     from dbt.version import __version__ as dbt_version
 
     try:
-        written = path.stat().st_mtime
         document = json.loads(path.read_bytes())
         metadata, recorded = document["metadata"], document["macros"]
         if metadata.get("dbt_version") != dbt_version or metadata.get("adapter_type") != adapter_type:
             return None
-        files = {(m["package_name"], m["original_file_path"]) for m in recorded.values()}
+        by_file: dict[tuple[str, str], list[str]] = {}
+        for macro in recorded.values():
+            by_file.setdefault((macro["package_name"], macro["original_file_path"]), []).append(
+                macro["macro_sql"]
+            )
         projects = config.load_dependencies()
-        on_disk = set()
-        for name, project in projects.items():
-            for file in MacroParser(project, Manifest()).get_paths():
-                if file.modification_time >= written:
-                    return None
-                on_disk.add((name, file.original_file_path))
-        if not on_disk <= files:
-            return None
-        # the manifest's other macro files (generic tests, removed files): unchanged, or stale
-        for package, file_path in files - on_disk:
-            other = Path(projects[package].project_root, file_path) if package in projects else None
-            if other is None or not other.is_file() or other.stat().st_mtime >= written:
+        for name, project in projects.items():  # a file the manifest does not know: macro-less only
+            files = MacroParser(project, Manifest()).get_paths()
+            unknown = [f.absolute_path for f in files if (name, f.original_file_path) not in by_file]
+            if any(_macro_blocks(Path(file).read_text()) for file in unknown):
+                return None
+        for (package, file_path), blocks in by_file.items():  # generic tests' files included
+            if package not in projects or not _same_blocks(
+                Path(projects[package].project_root, file_path), blocks
+            ):
                 return None
         return MacroManifest({uid: Macro.from_dict(macro) for uid, macro in recorded.items()})
     except Exception:  # whatever the manifest holds, the macro files are the truth
         logger.debug("macros parsed from their files: manifest %s unusable", path, exc_info=True)
         return None
+
+
+# where a block dbt reads as a macro starts (MacroParser's allowed blocks), and Jinja comments,
+# which dbt skips (dbt's own global project has a commented-out example macro)
+_BLOCK_START = re.compile(r"\{%[-+]?\s*(?:macro|materialization|test|data_test)\s")
+_COMMENT = re.compile(r"\{#.*?#\}", re.DOTALL)
+
+
+def _macro_blocks(text: str) -> int:
+    return len(_BLOCK_START.findall(_COMMENT.sub("", text)))
+
+
+def _same_blocks(path: Path, blocks: list[str]) -> bool:
+    """Whether the file at `path` holds exactly the macro blocks `blocks` (their text as dbt
+    recorded it), whatever lies between them."""
+    if not path.is_file():
+        return False
+    text = path.read_text()
+    return all(block in text for block in blocks) and _macro_blocks(text) == len(blocks)
 
 
 def invoke_dbt(args: list[str]) -> Any:
