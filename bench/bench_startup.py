@@ -39,7 +39,8 @@ COMMANDS = [
     ("dbt ls", ["dbt", "ls"]),
     ("dbt-braze validate", ["dbt-braze", "validate"]),
     ("dbt-braze plan", ["dbt-braze", "plan"]),
-    ("dbt-braze status", ["dbt-braze", "status"]),
+    # JSON: main before 885bcfb failed to print the text status of the demo's events model
+    ("dbt-braze status", ["dbt-braze", "status", "--output", "json"]),
     ("dbt-braze --version", ["dbt-braze", "--version"]),
 ]
 
