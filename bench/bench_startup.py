@@ -10,9 +10,9 @@ For each checkout (this one, then every --repo), a throwaway copy of the demo pr
 as the user runs them (that checkout's .venv/bin/dbt and dbt-braze, a subprocess each), round
 after round, every command of every checkout once per round, so that a change in the machine's
 load falls on all of them alike. It prints, per command, the median and the fastest wall time
-and the median CPU time (user + system, less sensitive to other processes on the cores), the
-ratio of the median to that checkout's `dbt ls`, and between checkouts the ratio to the first
---repo (before/after). With --phases, where this checkout's start-up goes (imports, dbt's
+and the median CPU time (user + system, less sensitive to other processes on the cores), each
+median over that checkout's `dbt ls`, and between checkouts this one's over the first --repo's
+(before/after). With --phases, where this checkout's start-up goes (imports, dbt's
 project and profile, the adapter, the macros, the connection), in a process of its own.
 
 It prints the load average at start and end, each checkout's commit, and asserts nothing
@@ -195,20 +195,26 @@ def main() -> int:
         print(f"load average at start: {load_at_start}; at end: {load_at_end}; {os.cpu_count()} cores")
         for checkout in checkouts:
             print(f"\n{checkout.label} ({checkout.bin})")
-            ls = statistics.median(checkout.wall["dbt ls"])
-            print(f"  {'command':<22}{'median s':>10}{'min s':>8}{'cpu s':>8}{'/ dbt ls':>10}")
+            ls, ls_cpu = (statistics.median(runs["dbt ls"]) for runs in (checkout.wall, checkout.cpu))
+            print(
+                f"  {'command':<22}{'median s':>10}{'min s':>8}{'/ dbt ls':>10}{'cpu s':>8}{'/ dbt ls':>10}"
+            )
             for name, _ in COMMANDS:
-                median = statistics.median(checkout.wall[name])
+                median, cpu = statistics.median(checkout.wall[name]), statistics.median(checkout.cpu[name])
                 print(
-                    f"  {name:<22}{median:>10.2f}{min(checkout.wall[name]):>8.2f}"
-                    f"{statistics.median(checkout.cpu[name]):>8.2f}{median / ls:>10.2f}"
+                    f"  {name:<22}{median:>10.2f}{min(checkout.wall[name]):>8.2f}{median / ls:>10.2f}"
+                    f"{cpu:>8.2f}{cpu / ls_cpu:>10.2f}"
                 )
         if len(checkouts) > 1:
             before, after = checkouts[0], checkouts[-1]
-            print(f"\n{after.repo.name} / {before.repo.name}, median wall time (below 1: faster)")
+            print(f"\n{after.repo.name} / {before.repo.name} (below 1: faster)")
+            print(f"  {'command':<22}{'wall':>6}{'cpu':>6}")
             for name, _ in COMMANDS:
-                ratio = statistics.median(after.wall[name]) / statistics.median(before.wall[name])
-                print(f"  {name:<22}{ratio:>6.2f}")
+                wall, cpu = (
+                    statistics.median(a[name]) / statistics.median(b[name])
+                    for a, b in ((after.wall, before.wall), (after.cpu, before.cpu))
+                )
+                print(f"  {name:<22}{wall:>6.2f}{cpu:>6.2f}")
         if options.phases:
             print_phases(checkouts[-1])
     finally:
