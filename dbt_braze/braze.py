@@ -1,5 +1,5 @@
-"""The Braze HTTP client: `/users/track` batches of attributes, events or purchases, and
-`/users/delete`, with retries.
+"""The Braze HTTP client: `/users/track` batches of attributes, events or purchases,
+`/users/delete` and the catalog item endpoints, with retries.
 
 What the sync engine gets back is per-object: which indexes Braze accepted and which it rejected
 (and why). Transient trouble (429, 5xx, timeouts, dropped connections) is retried here with capped,
@@ -31,6 +31,15 @@ from a proxy or captive portal, an empty body), or whose `errors` name objects o
 request, acknowledges nothing: it is retried like a 5xx. A 400 that is not Braze's (a WAF, a
 proxy) fails the request: nothing is recorded as rejected, so the objects stay pending.
 
+Catalog items (`catalog_items`) go in requests of at most 50 to `/catalogs/{name}/items`, paced
+by a limiter of their own: those endpoints share a limit (16,000 requests per minute) apart from
+`/users/track`'s. A catalog write is idempotent (sent twice, it leaves the same item), so it is
+retried like an attribute set; a POST resent after it was applied meets `item-already-exists`,
+and those items go again as PUT. One bad item makes Braze refuse the whole request with 400,
+naming the offending ids in `parameter_values`: the named items are rejected and the others
+resent; when no error names an item of the request, it is halved until each bad item is alone.
+The same rule holds: only Braze's answers count.
+
 Every fact about Braze used here is in braze-api-notes.md (from braze-inc/braze-docs,
 `_docs/_api/`). The API key never reaches a log line, message or exception: Braze echoes it in
 some 401 bodies, so auth-failure bodies are never read, and every response (body, reason phrase,
@@ -48,7 +57,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from dbt_braze.errors import (
     BrazeAuthError,
@@ -60,7 +69,13 @@ from dbt_braze.errors import (
     MissingSettingError,
     redact,
 )
-from dbt_braze.ratelimit import MAX_TRACK_OBJECTS, RateLimiter, RetryPolicy, wait_from_headers
+from dbt_braze.ratelimit import (
+    CATALOG_REQUESTS_PER_MINUTE,
+    MAX_TRACK_OBJECTS,
+    RateLimiter,
+    RetryPolicy,
+    wait_from_headers,
+)
 from dbt_braze.transport import (
     MAX_POOL_SIZE,
     Headers,
@@ -74,7 +89,8 @@ from dbt_braze.transport import (
 )
 
 __all__ = [
-    "AT_MOST_ONCE_ARRAYS", "MAX_BODY_BYTES", "MAX_DELETE_IDS", "MAX_TRACK_OBJECTS", "BrazeClient",
+    "AT_MOST_ONCE_ARRAYS", "CATALOG_REQUESTS_PER_MINUTE", "MAX_BODY_BYTES", "MAX_CATALOG_ITEMS",
+    "MAX_DELETE_IDS", "MAX_TRACK_OBJECTS", "BrazeClient", "CatalogMethod", "CatalogResult",
     "DeleteResult", "RateLimiter", "RetryPolicy", "TrackResult", "redact"
 ]  # fmt: skip
 
@@ -82,6 +98,9 @@ log = logging.getLogger(__name__)
 
 # Ids per /users/delete request, one identifier type per request (notes, "Rate limits").
 MAX_DELETE_IDS = 50
+# Items per catalog item request; more are refused with `request-includes-too-many-items`
+# (braze-api-notes.md "Catalogs"; Braze docs `catalog_items/asynchronous/*.md`).
+MAX_CATALOG_ITEMS = 50
 # Request body cap; larger bodies get 413 or 400 (notes, "POST /users/track").
 MAX_BODY_BYTES = 4 * 1024 * 1024
 # Connect and read timeouts in seconds. Ours: Braze documents none.
@@ -99,6 +118,22 @@ PERMISSIONS = {
     DELETE_PATH: "users.delete",
     "/users/export/ids": "users.export.ids",
 }
+CatalogMethod = Literal["POST", "PATCH", "PUT", "DELETE"]
+# The catalog item endpoints, one per method, and `GET /catalogs` (notes, "Catalogs").
+CATALOG_PERMISSIONS: dict[str, str] = {
+    "POST": "catalogs.add_items",
+    "PATCH": "catalogs.update_items",
+    "PUT": "catalogs.replace_items",
+    "DELETE": "catalogs.delete_items",
+}
+CATALOGS_PATH = "/catalogs"
+CATALOGS_PERMISSION = "catalogs.get"
+# Braze's error for a POST of an id the catalog holds (documented for the synchronous create
+# endpoint; the emulator answers it for the asynchronous one too, see CATALOG.md).
+ITEM_ALREADY_EXISTS = "item-already-exists"
+# Pages of `GET /catalogs` followed at most: a workspace holds a few catalogs, and an answer that
+# keeps pointing to more pages is not to be followed forever.
+MAX_CATALOG_PAGES = 100
 # REST endpoints per Braze instance (notes, from Braze docs `_includes/data_centers.md`).
 CLUSTER_EXAMPLES = (
     "https://rest.iad-01.braze.com .. https://rest.iad-08.braze.com, "
@@ -144,6 +179,22 @@ class TrackResult:
 class DeleteResult:
     deleted: list[str]
     requests: int
+
+
+@dataclass(frozen=True)
+class CatalogResult:
+    """Outcome of one `catalog_items` call; indexes point into the parts that were passed.
+
+    An index is in at most one of accepted and rejected; one in neither was not applied (it
+    stays pending; `error` says what stopped the call). `replaced` lists the accepted POST
+    items that already existed in Braze and were sent as PUT instead.
+    """
+
+    accepted: list[int]  # Braze answered 202 for them
+    rejected: dict[int, str]  # index -> Braze's reason, "<error id>: <message>"
+    requests: int  # HTTP requests made, retries, splits and PUT fallbacks included
+    replaced: list[int]
+    error: BrazeError | None = None  # what stopped the call (auth, 404, retries spent)
 
 
 def _redact_json(value: Any, secret: str) -> Any:
@@ -198,6 +249,41 @@ class _OutcomeUnknown(Exception):
         self.attempts = attempts
 
 
+@dataclass(frozen=True)
+class _Route:
+    """Where a request goes, the key permission it needs and the limiter that paces it."""
+
+    method: str
+    path: str
+    permission: str
+    limiter: RateLimiter
+
+
+@dataclass
+class _CatalogTally:
+    parts: list[bytes]
+    accepted: list[int] = field(default_factory=list)
+    rejected: dict[int, str] = field(default_factory=dict)
+    replaced: list[int] = field(default_factory=list)
+    requests: int = 0
+    ids: dict[int, str | None] = field(default_factory=dict)
+
+    def item_id(self, index: int) -> str | None:
+        """The id of item `index`, read from its part only when an error must be matched to it."""
+        if index not in self.ids:
+            self.ids[index] = _item_id(self.parts[index])
+        return self.ids[index]
+
+    def result(self, error: BrazeError | None = None) -> CatalogResult:
+        return CatalogResult(
+            sorted(self.accepted),
+            dict(sorted(self.rejected.items())),
+            self.requests,
+            sorted(self.replaced),
+            error,
+        )
+
+
 @dataclass
 class _Tally:
     accepted: list[int] = field(default_factory=list)
@@ -222,6 +308,10 @@ class BrazeClient:
     from the environment (proxy, CA bundle) with `pool_size` connections unless `pool` is given:
     the unit tests pass a scripted one. `sleep` and `clock` (monotonic) time the retries;
     `wall_clock` (epoch) reads `X-RateLimit-Reset` and HTTP-date `Retry-After` values.
+
+    `limiter` paces /users/track and /users/delete; `catalog_limiter` the catalog item endpoints,
+    whose limit is their own (CATALOG_REQUESTS_PER_MINUTE by default). `GET /catalogs` is paced
+    by neither: a sync reads it once, and a 429 there holds only its own requests.
     """
 
     def __init__(
@@ -232,6 +322,7 @@ class BrazeClient:
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         retry: RetryPolicy = DEFAULT_RETRY,
         limiter: RateLimiter | None = None,
+        catalog_limiter: RateLimiter | None = None,
         max_objects: int = MAX_TRACK_OBJECTS,
         pool: Pool | None = None,
         pool_size: int = MAX_POOL_SIZE,
@@ -246,6 +337,16 @@ class BrazeClient:
         self._timeout = timeout
         self._retry = retry
         self._limiter = limiter if limiter is not None else RateLimiter(None, clock=clock, sleep=sleep)
+        self._catalog_limiter = (
+            catalog_limiter
+            if catalog_limiter is not None
+            else RateLimiter(CATALOG_REQUESTS_PER_MINUTE / 60, clock=clock, sleep=sleep)
+        )
+        self._track_route = _Route("POST", TRACK_PATH, PERMISSIONS[TRACK_PATH], self._limiter)
+        self._delete_route = _Route("POST", DELETE_PATH, PERMISSIONS[DELETE_PATH], self._limiter)
+        self._catalogs_route = _Route(
+            "GET", CATALOGS_PATH, CATALOGS_PERMISSION, RateLimiter(None, clock=clock, sleep=sleep)
+        )
         self._max_objects = max_objects
         self._sleep = sleep
         self._clock = clock
@@ -340,7 +441,7 @@ class BrazeClient:
         count = len(indexes)
         try:
             reply = self._send(
-                TRACK_PATH,
+                self._track_route,
                 body,
                 f"{count} {array} objects",
                 unknown=lambda r: _unknown_outcome(r, count, array),
@@ -360,13 +461,13 @@ class BrazeClient:
                     tally.accepted.append(index)
             return
         if reply.status not in (400, 413):
-            raise self._request_error(TRACK_PATH, reply)
+            raise self._request_error(self._track_route, reply)
         from_braze = reply.from_braze and not _errors_outside(reply.data, count, array)
         if not from_braze and (reply.status == 400 or len(indexes) == 1):
             # A WAF or proxy refused the request, not Braze: nothing says an object is at fault,
             # so nothing is recorded as rejected and every object stays pending. (A 413 is about
             # the body's size whoever measured it: halving it is safe, recording is not.)
-            raise self._not_braze_error(TRACK_PATH, reply)
+            raise self._not_braze_error(self._track_route, reply)
 
         message = self._message(reply)
         if reply.status == 400 and reasons:
@@ -416,12 +517,12 @@ class BrazeClient:
                 raise self._check_outcome
 
     def _check_access(self) -> None:
-        reply = self._send(TRACK_PATH, KEY_CHECK_BODY, "key check")
+        reply = self._send(self._track_route, KEY_CHECK_BODY, "key check")
         if reply.from_braze and (reply.ok or reply.status == 400):
             return
         if reply.from_braze or reply.status == 404 or 300 <= reply.status < 400:
-            raise self._request_error(TRACK_PATH, reply)
-        raise self._not_braze_error(TRACK_PATH, reply)
+            raise self._request_error(self._track_route, reply)
+        raise self._not_braze_error(self._track_route, reply)
 
     # -- /users/delete ------------------------------------------------------------------------
 
@@ -455,50 +556,213 @@ class BrazeClient:
             )
             body = json.dumps({key: named}, separators=(",", ":"), ensure_ascii=False)
             reply = self._send(
-                DELETE_PATH, body.encode("utf-8"), f"{len(chunk)} {key}", unknown=_unknown_outcome
+                self._delete_route, body.encode("utf-8"), f"{len(chunk)} {key}", unknown=_unknown_outcome
             )
             requests_made += reply.attempts
             if not reply.ok:
-                raise self._request_error(DELETE_PATH, reply)
+                raise self._request_error(self._delete_route, reply)
             count = reply.data.get("deleted") if reply.data else None
             log.debug("Braze deleted %s of %d users (the rest did not exist)", count, len(chunk))
             deleted.extend(chunk)
         return DeleteResult(deleted, requests_made)
 
+    # -- catalogs -----------------------------------------------------------------------------
+
+    def catalog_items(self, catalog: str, method: CatalogMethod, parts: list[bytes]) -> CatalogResult:
+        """Create (POST), update (PATCH), replace (PUT) or delete (DELETE) items of `catalog`.
+
+        `parts`: each one item object encoded as JSON, id included (`b'{"id":"sku-1","price":3.5}'`;
+        for DELETE `b'{"id":"sku-1"}'`), sent as they are in requests of at most
+        MAX_CATALOG_ITEMS. The result gives each index accepted or rejected (Braze's reason); a
+        POST item that already existed goes again as PUT and is listed in `replaced` too. A
+        Braze error (retry budget spent, key refused, no such catalog) does not raise: it is the
+        result's `error`, and what earlier requests settled stands. Thread-safe: the engine sends
+        several batches at once. Raises ValueError for another method or an empty catalog name.
+        """
+        if method not in CATALOG_PERMISSIONS:
+            raise ValueError(f"method must be one of {sorted(CATALOG_PERMISSIONS)}, got {method!r}")
+        if not catalog:
+            raise ValueError("the catalog name is empty")
+        tally = _CatalogTally(parts)
+        try:
+            for start in range(0, len(parts), MAX_CATALOG_ITEMS):
+                indexes = list(range(start, min(start + MAX_CATALOG_ITEMS, len(parts))))
+                self._catalog_request(catalog, method, indexes, tally, replacing=False)
+        except BrazeError as exc:
+            return tally.result(exc)
+        return tally.result()
+
+    def _catalog_request(
+        self, catalog: str, method: str, indexes: list[int], tally: _CatalogTally, *, replacing: bool
+    ) -> None:
+        """Send the items `indexes` in one request, and settle each of them (or raise)."""
+        route = _Route(
+            method,
+            f"/catalogs/{quote(catalog, safe='')}/items",
+            CATALOG_PERMISSIONS[method],
+            self._catalog_limiter,
+        )
+        body = b'{"items":[' + b",".join(tally.parts[i] for i in indexes) + b"]}"
+        reply = self._send(
+            route, body, f"{len(indexes)} items of catalog {catalog}", unknown=_unknown_outcome
+        )
+        tally.requests += reply.attempts
+        if reply.ok:  # Braze's JSON: `unknown` retried anything else
+            tally.accepted.extend(indexes)
+            if replacing:
+                tally.replaced.extend(indexes)
+            return
+        if reply.status == 404:
+            raise self._catalog_missing(catalog, route, reply)
+        if reply.status not in (400, 413):
+            raise self._request_error(route, reply)
+        if not reply.from_braze and (reply.status == 400 or len(indexes) == 1):
+            # A WAF or proxy refused the request, not Braze: no item is at fault (see _track).
+            raise self._not_braze_error(route, reply)
+
+        errors = _catalog_errors(reply.data) if reply.from_braze else []
+        named, existing = self._named_items(errors, method, indexes, tally)
+        if named or existing:
+            # Braze applied nothing of the request: settle the named items, send the rest again.
+            tally.rejected.update(named)
+            rest = [i for i in indexes if i not in named and i not in existing]
+            again = [i for i in indexes if i in existing and i not in named]
+            if rest:
+                self._catalog_request(catalog, method, rest, tally, replacing=replacing)
+            if again:
+                log.info(
+                    "%d items of catalog %s already existed in Braze: replacing them", len(again), catalog
+                )
+                self._catalog_request(catalog, "PUT", again, tally, replacing=True)
+            return
+        reason = "; ".join(f"{code}: {message}" for code, message, _ in errors) or self._message(reply)
+        if len(indexes) == 1:
+            tally.rejected[indexes[0]] = self._clip(reason, EXCERPT_CHARS)
+            return
+        if not self._warned_split:
+            self._warned_split = True
+            log.warning(
+                "Braze refused %d items of catalog %s with %d (%s) without naming them; splitting "
+                "the request to isolate the items at fault.",
+                len(indexes),
+                catalog,
+                reply.status,
+                self._clip(reason, EXCERPT_CHARS),
+            )
+        middle = len(indexes) // 2
+        self._catalog_request(catalog, method, indexes[:middle], tally, replacing=replacing)
+        self._catalog_request(catalog, method, indexes[middle:], tally, replacing=replacing)
+
+    def _named_items(
+        self, errors: list[tuple[str, str, list[str]]], method: str, indexes: list[int], tally: _CatalogTally
+    ) -> tuple[dict[int, str], set[int]]:
+        """The items of the request Braze's `errors` name by id: index -> reason for the refused
+        ones, and the POST items refused only because they already exist."""
+        by_id: dict[str, list[int]] = {}
+        for index in indexes:
+            item_id = tally.item_id(index)
+            if item_id is not None:
+                by_id.setdefault(item_id, []).append(index)
+        named: dict[int, str] = {}
+        existing: set[int] = set()
+        for code, message, values in errors:
+            hits = [index for value in dict.fromkeys(values) for index in by_id.get(value, ())]
+            if code == ITEM_ALREADY_EXISTS and method == "POST":
+                existing.update(hits)
+                continue
+            reason = self._clip(f"{code}: {message}", EXCERPT_CHARS)
+            for index in hits:
+                named[index] = f"{named[index]}; {reason}" if index in named else reason
+        return named, existing
+
+    def catalog_fields(self, catalog: str) -> dict[str, str] | None:
+        """{field name: type} of `catalog`, `id` included, from `GET /catalogs`; None when the
+        workspace has no catalog of that name. Follows the next page while the answer gives one
+        (a `Link` header with rel="next", or a `next_cursor`). Raises BrazeError."""
+        route = self._catalogs_route
+        seen: set[str] = set()
+        for _page in range(MAX_CATALOG_PAGES):
+            reply = self._send(route, None, "list catalogs", unknown=_unknown_catalogs)
+            if not reply.ok:
+                if reply.from_braze or reply.status == 404 or 300 <= reply.status < 400:
+                    raise self._request_error(route, reply)
+                raise self._not_braze_error(route, reply)
+            data = reply.data or {}
+            for entry in data.get("catalogs") or ():
+                if isinstance(entry, dict) and entry.get("name") == catalog:
+                    return _catalog_field_types(entry.get("fields"))
+            following = self._next_page(reply)
+            if following is None:
+                return None
+            if following in seen:
+                break
+            seen.add(following)
+            route = replace(route, path=following)
+        raise BrazeRequestError(
+            f"GET /catalogs at {self._endpoint} kept pointing to further pages "
+            f"({len(seen)} followed): stopped",
+            status=reply.status,
+            hint="report it with the log at DEBUG level",
+        )
+
+    def _next_page(self, reply: _Reply) -> str | None:
+        """The path of the next page of `GET /catalogs`, or None on the last one. Only a page on
+        the configured endpoint is followed: elsewhere, the key would go along."""
+        link = _next_link(reply.headers.get("Link", ""))
+        if link is None:
+            cursor = (reply.data or {}).get("next_cursor")
+            return (
+                f"{CATALOGS_PATH}?cursor={quote(cursor, safe='')}"
+                if isinstance(cursor, str) and cursor
+                else None
+            )
+        if link.startswith(self._endpoint + "/"):
+            link = link[len(self._endpoint) :]
+        if not link.startswith("/") or link.startswith("//"):
+            raise BrazeRequestError(
+                f"GET /catalogs at {self._endpoint} gave its next page at another address "
+                f"({self._clip(link, EXCERPT_CHARS)}): not followed, the API key would go along",
+                status=reply.status,
+                hint=f"{ENDPOINT_HINT} ({CLUSTER_EXAMPLES})",
+            )
+        return link
+
     # -- one request, with retries ------------------------------------------------------------
 
     def _send(
         self,
-        path: str,
-        body: bytes,
+        route: _Route,
+        body: bytes | None,
         what: str,
         unknown: Callable[[_Reply], str | None] | None = None,
         *,
         once: bool = False,
     ) -> _Reply:
-        """POST until Braze gives a non-transient answer; 401/403 raise, other replies return.
+        """Send until Braze gives a non-transient answer; 401/403 raise, other replies return.
 
         `unknown` says why a 2xx acknowledges nothing (not Braze's answer): such a reply is
         retried like a 5xx, which is safe because plain attribute sets and deletions are
-        idempotent. With `once` (events, purchases) only what was not applied is retried; after
-        an attempt that may have been applied, `_OutcomeUnknown` is raised instead.
+        idempotent, and so are catalog writes. With `once` (events, purchases) only what was not
+        applied is retried; after an attempt that may have been applied, `_OutcomeUnknown` is
+        raised instead.
         """
         if self._closed:
             raise RuntimeError("BrazeClient is closed")
         transport = self._transport
+        method, path = route.method, route.path
         started = self._clock()
         attempts = 0
         while True:
-            self._limiter.acquire()
+            route.limiter.acquire()
             attempts += 1
             if log.isEnabledFor(logging.DEBUG):
-                payload = self._clip(body.decode("utf-8", "replace"), DEBUG_BODY_CHARS)
-                log.debug("POST %s (%s, attempt %d): %s", path, what, attempts, payload)
-            outcome = self._attempt(transport, path, body, attempts - 1, unknown)
+                payload = self._clip((body or b"").decode("utf-8", "replace"), DEBUG_BODY_CHARS)
+                log.debug("%s %s (%s, attempt %d): %s", method, path, what, attempts, payload)
+            outcome = self._attempt(transport, route, body, attempts - 1, unknown)
             if isinstance(outcome, _Reply):
                 return replace(outcome, attempts=attempts)
             if once and outcome.maybe_applied:
-                log.warning("POST %s (%s): %s; outcome unknown, not resent", path, what, outcome.why)
+                log.warning("%s %s (%s): %s; outcome unknown, not resent", method, path, what, outcome.why)
                 raise _OutcomeUnknown(outcome.why, attempts)
             last, wait = outcome.why, outcome.wait
             elapsed = self._clock() - started
@@ -511,21 +775,21 @@ class BrazeClient:
                     "request rate (other apps share the workspace's limit).",
                 )
             level = logging.INFO if last.startswith("429") else logging.WARNING
-            log.log(level, "POST %s: %s; retry %d in %.1fs", path, last, attempts, wait)
+            log.log(level, "%s %s: %s; retry %d in %.1fs", method, path, last, attempts, wait)
             self._sleep(wait)
 
     def _attempt(
         self,
         transport: Transport,
-        path: str,
-        body: bytes,
+        route: _Route,
+        body: bytes | None,
         failures: int,
         unknown: Callable[[_Reply], str | None] | None,
     ) -> _Reply | _Transient:
         """One HTTP request: the reply, or what went wrong when it is transient."""
         backoff = self._retry.backoff(failures)
         try:
-            response = transport.post(path, body)
+            response = transport.request(route.method, route.path, body)
         except TransportTimeout as exc:
             return _Transient(f"timeout ({exc})", backoff, maybe_applied=True)
         except TransportTLSError as exc:
@@ -541,19 +805,19 @@ class BrazeClient:
             return _Transient(self._clip(str(exc), EXCERPT_CHARS), backoff, maybe_applied)
         status = response.status
         if status in (401, 403):
-            raise self._auth_error(path, status)  # never look at the body: it may echo the key
+            raise self._auth_error(route, status)  # never look at the body: it may echo the key
         reply = self._read(response)
         if status != 429 and status < 500:
             why = unknown(reply) if unknown is not None and reply.ok else None
             if why:
                 return _Transient(why, backoff, maybe_applied=True)
             if reply.ok:
-                self._limiter.on_success()
+                route.limiter.on_success()
             return reply
         hinted = wait_from_headers(reply.headers, now=self._wall_clock(), rate_limited=status == 429)
         wait = min(self._retry.max_delay, hinted) if hinted else backoff
         if status == 429:
-            self._limiter.on_rate_limited(wait)
+            route.limiter.on_rate_limited(wait)
         maybe_applied = status not in NOT_APPLIED_STATUSES
         return _Transient(f"{status} {reply.reason}".strip(), wait, maybe_applied)
 
@@ -587,7 +851,7 @@ class BrazeClient:
             return self._clip(message, EXCERPT_CHARS)
         return self._clip(reply.text, EXCERPT_CHARS) or f"{reply.status} {reply.reason}".strip()
 
-    def _auth_error(self, path: str, status: int) -> BrazeAuthError:
+    def _auth_error(self, route: _Route, status: int) -> BrazeAuthError:
         if status == 401:
             return BrazeAuthError(
                 f"Braze refused the API key (401) at {self._endpoint}",
@@ -597,17 +861,17 @@ class BrazeClient:
                 f"{CLUSTER_EXAMPLES}; yours is shown in the Braze dashboard under "
                 "Settings > APIs and Identifiers.",
             )
-        permission = PERMISSIONS.get(path, "the permission for " + path)
+        permission = route.permission
         return BrazeAuthError(
-            f"Braze refused POST {path} (403) at {self._endpoint}: the API key lacks the "
+            f"Braze refused {route.method} {route.path} (403) at {self._endpoint}: the API key lacks the "
             f"`{permission}` permission",
             status=403,
             hint=f"in the Braze dashboard (Settings > APIs and Identifiers), give the key the "
             f"`{permission}` permission, or use a key that has it",
         )
 
-    def _request_error(self, path: str, reply: _Reply) -> BrazeRequestError:
-        where = f"POST {path} at {self._endpoint}"
+    def _request_error(self, route: _Route, reply: _Reply) -> BrazeRequestError:
+        where = f"{route.method} {route.path} at {self._endpoint}"
         if 300 <= reply.status < 400:
             location = self._clip(reply.headers.get("Location", "?"), EXCERPT_CHARS)
             return BrazeRequestError(
@@ -627,18 +891,37 @@ class BrazeClient:
             hint=hint,
         )
 
-    def _not_braze_error(self, path: str, reply: _Reply) -> BrazeRequestError:
+    def _not_braze_error(self, route: _Route, reply: _Reply) -> BrazeRequestError:
         """Something that is not Braze refused the request (a WAF, a proxy, a wrong URL): its
         answer says nothing about our objects, so none is recorded as rejected."""
         excerpt = self._clip(reply.text, EXCERPT_CHARS) or "an empty body"
         return BrazeRequestError(
-            f"POST {path} at {self._endpoint} was answered {reply.status} {reply.reason}".rstrip()
+            f"{route.method} {route.path} at {self._endpoint} was answered "
+            + f"{reply.status} {reply.reason}".rstrip()
             + f" but not with Braze's JSON ({excerpt}): nothing was recorded as rejected",
             status=reply.status,
             hint=f"{ENDPOINT_HINT} ({CLUSTER_EXAMPLES}); a proxy, firewall or captive portal "
             "between this machine and Braze may have answered instead. What was not delivered "
             "stays pending.",
         )
+
+    def _catalog_missing(self, catalog: str, route: _Route, reply: _Reply) -> BrazeRequestError:
+        return BrazeRequestError(
+            f"Braze has no catalog named {catalog!r}: {route.method} {route.path} at "
+            f"{self._endpoint} was answered {reply.status} ({self._message(reply)})",
+            status=reply.status,
+            hint=f"create the catalog {catalog!r} in Braze (Data Settings > Catalogs) with the "
+            "fields the model maps, or fix `catalog:` in the model's braze meta block; if Braze's "
+            f"answer is not `catalog-not-found`, check BRAZE_REST_ENDPOINT ({ENDPOINT_HINT})",
+        )
+
+
+def _unknown_catalogs(reply: _Reply) -> str | None:
+    """Why a 2xx of `GET /catalogs` tells nothing, or None when it holds Braze's list."""
+    why = _unknown_outcome(reply)
+    if why is None and not isinstance((reply.data or {}).get("catalogs"), list):
+        return f"{reply.status} {reply.reason} without a `catalogs` list".strip()
+    return why
 
 
 def _unknown_outcome(reply: _Reply, count: int | None = None, array: str = "attributes") -> str | None:
@@ -693,6 +976,59 @@ def _object_errors(data: dict[str, Any] | None, count: int, array: str) -> dict[
         reason = str(entry.get("type") or "rejected by Braze")
         reasons[index] = f"{reasons[index]}; {reason}" if index in reasons else reason
     return reasons
+
+
+def _catalog_errors(data: dict[str, Any] | None) -> list[tuple[str, str, list[str]]]:
+    """(error id, message, parameter values) of each entry of a catalog 400's `errors`;
+    tolerates null, absent or malformed."""
+    errors = data.get("errors") if data else None
+    if not isinstance(errors, list):
+        return []
+    found = []
+    for entry in errors:
+        if not isinstance(entry, dict):
+            continue
+        values = entry.get("parameter_values")
+        values = [v for v in values if isinstance(v, str)] if isinstance(values, list) else []
+        found.append(
+            (str(entry.get("id") or "error"), str(entry.get("message") or "rejected by Braze"), values)
+        )
+    return found
+
+
+def _item_id(part: bytes) -> str | None:
+    """The `id` of one encoded item, None when it has no string id (Braze names it by none)."""
+    try:
+        item = json.loads(part)
+    except (ValueError, RecursionError):
+        return None
+    item_id = item.get("id") if isinstance(item, dict) else None
+    return item_id if isinstance(item_id, str) else None
+
+
+def _catalog_field_types(fields: object) -> dict[str, str]:
+    """{name: type} from a catalog's `fields` list (`[{"name": "id", "type": "string"}, ..]`)."""
+    if not isinstance(fields, list):
+        return {}
+    return {
+        f["name"]: f["type"]
+        for f in fields
+        if isinstance(f, dict) and isinstance(f.get("name"), str) and isinstance(f.get("type"), str)
+    }
+
+
+def _next_link(header: str) -> str | None:
+    """The target of the rel="next" entry of a `Link` header (`<url>; rel="next", ...`)."""
+    for entry in header.split(","):
+        target, *params = (piece.strip() for piece in entry.split(";"))
+        rels: list[str] = []
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "rel":
+                rels += value.strip().strip('"').split()  # rel="prev next" names two
+        if "next" in rels and target.startswith("<") and target.endswith(">"):
+            return target[1:-1].strip()
+    return None
 
 
 def _encode_object(index: int, obj: dict[str, Any]) -> bytes:

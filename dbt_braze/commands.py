@@ -256,6 +256,7 @@ def _client(braze: BrazeSettings, settings: SyncSettings) -> BrazeClient:
         braze.api_key,
         retry=RetryPolicy(max_elapsed=settings.max_retry_seconds),
         limiter=RateLimiter(settings.requests_per_second or None),
+        catalog_limiter=RateLimiter(settings.catalog_requests_per_second or None),
         max_objects=settings.batch_size,
     )
 
@@ -348,7 +349,11 @@ def _model_status(warehouse: Store, config: ModelSync) -> dict[str, Any]:
             "braze_pending_counts_sql", model_name=name, on_removed=config.on_removed
         )[0]
         pending: dict[str, Any] | None = dict(
-            zip(("new_users", "changed_users", "attributes", "removed_users"), counts, strict=True)
+            zip(
+                ("new_users", "changed_users", "attributes", "subscription_groups", "removed_users"),
+                counts,
+                strict=True,
+            )
         )
         withheld = warehouse.withheld(name)
     except NotBuiltError:
@@ -367,6 +372,8 @@ def _model_status(warehouse: Store, config: ModelSync) -> dict[str, Any]:
         ],
         "rejected_users": int(rejected_total or 0),
         "rejected_samples": [{"key": k, "reason": r, "rejected_at": t} for k, r, t in rejected],
+        # the acknowledgement logs against their keys (compaction keeps them near 1:1)
+        "logs": warehouse.log_sizes(name).as_json(),
     }
 
 

@@ -32,6 +32,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
+from dbt_braze import compaction
+from dbt_braze.compaction import CompactionStore
 from dbt_braze.config import ModelSync
 from dbt_braze.errors import BrazeAuthError, LockedError, SyncError, WarehouseError
 from dbt_braze.kinds import kind_of
@@ -64,7 +66,7 @@ READ_BATCH_ROWS = 2_000
 SEND = SyncMode()  # a plain sync: send what is pending
 
 
-class WarehouseAccess(RunStore, Protocol):
+class WarehouseAccess(CompactionStore, RunStore, Protocol):
     """What the engine needs from the warehouse (dbt_braze.store.Store)."""
 
     def require_pending(self, model_name: str) -> None: ...
@@ -120,6 +122,7 @@ class ModelReport:
     unknown_samples: list[tuple[str, str]] = field(default_factory=list)
     unknown_rows: int = 0  # ids whose outcome is unknown once the run ended
     changed_after_sending: int = 0  # rows changed after they were sent: never sent again
+    compacted: list[str] = field(default_factory=list)  # the logs compacted after the sync
 
     def reject(self, key: str, reason: str) -> None:
         self.rows_rejected += 1
@@ -628,6 +631,13 @@ def sync_one(
         run.start()
     except LockedError as exc:  # this model only: the others still sync
         return report, str(exc)
+    rediffs = not kind_of(model).at_most_once  # the events read skips logged ids itself
+    if rediffs:
+        try:  # Spark: wait for a compaction of the logs, finish one a crash interrupted
+            compaction.prepare(warehouse, lease_seconds=settings.lock_lease_seconds)
+        except LockedError as exc:
+            run.finish("locked", report.counts(), str(exc))
+            return report, str(exc)
     progress = Progress(model.model_name, _pending_users(warehouse, model), progress_to)
     engine = SyncEngine(
         warehouse,
@@ -644,7 +654,6 @@ def sync_one(
         # for the others): a revoked key fails every scheduled sync, recorded as failed.
         assert braze is not None
         braze.check_access()
-        rediffs = not kind_of(model).at_most_once  # the events read skips logged ids itself
         if rediffs and warehouse.pending_is_stale(model.model_name):
             # a sync that overlapped the last `dbt run` acknowledged after it: re-diff
             warehouse.rebuild_pending(model, relation)
@@ -654,6 +663,15 @@ def sync_one(
             # a `dbt run` rebuilt the pending changes while we sent: its diff may
             # predate our acknowledgements, so recompute it now that we are done
             warehouse.rebuild_pending(model, relation)
+        if rediffs:
+            # after the last checkpoint and re-diff, still under the model's lock
+            report.compacted = compaction.compact(
+                warehouse,
+                model.model_name,
+                run.run_id,
+                ratio=settings.compaction_ratio,
+                lease_seconds=settings.lock_lease_seconds,
+            ).logs
         status = "success"
         if report.unknown_rows:
             return report, unknown_message(report)

@@ -24,6 +24,9 @@ from email.utils import parsedate_to_datetime
 # `api_limits.md`). Here, not in braze.py, so that settings (and the CLI's --help) can read it
 # without loading the HTTP client.
 MAX_TRACK_OBJECTS = 75
+# The asynchronous catalog item endpoints (POST, PATCH, PUT, DELETE) share this limit, apart from
+# /users/track's (notes, "Catalogs"; Braze docs `api_limits.md`).
+CATALOG_REQUESTS_PER_MINUTE = 16_000
 
 # Lowest rate (requests per second) repeated 429s can push the limiter down to. Ours, not Braze's:
 # one request a second still makes progress under any documented contract.

@@ -158,6 +158,8 @@ def report_json(
         rejection_samples=[{"key": k, "reason": r} for k, r in report.rejection_samples],
         seconds=round(report.seconds, 3),
     )
+    if model.kind == "users":
+        document["compacted"] = report.compacted  # the logs compacted after the sync
     if model.kind != "users":
         document.update(
             kind=model.kind,
@@ -200,9 +202,11 @@ def status_text(models: list[dict[str, Any]]) -> str:
                     "`--forget-unknown`"
                 )
         else:
+            groups = pending["subscription_groups"]
+            states = f", {groups:,} subscription group states" if groups else ""
             lines.append(
                 f"  pending: {pending['new_users']:,} new users, {pending['changed_users']:,} changed users "
-                f"({pending['attributes']:,} attributes), {pending['removed_users']:,} removed users"
+                f"({pending['attributes']:,} attributes{states}), {pending['removed_users']:,} removed users"
             )
         for w in m["withheld"]:
             what = "null identifier" if w["kind"] == "withheld_null" else f"duplicated identifier {w['key']}"
@@ -219,6 +223,12 @@ def status_text(models: list[dict[str, Any]]) -> str:
             error = f" — {run['error']}" if run["error"] else ""
             lines.append(f"  run {run['started_at']} {run['status']:<11} {counts}{error}")
         lines.append(f"  rejected: {m['rejected_users']:,} users")
+        if m.get("logs"):
+            logs = m["logs"]
+            lines.append(
+                f"  logs: braze_state {logs['state_rows']:,} rows for {logs['state_keys']:,} keys, "
+                f"braze_fingerprints {logs['fingerprint_rows']:,} rows for {logs['fingerprint_keys']:,} users"
+            )
         for r in m["rejected_samples"]:
             lines.append(f"    {r['key']}: {r['reason']} ({r['rejected_at']})")
     return "\n".join(lines)

@@ -136,3 +136,35 @@ class IdentifierChange(NamedTuple):
 
     recorded_elsewhere: int  # users the state holds under another identifier: forgotten, never sent
     sent_whole: int  # the model's users the state does not hold: sent whole, as new
+
+
+LOGS = ("state", "fingerprints")  # the logs a compaction compacts (macros/compaction.sql)
+
+
+@dataclass(frozen=True)
+class LogSizes:
+    """A model's rows and keys in each log (keys: user and attribute; user)."""
+
+    state_rows: int
+    state_keys: int
+    fingerprint_rows: int
+    fingerprint_keys: int
+
+    def due(self, ratio: float) -> list[str]:
+        """The logs holding more than `ratio` rows per key (none when `ratio` is 0)."""
+        if ratio <= 0:
+            return []
+        due = []
+        if self.state_rows > ratio * self.state_keys:
+            due.append("state")
+        if self.fingerprint_rows > ratio * self.fingerprint_keys:
+            due.append("fingerprints")
+        return due
+
+    def as_json(self) -> dict[str, int]:
+        return {
+            "state_rows": self.state_rows,
+            "state_keys": self.state_keys,
+            "fingerprint_rows": self.fingerprint_rows,
+            "fingerprint_keys": self.fingerprint_keys,
+        }

@@ -15,12 +15,15 @@ from typing import Any
 import yaml
 
 from dbt_braze.errors import ConfigError, MissingSettingError
-from dbt_braze.ratelimit import MAX_TRACK_OBJECTS
+from dbt_braze.ratelimit import CATALOG_REQUESTS_PER_MINUTE, MAX_TRACK_OBJECTS
 
 # Braze's default /users/track limit is 3,000 requests per 3 s per workspace
 # (braze-api-notes.md, "Rate limits"), shared with the customer's apps and other
 # integrations. By default a sync takes half of it.
 DEFAULT_REQUESTS_PER_SECOND = 500.0
+# The catalog item endpoints share their own limit, 16,000 requests per minute (266.7/s); a
+# catalog sync paces itself just under it, and a 429 slows it down like /users/track.
+DEFAULT_CATALOG_REQUESTS_PER_SECOND = float(CATALOG_REQUESTS_PER_MINUTE // 60)
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,13 @@ class SyncSettings:
             "leaves half of Braze's default limit to your other API traffic"
         },
     )
+    catalog_requests_per_second: float = field(
+        default=DEFAULT_CATALOG_REQUESTS_PER_SECOND,
+        metadata={
+            "help": "client-side cap on catalog item requests per second (0: none); Braze "
+            "allows 16,000 per minute for them, shared with your other API traffic"
+        },
+    )
     batch_size: int = field(
         default=MAX_TRACK_OBJECTS,
         metadata={"help": "objects per /users/track request (Braze allows 75; some contracts 50)"},
@@ -97,20 +107,32 @@ class SyncSettings:
         default=500, metadata={"help": "how many first objects the rejection rate is judged on"}
     )
 
+    # 2: the logs never cost the hook more than twice a compacted one, and a
+    # compaction (one pass over the log) runs at most once per doubling
+    compaction_ratio: float = field(
+        default=2.0,
+        metadata={
+            "help": "compact a model's acknowledgement logs after a sync when they hold more than "
+            "this many rows per key (0: never; docs/operating.md, Compaction)"
+        },
+    )
+
     def __post_init__(self) -> None:
         problems = []
         if not 1 <= self.concurrency <= 256:
             problems.append("concurrency must be between 1 and 256")
         if not 1 <= self.batch_size <= MAX_TRACK_OBJECTS:
             problems.append(f"batch_size must be between 1 and {MAX_TRACK_OBJECTS} (Braze's limit)")
-        if self.requests_per_second < 0:
-            problems.append("requests_per_second must be 0 (no cap) or more")
+        if self.requests_per_second < 0 or self.catalog_requests_per_second < 0:
+            problems.append("requests_per_second and catalog_requests_per_second must be 0 (no cap) or more")
         if self.checkpoint_objects < 1 or self.checkpoint_seconds <= 0:
             problems.append("checkpoint_objects and checkpoint_seconds must be positive")
         if self.lock_lease_seconds < self.max_retry_seconds + 60:
             # a request may be retried this long without a heartbeat: a shorter lease
             # would let a second sync start beside a live one
             problems.append("lock_lease_seconds must exceed max_retry_seconds by at least 60")
+        if self.compaction_ratio != 0 and self.compaction_ratio < 1:
+            problems.append("compaction_ratio must be 0 (never) or at least 1")
         if not 0 < self.max_rejection_rate <= 1:
             problems.append("max_rejection_rate must be in (0, 1]")
         if problems:

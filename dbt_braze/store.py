@@ -16,9 +16,11 @@ from dbt_braze.config import ModelSync
 from dbt_braze.dbt_access import DbtAccess, Page
 from dbt_braze.errors import NotBuiltError
 from dbt_braze.rows import (
+    LOGS,
     ROW_SEPARATOR,
     EventRecord,
     IdentifierChange,
+    LogSizes,
     ObjectAcks,
     Read,
     RelationRef,
@@ -356,6 +358,36 @@ class Store:
         return self.fetch_macro(
             "braze_live_runs_sql", model_name=model_name, lease_seconds=int(lease_seconds)
         )
+
+    def all_live_runs(self, lease_seconds: float) -> list[Row]:
+        """(run_id, model_name) of the runs of every model that hold a lock."""
+        return self.fetch_macro("braze_all_live_runs_sql", lease_seconds=int(lease_seconds))
+
+    # -- compaction (dbt_braze/compaction.py, macros/compaction.sql) -------------------------
+    @property
+    def compaction_rewrites(self) -> bool:
+        """True where a compaction rewrites the logs (Spark: no DELETE)."""
+        return bool(self.dbt.macro("braze_compaction_rewrites"))
+
+    def log_sizes(self, model_name: str) -> LogSizes:
+        (row,) = self.fetch_macro("braze_log_sizes_sql", model_name=model_name)
+        return LogSizes(*(int(count or 0) for count in row))
+
+    def compact_logs(self, model_name: str, logs: list[str]) -> None:
+        """Compact the model's `logs`: one DELETE each, in one transaction; where the logs
+        are rewritten instead (Spark), one rewrite each (macro braze_rewrite_log)."""
+        if self.compaction_rewrites:
+            for log in logs:
+                self.dbt.macro("braze_rewrite_log", log=log, model_name=model_name)
+            return
+        statements = [
+            str(self.dbt.macro("braze_compact_sql", log=log, model_name=model_name)) for log in logs
+        ]
+        self.dbt.execute(*statements)
+
+    def finish_compaction(self) -> bool:
+        """Finish the rewrites a crash interrupted (Spark); True when there was one."""
+        return any([bool(self.dbt.macro("braze_finish_compaction", log=log)) for log in LOGS])
 
 
 def unpack(entries: Sequence[Sequence[Any]]) -> list[str]:

@@ -1,6 +1,7 @@
-"""POST to one Braze endpoint through one urllib3 pool, shared by all of the client's threads.
+"""Requests to one Braze endpoint through one urllib3 pool, shared by all of the client's threads.
 
-`Transport.post(path, body) -> RawResponse` raises `TransportNotSent` when the request never
+`Transport.post(path, body) -> RawResponse` (and `request(method, path, body)` for the catalog
+endpoints' GET, PATCH, PUT and DELETE) raises `TransportNotSent` when the request never
 left (the connection, its TLS handshake or the proxy failed before a byte of it was written: safe
 to resend whatever it holds), `TransportTimeout` or `TransportFailure` when the outcome is unknown
 (the body may have been written, and applied), and `TransportTLSError` when the endpoint's
@@ -95,7 +96,7 @@ class Pool(Protocol):
 
 
 class Transport:
-    """POSTs to `endpoint` + path with fixed headers and timeouts; safe to share between threads."""
+    """Requests to `endpoint` + path with fixed headers and timeouts; safe to share between threads."""
 
     def __init__(
         self,
@@ -112,12 +113,16 @@ class Transport:
         self._pool = pool if pool is not None else make_pool(self._endpoint, pool_size)
 
     def post(self, path: str, body: bytes) -> RawResponse:
+        return self.request("POST", path, body)
+
+    def request(self, method: str, path: str, body: bytes | None) -> RawResponse:
+        """One `method` request (`body` None: none, as for GET); failures as `post` says."""
         # An exception the caller is handling becomes the context of ours: it is not about this
         # request, so it is never looked into.
         handled = sys.exc_info()[1]
         try:
             response = self._pool.urlopen(
-                "POST",
+                method,
                 self._endpoint + path,
                 body=body,
                 headers=self._headers,

@@ -390,31 +390,10 @@ group by status
     {%- endif -%}
   {%- endfor -%}
   {#- the identifier, as braze_block_problems reads it for kind users -#}
-  {%- set identifiers = [] -%}
-  {%- for key in ['external_id', 'braze_id', 'email', 'phone', 'user_alias'] if key in block -%}
-    {%- set value = block[key] -%}
-    {%- if key == 'user_alias' -%}{%- set value = value.get('name') if value is mapping else none -%}{%- endif -%}
-    {%- if value is not string -%}{{ return(result) }}{%- endif -%}
-    {%- do identifiers.append(key) -%}
-  {%- endfor -%}
-  {%- if identifiers | length != 1 -%}
-    {%- do problems.append(here ~ ": needs exactly one of `external_id`, `braze_id`, `email`, `phone` or `user_alias`") -%}
-  {%- endif -%}
-  {%- set id_field = identifiers[0] if identifiers | length == 1 else 'external_id' -%}
-  {%- set real_names = {} -%}
-  {%- for c in columns or [] -%}{%- do real_names.update({c | lower: c}) -%}{%- endfor -%}
-  {%- set id_column_name = '' -%}
-  {%- if identifiers | length == 1 -%}
-    {%- set id_column_name = block['user_alias']['name'] if id_field == 'user_alias' else block[id_field] -%}
-  {%- endif -%}
-  {%- if id_column_name -%}
-    {%- set id_path = here ~ ('.user_alias.name' if id_field == 'user_alias' else '.' ~ id_field) -%}
-    {%- set id_column = id_column_name if columns is none else real_names.get(id_column_name | lower) -%}
-    {%- if id_column is none -%}
-      {%- do problems.append(id_path ~ ": column `" ~ id_column_name ~ "` does not exist in the model") -%}
-    {%- endif -%}
-    {%- do result.update({'id_column': id_column, 'id_field': id_field}) -%}
-  {%- endif -%}
+  {%- set identifiers = dbt_braze._braze_identifiers(here, block, problems) -%}
+  {%- if identifiers is none -%}{{ return(result) }}{%- endif -%}
+  {%- set real_names = dbt_braze._braze_real_names(columns) -%}
+  {%- do result.update(dbt_braze._braze_identifier_column(here, block, identifiers, columns, real_names, problems)) -%}
   {%- set found = [] -%}
   {%- for key in required + optional -%}
     {%- set name = block.get(key) -%}

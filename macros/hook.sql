@@ -22,6 +22,10 @@
   {%- endfor -%}
   {%- if specs | length > 0 -%}
     {%- do dbt_braze.braze_ensure_tables() -%}
+    {#- Spark: a rewrite of the logs a crash interrupted is finished before they are read (macros/compaction.sql) -#}
+    {%- if dbt_braze.braze_compaction_rewrites() -%}
+      {%- for log in ['state', 'fingerprints'] -%}{%- do dbt_braze.braze_finish_compaction(log) -%}{%- endfor -%}
+    {%- endif -%}
     {%- for spec in specs -%}
       {%- if spec.kind in ('events', 'purchases') -%}{%- do dbt_braze.braze_build_event_pending(spec) -%}
       {%- else -%}{%- do dbt_braze.braze_build_pending(spec) -%}{%- endif -%}
@@ -216,20 +220,9 @@
     {%- endif -%}
   {%- endfor -%}
 
-  {%- set identifiers = [] -%}
-  {%- for key in ['external_id', 'braze_id', 'email', 'phone', 'user_alias'] if key in block -%}
-    {%- set value = block[key] -%}
-    {%- if key == 'user_alias' -%}{%- set value = value.get('name') if value is mapping else none -%}{%- endif -%}
-    {%- if value is not string -%}{{ return(result) }}{%- endif -%}
-    {%- do identifiers.append(key) -%}
-  {%- endfor -%}
-  {%- set id_field = 'external_id' -%}
-  {%- if identifiers | length != 1 -%}
-    {%- do problems.append(here ~ ": needs exactly one of `external_id`, `braze_id`, `email`, `phone` or `user_alias`") -%}
-  {%- else -%}
-    {%- set id_field = identifiers[0] -%}
-    {%- do result.update({'id_field': id_field}) -%}
-  {%- endif -%}
+  {%- set identifiers = dbt_braze._braze_identifiers(here, block, problems) -%}
+  {%- if identifiers is none -%}{{ return(result) }}{%- endif -%}
+  {%- set id_field = identifiers[0] if identifiers | length == 1 else 'external_id' -%}
   {%- set mode = block.get('mode', 'update' if id_field == 'braze_id' else 'upsert') -%}
   {%- set on_removed = block.get('on_removed', 'ignore') -%}
   {%- if mode not in ['upsert', 'update'] or on_removed not in ['ignore', 'unset', 'delete'] -%}{{ return(result) }}{%- endif -%}
@@ -243,20 +236,8 @@
     {%- do problems.append(here ~ ".on_removed: `delete` is not allowed with `" ~ id_field ~ "` (it can reach another profile)") -%}
   {%- endif -%}
 
-  {%- set real_names = {} -%}
-  {%- for c in columns or [] -%}{%- do real_names.update({c | lower: c}) -%}{%- endfor -%}
-  {%- set id_column_name = '' -%}
-  {%- if identifiers | length == 1 -%}
-    {%- set id_column_name = block['user_alias']['name'] if id_field == 'user_alias' else block[id_field] -%}
-  {%- endif -%}
-  {%- if id_column_name -%}
-    {%- set id_path = here ~ ('.user_alias.name' if id_field == 'user_alias' else '.' ~ id_field) -%}
-    {%- set id_column = id_column_name if columns is none else real_names.get(id_column_name | lower) -%}
-    {%- if id_column is none -%}
-      {%- do problems.append(id_path ~ ": column `" ~ id_column_name ~ "` does not exist in the model") -%}
-    {%- endif -%}
-    {%- do result.update({'id_column': id_column}) -%}
-  {%- endif -%}
+  {%- set real_names = dbt_braze._braze_real_names(columns) -%}
+  {%- do result.update(dbt_braze._braze_identifier_column(here, block, identifiers, columns, real_names, problems)) -%}
 
   {%- set entries = [] -%}
   {%- set attributes = block.get('attributes') -%}
@@ -390,4 +371,48 @@
            sum(case when change_kind like 'withheld%' then cast(value_text as {{ dbt.type_int() }}) else 0 end) as withheld_rows
     from {{ relation }}
     group by 1
+{% endmacro %}
+
+{#-
+  The identifier keys a block names (a problem unless exactly one), or none
+  when one of them is not a string (the schema check reports that).
+-#}
+{% macro _braze_identifiers(here, block, problems) %}
+  {%- set identifiers = [] -%}
+  {%- for key in ['external_id', 'braze_id', 'email', 'phone', 'user_alias'] if key in block -%}
+    {%- set value = block[key] -%}
+    {%- if key == 'user_alias' -%}{%- set value = value.get('name') if value is mapping else none -%}{%- endif -%}
+    {%- if value is not string -%}{{ return(none) }}{%- endif -%}
+    {%- do identifiers.append(key) -%}
+  {%- endfor -%}
+  {%- if identifiers | length != 1 -%}
+    {%- do problems.append(here ~ ": needs exactly one of `external_id`, `braze_id`, `email`, `phone` or `user_alias`") -%}
+  {%- endif -%}
+  {{ return(identifiers) }}
+{% endmacro %}
+
+{#- The model's columns by lower-cased name: meta names a column in any case. -#}
+{% macro _braze_real_names(columns) %}
+  {%- set real_names = {} -%}
+  {%- for c in columns or [] -%}{%- do real_names.update({c | lower: c}) -%}{%- endfor -%}
+  {{ return(real_names) }}
+{% endmacro %}
+
+{#-
+  The column a block's one identifier names, as the model spells it:
+  {'id_field', 'id_column'} to merge into the checked block, or {} when the
+  block names no single identifier. A column missing from the model is a
+  problem at the identifier's meta path (`columns` none: not checked).
+-#}
+{% macro _braze_identifier_column(here, block, identifiers, columns, real_names, problems) %}
+  {%- if identifiers | length != 1 -%}{{ return({}) }}{%- endif -%}
+  {%- set id_field = identifiers[0] -%}
+  {%- set name = block['user_alias']['name'] if id_field == 'user_alias' else block[id_field] -%}
+  {%- if not name -%}{{ return({}) }}{%- endif -%}
+  {%- set path = here ~ ('.user_alias.name' if id_field == 'user_alias' else '.' ~ id_field) -%}
+  {%- set column = name if columns is none else real_names.get(name | lower) -%}
+  {%- if column is none -%}
+    {%- do problems.append(path ~ ": column `" ~ name ~ "` does not exist in the model") -%}
+  {%- endif -%}
+  {{ return({'id_field': id_field, 'id_column': column}) }}
 {% endmacro %}

@@ -22,7 +22,12 @@ select
      from ({{ dbt_braze.braze_read_upserts_sql(model_name) }}) upserts) as new_users,
     (select count(distinct case when not is_new then braze_key end)
      from ({{ dbt_braze.braze_read_upserts_sql(model_name) }}) upserts) as changed_users,
-    (select count(*) from ({{ dbt_braze.braze_read_upserts_sql(model_name) }}) upserts) as attributes,
+    {#- subscription group states travel as `$subscription_group:<id>` rows: not attributes -#}
+    {%- set group_row = "attribute like '" ~ dbt_braze._braze_group_attribute_prefix() ~ "%'" %}
+    (select count(case when not ({{ group_row }}) then 1 end)
+     from ({{ dbt_braze.braze_read_upserts_sql(model_name) }}) upserts) as attributes,
+    (select count(case when {{ group_row }} then 1 end)
+     from ({{ dbt_braze.braze_read_upserts_sql(model_name) }}) upserts) as subscription_groups,
     {% if on_removed == 'ignore' -%}
     0
     {%- else -%}

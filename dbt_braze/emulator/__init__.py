@@ -6,7 +6,8 @@
         ...  # point the client at emu.url with the key "test-key"
         assert emu.profile("u1") == {"plan": "pro"}
 
-It serves POST /users/track, /users/delete and /users/export/ids with Braze's
+It serves POST /users/track, /users/delete and /users/export/ids, and the
+asynchronous catalog item endpoints with `GET /catalogs`, with Braze's
 status codes, limits and quirks (see braze-api-notes.md), injects faults on
 demand (`EmulatorConfig`), and counts what a client did (`stats()`), including
 the two things a client must never do: exceed the batch size and send two
@@ -14,17 +15,19 @@ concurrent requests for one user. Inspection endpoints under `/_emulator/`
 need no key. Stdlib only; it imports nothing from the dbt_braze client.
 
 Modules: faults.py (knobs, rate limiter, fault decisions), validation.py (one
-track object, a delete's targets), state.py (profiles), counters.py (stats,
-users in flight), app.py (the request pipeline), server.py (HTTP and
-`BrazeEmulator`), cli.py (`python -m dbt_braze.emulator`).
+track object, a delete's targets), state.py (profiles), catalogs.py
+(catalogs, their items and rules), counters.py (stats, users in flight),
+wire.py (request, reply, logged request), app.py (the request pipeline),
+server.py (HTTP and `BrazeEmulator`), cli.py (`python -m dbt_braze.emulator`).
 """
 
 from __future__ import annotations
 
-from .app import ALL_PERMISSIONS, LoggedRequest
+from .app import ALL_PERMISSIONS
 from .cli import main
 from .faults import EmulatorConfig
 from .server import DEFAULT_API_KEY, BrazeEmulator
+from .wire import LoggedRequest
 
 __all__ = [
     "ALL_PERMISSIONS",

@@ -3,7 +3,7 @@
 Prints exactly one line, `braze emulator listening on <url>`, once the
 socket is bound, so a script can wait for it; then serves until SIGINT or
 SIGTERM. Knobs not offered as options can be changed while it runs with
-`POST /_emulator/config`.
+`POST /_emulator/config`, catalogs created with `POST /_emulator/catalogs`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from types import FrameType
 from typing import Any
 
 from .app import ALL_PERMISSIONS
+from .catalogs import catalog_fields
 from .faults import (
+    DEFAULT_CATALOG_RATE_LIMIT,
     DEFAULT_MAX_OBJECTS,
     DEFAULT_RATE_LIMIT,
     DEFAULT_RATE_WINDOW_SECONDS,
@@ -35,7 +37,8 @@ def build_parser(prog: str = "python -m dbt_braze.emulator") -> argparse.Argumen
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Serve a strict Braze REST API emulator (POST /users/track, "
-        "/users/delete, /users/export/ids; inspection under /_emulator/).",
+        "/users/delete, /users/export/ids; the asynchronous catalog item endpoints "
+        "and GET /catalogs; inspection under /_emulator/).",
     )
     add = parser.add_argument
     add("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
@@ -59,6 +62,23 @@ def build_parser(prog: str = "python -m dbt_braze.emulator") -> argparse.Argumen
         default=DEFAULT_RATE_WINDOW_SECONDS,
         metavar="SECONDS",
         help="rate-limit window (default: %(default)s)",
+    )
+    add(
+        "--catalog-rate-limit",
+        type=int,
+        default=DEFAULT_CATALOG_RATE_LIMIT,
+        help="catalog item requests per minute, the four methods together, 0 = unlimited "
+        "(default: %(default)s)",
+    )
+    add(
+        "--catalog",
+        action="append",
+        dest="catalogs",
+        type=_catalog_option,
+        default=[],
+        metavar="NAME:FIELD=TYPE,...",
+        help="a catalog and its fields (types: string, number, boolean, time, object, array), "
+        "e.g. products:title=string,price=number; repeatable",
     )
     add(
         "--max-objects",
@@ -96,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         config = EmulatorConfig(
             rate_limit=args.rate_limit or None,
             rate_window_seconds=args.rate_window,
+            catalog_rate_limit=args.catalog_rate_limit or None,
             max_objects_per_request=args.max_objects,
             latency_ms=args.latency_ms,
             error_rate=args.error_rate,
@@ -106,7 +127,10 @@ def main(argv: list[str] | None = None) -> int:
             sink_mode=args.sink,
         )
         keys = {key: ALL_PERMISSIONS for key in args.api_keys or [DEFAULT_API_KEY]}
-        emulator = BrazeEmulator(keys, config, host=args.host, port=args.port).start()
+        emulator = BrazeEmulator(keys, config, host=args.host, port=args.port)
+        for name, fields in args.catalogs:
+            emulator.create_catalog(name, fields)
+        emulator.start()
     except (ValueError, OSError) as exc:
         print(f"braze emulator: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -130,6 +154,22 @@ def main(argv: list[str] | None = None) -> int:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return EXIT_OK
+
+
+def _catalog_option(text: str) -> tuple[str, dict[str, str]]:
+    """`NAME:field=type,field=type` (`NAME` alone: a catalog with only its id)."""
+    name, _, spec = text.partition(":")
+    fields: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        field, equals, kind = part.partition("=")
+        if not equals:
+            raise argparse.ArgumentTypeError(f"{part!r} in {text!r}: write FIELD=TYPE, e.g. price=number")
+        fields[field.strip()] = kind.strip()
+    try:
+        catalog_fields(name, fields)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return name, fields
 
 
 def _on_sigterm(stopped: threading.Event) -> Any:

@@ -30,6 +30,16 @@ Counters (`BrazeEmulator.stats()`), since start or the last reset:
     same_user_overlaps          track requests that arrived while another in-flight
                                 track request touched one of their users
     scripted_statuses_remaining
+    catalog_requests            requests to /catalogs/{name}/items (any method allowed
+                                there, any outcome); catalog_post|patch|put|delete_requests
+                                per method; catalog_list_requests to GET /catalogs
+    catalog_items_sent          items of every well-formed item request, faults included
+    catalog_items_rejected      items of requests refused whole by Braze's rules (400, 404)
+    catalog_items_accepted      items of requests applied (answered 202, or dropped after)
+    catalog_items_created|updated|replaced|deleted   what they did: created by POST or
+                                PUT, updated by PATCH, replaced by PUT, deleted
+    catalog_items_patched_missing / catalog_items_deleted_missing   PATCH (DELETE) items
+                                whose id the catalog lacks: accepted and ignored
 
 An object ignored because its user does not exist in update-only mode is
 *accepted*: Braze queues it and counts it in `attributes_processed`.
@@ -71,6 +81,21 @@ COUNTER_NAMES = (
     "connections_opened",
     "rate_limited",
     "same_user_overlaps",
+    "catalog_requests",
+    "catalog_post_requests",
+    "catalog_patch_requests",
+    "catalog_put_requests",
+    "catalog_delete_requests",
+    "catalog_list_requests",
+    "catalog_items_sent",
+    "catalog_items_rejected",
+    "catalog_items_accepted",
+    "catalog_items_created",
+    "catalog_items_updated",
+    "catalog_items_replaced",
+    "catalog_items_deleted",
+    "catalog_items_patched_missing",
+    "catalog_items_deleted_missing",
 )
 
 

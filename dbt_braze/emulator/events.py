@@ -77,7 +77,7 @@ def _occurrence(found: tuple[Any, bool], obj: dict[str, Any], fields: dict[str, 
     """The Change of an event or purchase whose own `fields` are valid: `time` and
     `properties` are checked here, the same for both."""
     identity, update_only = found
-    instant = _utc_instant(obj.get("time"))
+    instant = utc_instant(obj.get("time"))
     if instant is None:
         return "The 'time' field is required and must be an ISO 8601 date and time."
     properties = obj.get("properties")
@@ -89,7 +89,7 @@ def _occurrence(found: tuple[Any, bool], obj: dict[str, Any], fields: dict[str, 
     return Change(identity, update_only, {}, [], record=record, arrival=arrival)
 
 
-def _utc_instant(value: Any) -> str | None:
+def utc_instant(value: Any) -> str | None:
     """`time` as a UTC ISO 8601 string, None when it is not ISO 8601. A time without an offset
     is taken as UTC, as Braze takes dates (braze-api-notes.md, "Values")."""
     if not isinstance(value, str):

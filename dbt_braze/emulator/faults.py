@@ -27,6 +27,9 @@ DEFAULT_MAX_OBJECTS = 75  # api_limits.md: 75 attributes+events+purchases per re
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024  # api_limits.md: 4 MB per request
 DEFAULT_RATE_LIMIT = 3000  # /users/track: 3,000 requests ...
 DEFAULT_RATE_WINDOW_SECONDS = 3.0  # ... per 3 seconds, per workspace
+DEFAULT_CATALOG_RATE_LIMIT = 16000  # asynchronous catalog item endpoints, shared: 16,000 ...
+DEFAULT_CATALOG_LIST_RATE_LIMIT = 50  # GET /catalogs: 50 ...
+DEFAULT_CATALOG_RATE_WINDOW_SECONDS = 60.0  # ... requests per minute
 
 ERROR_BODY_STYLES = ("json", "html", "empty")
 RESET_STYLES = ("epoch", "delta")
@@ -37,10 +40,13 @@ class EmulatorConfig:
     """Every behaviour knob of the emulator; defaults = a well-behaved Braze.
 
     Rates are fractions in [0, 1]; times are milliseconds unless the name says
-    seconds. Scope: the rate limit, the object limit, the drops, the 504s
-    after applying and `sink_mode` concern `/users/track` only;
-    `scripted_statuses`, `error_rate` and latency concern every API endpoint
-    (never `/_emulator/`).
+    seconds. Scope: `rate_limit`, the object limit and `sink_mode` concern
+    `/users/track` only; the drops and the 504s after applying concern
+    `/users/track` and the catalog item endpoints; `catalog_rate_limit` the
+    catalog item endpoints (one bucket for the four methods),
+    `catalog_list_rate_limit` `GET /catalogs`, both per
+    `catalog_rate_window_seconds`; `scripted_statuses`, `error_rate` and
+    latency concern every API endpoint (never `/_emulator/`).
 
     `scripted_statuses` is consumed by the next authenticated, well-formed API
     requests, one status each: non-2xx ones are answered without applying
@@ -63,6 +69,9 @@ class EmulatorConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     rate_limit: int | None = DEFAULT_RATE_LIMIT  # None = unlimited, no rate-limit headers
     rate_window_seconds: float = DEFAULT_RATE_WINDOW_SECONDS
+    catalog_rate_limit: int | None = DEFAULT_CATALOG_RATE_LIMIT  # None = unlimited
+    catalog_list_rate_limit: int | None = DEFAULT_CATALOG_LIST_RATE_LIMIT  # None = unlimited
+    catalog_rate_window_seconds: float = DEFAULT_CATALOG_RATE_WINDOW_SECONDS
     rate_limit_reset_style: str = "epoch"  # "epoch" (standard) or "delta" (MAU contracts)
     retry_after_header: bool = False  # on 429 also send X-Ratelimit-Retry-After and Retry-After
     error_rate: float = 0.0
@@ -116,12 +125,14 @@ def _problems(cfg: EmulatorConfig) -> list[str]:
         value = getattr(cfg, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             problems.append(f"{name}={value!r} must be an integer >= 0")
-    if cfg.rate_limit is not None and (
-        not isinstance(cfg.rate_limit, int) or isinstance(cfg.rate_limit, bool) or cfg.rate_limit < 0
-    ):
-        problems.append(f"rate_limit={cfg.rate_limit!r} must be an integer >= 0 or None")
-    if not isinstance(cfg.rate_window_seconds, (int, float)) or cfg.rate_window_seconds <= 0:
-        problems.append(f"rate_window_seconds={cfg.rate_window_seconds!r} must be > 0")
+    for name in ("rate_limit", "catalog_rate_limit", "catalog_list_rate_limit"):
+        value = getattr(cfg, name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            problems.append(f"{name}={value!r} must be an integer >= 0 or None")
+    for name in ("rate_window_seconds", "catalog_rate_window_seconds"):
+        value = getattr(cfg, name)
+        if not isinstance(value, (int, float)) or value <= 0:
+            problems.append(f"{name}={value!r} must be > 0")
     if cfg.rate_limit_reset_style not in RESET_STYLES:
         problems.append(
             f"rate_limit_reset_style={cfg.rate_limit_reset_style!r} must be one of {RESET_STYLES}"

@@ -22,8 +22,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, cast
 
-from .app import ALL_PERMISSIONS, App, LoggedRequest, Reply, Request, json_reply
+from .app import ALL_PERMISSIONS, App
 from .faults import EmulatorConfig
+from .wire import LoggedRequest, Reply, Request, json_reply
 
 logger = logging.getLogger(__name__)
 
@@ -213,10 +214,12 @@ class BrazeEmulator:
     """A strict Braze REST API on a real socket, for tests, CI and benchmarks.
 
     `api_keys` maps each accepted key to its permissions (`users.track`,
-    `users.delete`, `users.export.ids`); by default the one key `test-key`
-    has all three. Port 0 picks a free port; read it from `port` or `url`
-    after `start()`. Usable as a context manager. `clock` (epoch seconds)
-    times the rate-limit window: a test passes a fake one instead of waiting.
+    `users.delete`, `users.export.ids`, and for catalogs `catalogs.add_items`,
+    `catalogs.update_items`, `catalogs.replace_items`, `catalogs.delete_items`,
+    `catalogs.get`); by default the one key `test-key` has them all. Port 0
+    picks a free port; read it from `port` or `url` after `start()`. Usable
+    as a context manager. `clock` (epoch seconds) times the rate-limit
+    windows: a test passes a fake one instead of waiting.
     """
 
     def __init__(
@@ -300,7 +303,8 @@ class BrazeEmulator:
         return self._app.configure(**knobs)
 
     def reset(self) -> None:
-        """Forget every profile, counter, logged request and the rate window."""
+        """Forget every profile, catalog item, counter, logged request and rate window;
+        the catalogs stay, emptied, as the knobs do."""
         self._app.reset()
 
     # -- the workspace --------------------------------------------------------
@@ -374,12 +378,35 @@ class BrazeEmulator:
             dict(subscription_groups or {}),
         )
 
+    # -- catalogs ---------------------------------------------------------------
+
+    def create_catalog(self, name: str, fields: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Create a catalog, or replace one of that name (emptied). `fields` maps each
+        field name to its type (string, number, boolean, time, object, array); the
+        `id` field (a string) is implied. Returns the fields, `id` first. Raises
+        ValueError for a name or a type Braze would refuse."""
+        return self._app.catalogs.create(name, dict(fields or {}))
+
+    def delete_catalog(self, name: str) -> None:
+        """Remove a catalog and its items; KeyError if there is none of that name."""
+        self._app.catalogs.drop(name)
+
+    def catalogs(self) -> dict[str, dict[str, str]]:
+        """Every catalog: name -> {field: type}, `id` first."""
+        return self._app.catalogs.definitions()
+
+    def catalog_items(self, name: str) -> dict[str, dict[str, Any]]:
+        """A copy of a catalog's items: id -> {field: value} (the id not repeated, a
+        cleared field absent). KeyError if there is no catalog of that name."""
+        return self._app.catalogs.items(name)
+
     def stats(self) -> dict[str, Any]:
         """Counters since start or the last reset(); see counters.py for their meaning."""
         return self._app.stats_snapshot()
 
     @property
     def requests_log(self) -> list[LoggedRequest]:
-        """The last `requests_log_size` API requests: (path, parsed body, status);
-        status 0 means the connection was dropped without an answer."""
+        """The last `requests_log_size` API requests: (path, parsed body, status), with
+        the HTTP method as `.method`; status 0 means the connection was dropped without
+        an answer."""
         return list(self._app.log)

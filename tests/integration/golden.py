@@ -111,6 +111,32 @@ select 1 as user_id,
 }
 
 
+# The JSON golden values in Spark SQL, in a non-UTC session zone; its variant documents
+# keep Spark's own key order and numbers (docs/warehouses.md), so json_document is not here.
+SPARK_JSON_MODEL = r"""
+select 1 as user_id,
+       array(1, 2, cast(null as int)) as integer_list,
+       array('a"b', 'Zoë 🚀', concat('tab', chr(9), 'newline', chr(10)), 'back\\slash', '',
+             null) as text_list,
+       array(cast(1234.50 as decimal(12, 2)), cast(-0.10 as decimal(12, 2))) as decimal_list,
+       array(cast(0.1 as double), cast(100 as double), cast(1e20 as double),
+             cast(-1.5e-7 as double)) as double_list,
+       array(array(1, 2), array(3, 4)) as nested_list,
+       array(true, false) as boolean_list,
+       array(date '2026-11-28') as date_list,
+       array(timestamp_ntz '2026-11-28 10:15:00') as timestamp_list,
+       array(timestamp '2026-11-28 10:15:00+01:00') as zoned_timestamp_list,
+       named_struct('id', 7, 'name', 'x', 'tags', array('a'), 'score', cast(2.5 as double),
+                    'amount', cast(1234.50 as decimal(12, 2)), 'missing', cast(null as int),
+                    'note', cast(null as string)) as record,
+       map('b', 1, 'a', 2) as map_value,
+       array(named_struct('k', 1), named_struct('k', cast(null as int))) as record_list,
+       cast(array() as array<int>) as empty_list,
+       named_struct('at', timestamp_ntz '2026-11-28 10:15:00', 'on', date '2026-11-28',
+                    'ratio', cast(100 as double)) as dated_record
+"""
+
+
 def in_time_zone(project: DbtProject, zone: str) -> None:
     """Run the warehouse session in `zone` (PostgreSQL: PGTZ; DuckDB: a profile setting)."""
     project.env["PGTZ"] = zone
@@ -131,30 +157,33 @@ def pending_upserts(project: DbtProject) -> Pending:
     return {attribute: (value_type, text, digest) for attribute, value_type, text, digest in rows}
 
 
-# One process, one JVM: `dbt run` then `dbt show` of the pending relation, once
-# per target (the same Spark session and tables, another session time zone).
+# One process, one JVM: `dbt run` then `dbt show` of each model's pending relation,
+# once per target (the same Spark session and tables, another session time zone).
 SPARK_SCRIPT = textwrap.dedent("""
     import json, sys
     from dbt.cli.main import dbtRunner
     dirs = ["--project-dir", sys.argv[1], "--profiles-dir", sys.argv[1]]
     found = {}
-    for target in sys.argv[2:]:
+    for target in sys.argv[3:]:
         run = dbtRunner().invoke(["run", "--target", target, *dirs])
         assert run.success, run.exception
-        show = dbtRunner().invoke(["show", "--target", target, "--limit", "-1", "--inline",
-            "select attribute, value_type, value_text, value_hash"
-            " from braze_golden.braze_pending__braze_users where change_kind = 'upsert'", *dirs])
-        assert show.success, show.exception
-        found[target] = [list(row) for row in show.result.results[0].agate_table.rows]
+        found[target] = {}
+        for model in sys.argv[2].split(","):
+            show = dbtRunner().invoke(["show", "--target", target, "--limit", "-1", "--inline",
+                "select attribute, value_type, value_text, value_hash"
+                f" from braze_golden.braze_pending__{model} where change_kind = 'upsert'", *dirs])
+            assert show.success, show.exception
+            found[target][model] = [list(row) for row in show.result.results[0].agate_table.rows]
     print("FOUND " + json.dumps(found))
 """)
 
 
 def run_spark_golden(
-    tmp_path: Path, model_sql: str, attributes: dict[str, str], zones: dict[str, str]
-) -> dict[str, Pending]:
-    """`dbt run` of `model_sql` on a local Spark session once per zone (one JVM),
-    and the pending upserts of each run: {target: pending upserts}."""
+    tmp_path: Path, models: dict[str, tuple[str, dict[str, str]]], zones: dict[str, str]
+) -> dict[str, dict[str, Pending]]:
+    """`dbt run` of `models` ({name: (sql, attributes)}) on a local Spark session once per
+    zone (one JVM, one project for every golden check: a Spark start costs tens of seconds),
+    and the pending upserts of each model after each run: {target: {model: pending upserts}}."""
     assert spark_available(), "Spark is not usable here: install the `spark` extra and Java 17+"
     root = tmp_path / "project"
     (root / "models").mkdir(parents=True)
@@ -172,15 +201,15 @@ def run_spark_golden(
     (root / "profiles.yml").write_text(yaml.safe_dump(profile, sort_keys=False))
     (root / "dbt_packages").mkdir()
     (root / "dbt_packages" / "dbt_braze").symlink_to(REPO_ROOT)
-    (root / "models" / "braze_users.sql").write_text(model_sql)
-    block = {
-        "name": "braze_users",
-        "config": {"meta": {"braze": {"external_id": "user_id", "attributes": attributes}}},
-    }
-    (root / "models" / "schema.yml").write_text(yaml.safe_dump({"version": 2, "models": [block]}))
+    blocks = []
+    for name, (model_sql, attributes) in models.items():
+        (root / "models" / f"{name}.sql").write_text(model_sql)
+        braze = {"external_id": "user_id", "attributes": attributes}
+        blocks.append({"name": name, "config": {"meta": {"braze": braze}}})
+    (root / "models" / "schema.yml").write_text(yaml.safe_dump({"version": 2, "models": blocks}))
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-c", SPARK_SCRIPT, str(root), *zones],
+        [sys.executable, "-c", SPARK_SCRIPT, str(root), ",".join(models), *zones],
         cwd=root,
         env={**os.environ, "DO_NOT_TRACK": "1", "PYTHONWARNINGS": "ignore"},
         stdout=subprocess.PIPE,
@@ -193,6 +222,9 @@ def run_spark_golden(
     assert proc.returncode == 0 and marker, proc.stdout[-4000:]
     print(f"\nSpark, {len(zones)} zones: {time.monotonic() - started:.0f} s")
     return {
-        target: {attribute: (value_type, text, digest) for attribute, value_type, text, digest in rows}
-        for target, rows in json.loads(marker[0].removeprefix("FOUND ")).items()
+        target: {
+            model: {attribute: (value_type, text, digest) for attribute, value_type, text, digest in rows}
+            for model, rows in by_model.items()
+        }
+        for target, by_model in json.loads(marker[0].removeprefix("FOUND ")).items()
     }

@@ -83,7 +83,13 @@ def test_sync_and_status_speak_json(project: DbtProject, emulator: BrazeEmulator
     (model,) = status["models"]
     assert model["recent_runs"][0]["status"] == "success"
     assert model["recent_runs"][0]["users_created"] == 9
-    assert model["pending"] == {"new_users": 0, "changed_users": 0, "attributes": 0, "removed_users": 0}
+    assert model["pending"] == {
+        "new_users": 0,
+        "changed_users": 0,
+        "attributes": 0,
+        "subscription_groups": 0,
+        "removed_users": 0,
+    }
     assert model["rejected_users"] == 1 and "email" in model["rejected_samples"][0]["reason"]
 
 

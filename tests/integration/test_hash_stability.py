@@ -23,7 +23,16 @@ import pytest
 
 from dbt_braze.emulator import BrazeEmulator
 
-from golden import GOLDEN_VALUES, VALUES_MODEL, golden_values, in_time_zone, pending_upserts, run_spark_golden
+from golden import (
+    GOLDEN_VALUES,
+    SPARK_JSON_MODEL,
+    VALUES_MODEL,
+    golden_json,
+    golden_values,
+    in_time_zone,
+    pending_upserts,
+    run_spark_golden,
+)
 from harness import DbtProject, braze_model
 from warehouses import PostgresServer
 
@@ -319,7 +328,9 @@ SPARK_ZONES = {"tokyo": "Asia/Tokyo", "los_angeles": "America/Los_Angeles"}
 
 
 @pytest.mark.spark
-def test_spark_gives_the_golden_values_whatever_the_session_time_zone(tmp_path: Path) -> None:
+def test_spark_gives_the_golden_values_and_json_texts_whatever_the_session_time_zone(tmp_path: Path) -> None:
+    """Both golden files on Spark, in one project and one JVM (a Spark start costs tens of
+    seconds): scalar values with the float edge cases, and JSON values, in two session zones."""
     floats = {f"{kind}_{i}": text for i, (kind, _, text) in enumerate(SPARK_FLOAT_TEXTS)}
     expected = golden_values()
     # an attribute name with quotes and a backslash: Spark reads '' as two literals
@@ -329,5 +340,12 @@ def test_spark_gives_the_golden_values_whatever_the_session_time_zone(tmp_path: 
         {name: ("number", text, hashlib.md5(text.encode()).hexdigest()) for name, text in floats.items()}
     )
     expected[odd_name] = expected["text_value"]
-    for target, found in run_spark_golden(tmp_path, SPARK_VALUES_MODEL, attributes, SPARK_ZONES).items():
-        assert found == expected, target
+    expected_json = golden_json()
+    expected_json.pop("json_document")  # Spark keeps its own key order in variants (golden.py)
+    models = {
+        "braze_users": (SPARK_VALUES_MODEL, attributes),
+        "braze_json_users": (SPARK_JSON_MODEL, {name: name for name in expected_json}),
+    }
+    for target, found in run_spark_golden(tmp_path, models, SPARK_ZONES).items():
+        assert found["braze_users"] == expected, target
+        assert found["braze_json_users"] == expected_json, target

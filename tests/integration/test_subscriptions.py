@@ -178,6 +178,11 @@ def test_subscription_groups_end_to_end(project: DbtProject, emulator: BrazeEmul
     # 2. a change to one group sends that group only; a subscribe given in the warehouse is
     # withheld without an empty object; a value becoming null sends nothing
     dbt_run(project, SECOND)
+    # status counts the pending group states apart from the attributes
+    status = json.loads(project.braze("status", "--select", GUARDED, "--output", "json").output)
+    pending = status["models"][0]["pending"]
+    assert (pending["attributes"], pending["changed_users"]) == (0, 3) and pending["subscription_groups"] >= 1
+    assert "subscription group states)" in project.braze("status", "--select", GUARDED).output
     plan = sync(project, GUARDED, command="plan")
     assert (plan["subscription_changes"], plan["subscribes_withheld"], plan["data_points"]) == (1, 2, 0)
     text = project.braze("plan", "--select", GUARDED).output

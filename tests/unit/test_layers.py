@@ -19,7 +19,7 @@ LAYERS = [
     {"commands"},
     {"report", "scaffold"},
     {"engine"},
-    {"kinds"},
+    {"kinds", "compaction"},
     {"kinds.users", "kinds.events"},
     {"kinds.addressing"},
     {"kinds.base"},

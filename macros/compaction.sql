@@ -1,0 +1,224 @@
+{#-
+  Compaction of the append-only logs braze_state and braze_fingerprints
+  (docs/operating.md, "Compaction"). Every acknowledgement appends; the hook
+  and the sync only ever read the latest row per key, and the sync's
+  anti-joins the rows acknowledged since the pending relation's built_at.
+  A compaction of one model drops, in that model's rows only:
+
+  - superseded rows: a row of a key that has a row with a later time. The
+    latest row per key (all of them, when several share the latest time)
+    stays, so the latest state is exactly what it was;
+  - gone keys: a key whose latest rows all say "nothing held" (value_hash
+    null; fingerprint null). The diff reads no row and a null row alike
+    (absent state counts as null, a missing fingerprint as a candidate).
+
+  State rows acknowledged at or after the pending relation's built_at are
+  kept (the sync's anti-joins read them: braze_read_upserts_sql,
+  braze_read_removed_sql), and so are a gone key's rows when braze_rejected
+  holds refusals of that user (status judges a refusal by a later
+  acknowledgement of the user). A gone fingerprint is dropped only when
+  recorded before built_at too: a hook still recording fingerprints dated
+  before it could otherwise outlive the null that voids them.
+
+  Log names: 'state' or 'fingerprints'.
+-#}
+
+{#- The log's relation and the names of its key, time and value columns. -#}
+{% macro braze_compaction_log(log) %}
+  {%- if log == 'state' -%}
+    {{ return({'relation': dbt_braze.braze_state_relation(), 'keys': ['braze_key', 'attribute'],
+               'time': 'acked_at', 'value': 'value_hash', 'columns': dbt_braze.braze_state_columns()}) }}
+  {%- endif -%}
+  {{ return({'relation': dbt_braze.braze_fingerprints_relation(), 'keys': ['braze_key'],
+             'time': 'recorded_at', 'value': 'fingerprint', 'columns': dbt_braze.braze_fingerprints_columns()}) }}
+{% endmacro %}
+
+{#-
+  A model's rows and keys in each log: state_rows, state_keys (user and
+  attribute), fingerprint_rows, fingerprint_keys (user). One aggregate per
+  log, no ranking: the sync reads it after every run to decide.
+-#}
+{% macro braze_log_sizes_sql(model_name) %}
+select
+    (select count(*) from {{ dbt_braze.braze_state_relation() }}
+     where model_name = {{ dbt_braze.braze_string_literal(model_name) }}) as state_rows,
+    (select count(*) from (
+        select braze_key, attribute from {{ dbt_braze.braze_state_relation() }}
+        where model_name = {{ dbt_braze.braze_string_literal(model_name) }}
+        group by braze_key, attribute) state_keys) as state_keys,
+    (select count(*) from {{ dbt_braze.braze_fingerprints_relation() }}
+     where model_name = {{ dbt_braze.braze_string_literal(model_name) }}) as fingerprint_rows,
+    (select count(*) from (
+        select braze_key from {{ dbt_braze.braze_fingerprints_relation() }}
+        where model_name = {{ dbt_braze.braze_string_literal(model_name) }}
+        group by braze_key) fingerprint_keys) as fingerprint_keys
+{% endmacro %}
+
+{#- Per key of the model: its latest time, and the latest time of a row holding something. -#}
+{% macro _braze_compaction_latest_sql(log, model_name) %}
+  {%- set spec = dbt_braze.braze_compaction_log(log) -%}
+    select {{ spec['keys'] | join(', ') }},
+           max({{ spec['time'] }}) as latest_at,
+           max(case when {{ spec['value'] }} is not null then {{ spec['time'] }} end) as held_at
+    from {{ spec['relation'] }}
+    where model_name = {{ dbt_braze.braze_string_literal(model_name) }}
+    group by {{ spec['keys'] | join(', ') }}
+{% endmacro %}
+
+{#-
+  True for a row `logged` of the log that the compaction drops, given
+  `latest` (its key's row of _braze_compaction_latest_sql) and `refused`
+  (true when braze_rejected holds refusals of its user: an expression).
+-#}
+{% macro _braze_compaction_drops_sql(log, model_name, refused) %}
+  {%- set spec = dbt_braze.braze_compaction_log(log) -%}
+  {%- set time = 'logged.' ~ spec['time'] -%}
+  {%- set built_at = "(select max(built_at) from " ~ dbt_braze.braze_pending_relation(model_name) ~ ")" -%}
+  {%- set gone = "(latest.held_at is null or latest.held_at < latest.latest_at)" -%}
+  {%- if log == 'state' -%}
+  (logged.model_name = {{ dbt_braze.braze_string_literal(model_name) }}
+   and {{ time }} < {{ built_at }}
+   and ({{ time }} < latest.latest_at or ({{ gone }} and not {{ refused }})))
+  {%- else -%}
+  (logged.model_name = {{ dbt_braze.braze_string_literal(model_name) }}
+   and ({{ time }} < latest.latest_at or ({{ gone }} and {{ time }} < {{ built_at }})))
+  {%- endif -%}
+{% endmacro %}
+
+{#- The users of a model braze_rejected holds refusals of (their gone state is kept). -#}
+{% macro _braze_compaction_refused_sql(model_name) %}
+    select distinct braze_key from {{ dbt_braze.braze_rejected_relation() }}
+    where model_name = {{ dbt_braze.braze_string_literal(model_name) }}
+{% endmacro %}
+
+{#-
+  The compaction of one log for one model, as one statement: DuckDB and
+  PostgreSQL (and any warehouse with DELETE) run it in one transaction.
+  A DELETE reads one snapshot: rows a concurrent checkpoint appends are not
+  in it, so they are neither deleted nor used to judge a row superseded
+  (on PostgreSQL under READ COMMITTED too: one statement, one snapshot).
+-#}
+{% macro braze_compact_sql(log, model_name) %}
+  {{ return(adapter.dispatch('braze_compact_sql', 'dbt_braze')(log, model_name)) }}
+{% endmacro %}
+
+{% macro default__braze_compact_sql(log, model_name) %}
+  {%- set spec = dbt_braze.braze_compaction_log(log) -%}
+  {%- set refused = "exists (select 1 from (" ~ dbt_braze._braze_compaction_refused_sql(model_name) ~ ") refused where refused.braze_key = logged.braze_key)" -%}
+delete from {{ spec['relation'] }} as logged
+using ({{ dbt_braze._braze_compaction_latest_sql(log, model_name) }}) latest
+where logged.model_name = {{ dbt_braze.braze_string_literal(model_name) }}
+  {%- for key in spec['keys'] %}
+  and latest.{{ key }} = logged.{{ key }}
+  {%- endfor %}
+  and {{ dbt_braze._braze_compaction_drops_sql(log, model_name, refused) }}
+{% endmacro %}
+
+{#-
+  The rows of a log that a compaction of `model_name` keeps: every row of
+  the other models, and the model's rows that it does not drop. A drop
+  condition that is null (a row whose key is null) keeps the row.
+-#}
+{% macro braze_compacted_rows_sql(log, model_name) %}
+  {%- set spec = dbt_braze.braze_compaction_log(log) -%}
+  {%- set model = dbt_braze.braze_string_literal(model_name) -%}
+select {% for name, dtype in spec['columns'] %}logged.{{ name }}{% if not loop.last %}, {% endif %}{% endfor %}
+from {{ spec['relation'] }} logged
+left join ({{ dbt_braze._braze_compaction_latest_sql(log, model_name) }}) latest
+  on logged.model_name = {{ model }}
+  {%- for key in spec['keys'] %} and latest.{{ key }} = logged.{{ key }}{% endfor %}
+{%- if log == 'state' %}
+left join ({{ dbt_braze._braze_compaction_refused_sql(model_name) }}) refused
+  on logged.model_name = {{ model }} and refused.braze_key = logged.braze_key
+{%- endif %}
+where not coalesce({{ dbt_braze._braze_compaction_drops_sql(log, model_name, '(refused.braze_key is not null)') }}, false)
+{% endmacro %}
+
+{#-
+  Spark (parquet tables: no DELETE, no transaction). The log is rewritten
+  whole, while the sync holds the compaction claim (no other sync writes
+  the package's logs meanwhile: dbt_braze/compaction.py):
+    1. `<log>__compacting`: a new table, the rows kept;
+    2. renamed `<log>__compacted`: the copy is complete;
+    3. INSERT OVERWRITE of the log from it;
+    4. the copy dropped.
+  A crash in 1 leaves a half-built `__compacting`, dropped by the next
+  run: the log was not touched. From 2 on, `__compacted` is a complete copy
+  of what the log must hold (nothing else wrote meanwhile), so the next run
+  (braze_finish_compaction: the sync, and the hook, before they read)
+  does 3 and 4 again, whatever a crash in 3 left of the log.
+-#}
+{% macro braze_compaction_copies(log) %}
+  {%- set relation = dbt_braze.braze_compaction_log(log)['relation'] -%}
+  {{ return({'building': dbt_braze.braze_relation(relation.identifier ~ '__compacting'),
+             'complete': dbt_braze.braze_relation(relation.identifier ~ '__compacted')}) }}
+{% endmacro %}
+
+{#- Finish (or discard) a rewrite a crash interrupted; true when one was found. -#}
+{% macro braze_finish_compaction(log) %}
+  {%- set relation = dbt_braze.braze_compaction_log(log)['relation'] -%}
+  {%- set copies = dbt_braze.braze_compaction_copies(log) -%}
+  {%- set found = false -%}
+  {%- if adapter.get_relation(copies.complete.database, copies.complete.schema, copies.complete.identifier) is not none -%}
+    {%- do run_query(dbt_braze.braze_overwrite_sql(relation, copies.complete)) -%}
+    {%- do adapter.drop_relation(copies.complete) -%}
+    {%- set found = true -%}
+  {%- endif -%}
+  {%- if adapter.get_relation(copies.building.database, copies.building.schema, copies.building.identifier) is not none -%}
+    {%- do adapter.drop_relation(copies.building) -%}
+    {%- set found = true -%}
+  {%- endif -%}
+  {{ return(found) }}
+{% endmacro %}
+
+{% macro braze_overwrite_sql(relation, source) %}
+insert overwrite table {{ relation }} select * from {{ source }}
+{% endmacro %}
+
+{#-
+  The rewrite of one log for one model (Spark). `stop_after`: a step number
+  to stop after, as a crash would (tests only).
+-#}
+{% macro braze_rewrite_log(log, model_name, stop_after=none) %}
+  {%- do dbt_braze.braze_finish_compaction(log) -%}
+  {%- set relation = dbt_braze.braze_compaction_log(log)['relation'] -%}
+  {%- set copies = dbt_braze.braze_compaction_copies(log) -%}
+  {%- do run_query(get_create_table_as_sql(False, copies.building, dbt_braze.braze_compacted_rows_sql(log, model_name))) -%}
+  {%- if stop_after == 1 -%}{{ return(false) }}{%- endif -%}
+  {%- do adapter.rename_relation(copies.building, copies.complete) -%}
+  {%- if stop_after == 2 -%}{{ return(false) }}{%- endif -%}
+  {%- do run_query(dbt_braze.braze_overwrite_sql(relation, copies.complete)) -%}
+  {%- if stop_after == 3 -%}{{ return(false) }}{%- endif -%}
+  {%- do adapter.drop_relation(copies.complete) -%}
+  {{ return(true) }}
+{% endmacro %}
+
+{#- Runs of any model that still hold a lock (braze_live_runs_sql, every model). -#}
+{% macro braze_all_live_runs_sql(lease_seconds) %}
+select run_id, model_name
+from (
+    select run_id, model_name, status, recorded_at,
+           row_number() over (partition by run_id order by recorded_at desc, status) as recency
+    from {{ dbt_braze.braze_runs_relation() }}
+) latest
+where recency = 1 and status = 'running'
+  and recorded_at >= {{ dbt_braze.braze_utc_seconds_ago(lease_seconds) }}
+{% endmacro %}
+
+{#- Whether a compaction rewrites the logs (no DELETE) rather than deleting in one transaction. -#}
+{% macro braze_compaction_rewrites() %}
+  {{ return(adapter.dispatch('braze_compaction_rewrites', 'dbt_braze')()) }}
+{% endmacro %}
+
+{% macro default__braze_compaction_rewrites() %}
+  {{ return(false) }}
+{% endmacro %}
+
+{% macro spark__braze_compaction_rewrites() %}
+  {{ return(true) }}
+{% endmacro %}
+
+{#- Delta tables take DELETE, in a transaction of their own (not run against a live workspace). -#}
+{% macro databricks__braze_compaction_rewrites() %}
+  {{ return(false) }}
+{% endmacro %}
