@@ -67,8 +67,15 @@ from dbt_braze.errors import (
     BrazeUnavailable,
     ConfigError,
     MissingSettingError,
+    redact,
 )
-from dbt_braze.ratelimit import RateLimiter, RetryPolicy, wait_from_headers
+from dbt_braze.ratelimit import (
+    CATALOG_REQUESTS_PER_MINUTE,
+    MAX_TRACK_OBJECTS,
+    RateLimiter,
+    RetryPolicy,
+    wait_from_headers,
+)
 from dbt_braze.transport import (
     MAX_POOL_SIZE,
     Headers,
@@ -89,18 +96,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# Objects per /users/track request: 75 on current contracts, 50 on some MAU contracts, so the
-# client takes a lower `max_objects` (braze-api-notes.md "POST /users/track"; Braze docs
-# `api_limits.md`).
-MAX_TRACK_OBJECTS = 75
 # Ids per /users/delete request, one identifier type per request (notes, "Rate limits").
 MAX_DELETE_IDS = 50
 # Items per catalog item request; more are refused with `request-includes-too-many-items`
 # (braze-api-notes.md "Catalogs"; Braze docs `catalog_items/asynchronous/*.md`).
 MAX_CATALOG_ITEMS = 50
-# The asynchronous catalog item endpoints (POST, PATCH, PUT, DELETE) share this limit, apart from
-# /users/track's (notes, "Catalogs"; Braze docs `api_limits.md`).
-CATALOG_REQUESTS_PER_MINUTE = 16_000
 # Request body cap; larger bodies get 413 or 400 (notes, "POST /users/track").
 MAX_BODY_BYTES = 4 * 1024 * 1024
 # Connect and read timeouts in seconds. Ours: Braze documents none.
@@ -195,24 +195,6 @@ class CatalogResult:
     requests: int  # HTTP requests made, retries, splits and PUT fallbacks included
     replaced: list[int]
     error: BrazeError | None = None  # what stopped the call (auth, 404, retries spent)
-
-
-# Real REST keys are 36-character UUIDs. Masking a very short "key" would
-# garble every message (each "k" of a one-letter key) while hiding nothing.
-MIN_REDACTED_LENGTH = 6
-
-
-def redact(text: str, secret: str) -> str:
-    """`text` with every occurrence of `secret` masked (also in its JSON-escaped form).
-
-    The one redaction helper: the client applies it to every part of a response as it arrives
-    (`BrazeClient._read`), and the CLI to everything it writes to stdout and stderr.
-    """
-    if len(secret) < MIN_REDACTED_LENGTH:
-        return text
-    text = text.replace(secret, "***")
-    escaped = json.dumps(secret)[1:-1]
-    return text.replace(escaped, "***") if escaped != secret else text
 
 
 def _redact_json(value: Any, secret: str) -> Any:

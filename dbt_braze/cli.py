@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO, cast
 
 from dbt_braze import __version__
-from dbt_braze.braze import redact
-from dbt_braze.errors import EXIT_OK, DbtBrazeError
+from dbt_braze.errors import EXIT_OK, DbtBrazeError, redact
 from dbt_braze.settings import BrazeSettings, SyncMode, SyncSettings, resolve_settings
 
 

@@ -103,7 +103,8 @@ def _open_warehouse(project: Project, *, base_macros_only: bool = False) -> Stor
     from dbt_braze.dbt_access import DbtAccess, Target
     from dbt_braze.store import Store
 
-    target = Target(project.project_dir, project.profiles_dir, project.target)
+    manifest = manifest_path(project.project_dir, _target_path(project.project_dir))
+    target = Target(project.project_dir, project.profiles_dir, project.target, manifest)
     warehouse = Store(DbtAccess(target, base_macros_only=base_macros_only))
     if not base_macros_only and warehouse.package_version != __version__:
         # the hook computed the pending changes with those macros; this CLI reads
@@ -447,6 +448,7 @@ def _event_model_status(warehouse: Store, config: ModelSync, runs: list[dict[str
     return {
         "model": name,
         "kind": config.kind,
+        "identifier": identifier_json(config),
         "mode": config.mode,
         "on_removed": config.on_removed,
         "recent_runs": runs,

@@ -17,9 +17,11 @@ statement runs on it.
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import os
 import queue
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -56,6 +58,9 @@ class Target:
     project_dir: Path
     profiles_dir: Path | None
     target: str | None
+    # dbt's manifest.json: its macros are used while every macro file is as dbt read it
+    # (parsing ~150 macro files again was a third of a command's start-up)
+    manifest: Path | None = None
 
 
 class DbtAccess:
@@ -81,7 +86,6 @@ class DbtAccess:
         from dbt.context.providers import generate_runtime_macro_context
         from dbt.flags import set_from_args
         from dbt.mp_context import get_mp_context
-        from dbt.parser.manifest import ManifestLoader
         from dbt_common.context import set_invocation_context
         from dbt_common.exceptions import DbtBaseException
 
@@ -107,9 +111,7 @@ class DbtAccess:
             reset_adapters()  # type: ignore[no-untyped-call]
             register_adapter(config, get_mp_context())
             adapter = get_adapter(config)
-            macros = ManifestLoader.load_macros(
-                config, adapter.connections.set_query_header, base_macros_only=self._base_macros_only
-            )
+            macros = self._macros(config, adapter)
         except DbtBaseException as exc:
             raise ConfigError(
                 f"dbt could not load the project at {self._target.project_dir}: {_first_line(exc)}",
@@ -139,6 +141,19 @@ class DbtAccess:
                 f"cannot use the warehouse of target {config.target_name}: {_first_line(exc)}",
                 hint=hint,
             ) from exc
+
+    def _macros(self, config: Any, adapter: Any) -> Any:
+        """The macros of the project and its packages: the manifest's while they are current,
+        else parsed from their files, as dbt's own loader does."""
+        if self._target.manifest is not None and not self._base_macros_only:
+            macros = macros_from_manifest(self._target.manifest, config, str(adapter.type()))
+            if macros is not None:
+                return macros
+        from dbt.parser.manifest import ManifestLoader
+
+        return ManifestLoader.load_macros(
+            config, adapter.connections.set_query_header, base_macros_only=self._base_macros_only
+        )
 
     def release_memory_limit(self) -> None:
         """Give DuckDB back its default memory (80% of RAM) for a read that groups a whole
@@ -379,6 +394,63 @@ def _check_columns(description: Any, expected: tuple[str, ...]) -> None:
             hint="the dbt_braze macros in the project do not match this CLI: run `dbt deps` "
             "with the package version of the installed dbt-braze",
         )
+
+
+def macros_from_manifest(path: Path, config: Any, adapter_type: str) -> Any:
+    """The macros recorded in dbt's manifest.json at `path`, as a MacroManifest; None when
+    they may not be the project's macros now: the manifest written by another dbt version
+    or for another adapter, or a macro file added, removed or changed since. Files are
+    compared by content, as dbt's partial parsing does (not by time: dbt rewrites the
+    manifest at the end of a run, after it read the files)."""
+    from dbt.contracts.graph.manifest import MacroManifest, Manifest
+    from dbt.contracts.graph.nodes import Macro
+    from dbt.parser.macros import MacroParser
+    from dbt.version import __version__ as dbt_version
+
+    try:
+        document = json.loads(path.read_bytes())
+        metadata, recorded = document["metadata"], document["macros"]
+        if metadata.get("dbt_version") != dbt_version or metadata.get("adapter_type") != adapter_type:
+            return None
+        by_file: dict[tuple[str, str], list[str]] = {}
+        for macro in recorded.values():
+            by_file.setdefault((macro["package_name"], macro["original_file_path"]), []).append(
+                macro["macro_sql"]
+            )
+        projects = config.load_dependencies()
+        for name, project in projects.items():  # a file the manifest does not know: macro-less only
+            files = MacroParser(project, Manifest()).get_paths()
+            unknown = [f.absolute_path for f in files if (name, f.original_file_path) not in by_file]
+            if any(_macro_blocks(Path(file).read_text()) for file in unknown):
+                return None
+        for (package, file_path), blocks in by_file.items():  # generic tests' files included
+            if package not in projects or not _same_blocks(
+                Path(projects[package].project_root, file_path), blocks
+            ):
+                return None
+        return MacroManifest({uid: Macro.from_dict(macro) for uid, macro in recorded.items()})
+    except Exception:  # whatever the manifest holds, the macro files are the truth
+        logger.debug("macros parsed from their files: manifest %s unusable", path, exc_info=True)
+        return None
+
+
+# where a block dbt reads as a macro starts (MacroParser's allowed blocks), and Jinja comments,
+# which dbt skips (dbt's own global project has a commented-out example macro)
+_BLOCK_START = re.compile(r"\{%[-+]?\s*(?:macro|materialization|test|data_test)\s")
+_COMMENT = re.compile(r"\{#.*?#\}", re.DOTALL)
+
+
+def _macro_blocks(text: str) -> int:
+    return len(_BLOCK_START.findall(_COMMENT.sub("", text)))
+
+
+def _same_blocks(path: Path, blocks: list[str]) -> bool:
+    """Whether the file at `path` holds exactly the macro blocks `blocks` (their text as dbt
+    recorded it), whatever lies between them."""
+    if not path.is_file():
+        return False
+    text = path.read_text()
+    return all(block in text for block in blocks) and _macro_blocks(text) == len(blocks)
 
 
 def invoke_dbt(args: list[str]) -> Any:

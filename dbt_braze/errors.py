@@ -26,6 +26,8 @@ auth failures are never quoted.
 
 from __future__ import annotations
 
+import json
+
 EXIT_OK = 0
 EXIT_SYNC_FAILED = 1
 EXIT_USAGE = 2
@@ -103,3 +105,21 @@ class WarehouseError(SyncError):
 
 class LockedError(SyncError):
     pass
+
+
+# Real REST keys are 36-character UUIDs. Masking a very short "key" would
+# garble every message (each "k" of a one-letter key) while hiding nothing.
+MIN_REDACTED_LENGTH = 6
+
+
+def redact(text: str, secret: str) -> str:
+    """`text` with every occurrence of `secret` masked (also in its JSON-escaped form).
+
+    The one redaction helper: the Braze client applies it to every part of a response as it
+    arrives (`BrazeClient._read`), and the CLI to everything it writes to stdout and stderr.
+    """
+    if len(secret) < MIN_REDACTED_LENGTH:
+        return text
+    text = text.replace(secret, "***")
+    escaped = json.dumps(secret)[1:-1]
+    return text.replace(escaped, "***") if escaped != secret else text

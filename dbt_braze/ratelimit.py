@@ -19,6 +19,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
+# Objects per /users/track request: 75 on current contracts, 50 on some MAU contracts, so the
+# client takes a lower `max_objects` (braze-api-notes.md "POST /users/track"; Braze docs
+# `api_limits.md`). Here, not in braze.py, so that settings (and the CLI's --help) can read it
+# without loading the HTTP client.
+MAX_TRACK_OBJECTS = 75
+# The asynchronous catalog item endpoints (POST, PATCH, PUT, DELETE) share this limit, apart from
+# /users/track's (notes, "Catalogs"; Braze docs `api_limits.md`).
+CATALOG_REQUESTS_PER_MINUTE = 16_000
+
 # Lowest rate (requests per second) repeated 429s can push the limiter down to. Ours, not Braze's:
 # one request a second still makes progress under any documented contract.
 MIN_ADAPTIVE_RPS = 1.0

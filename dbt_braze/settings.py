@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from dbt_braze.braze import CATALOG_REQUESTS_PER_MINUTE, MAX_TRACK_OBJECTS
 from dbt_braze.errors import ConfigError, MissingSettingError
+from dbt_braze.ratelimit import CATALOG_REQUESTS_PER_MINUTE, MAX_TRACK_OBJECTS
 
 # Braze's default /users/track limit is 3,000 requests per 3 s per workspace
 # (braze-api-notes.md, "Rate limits"), shared with the customer's apps and other

@@ -161,6 +161,9 @@ def test_backfills_second_syncs_and_rows_changed_after_sending(
     status = json.loads(project.braze("status", "--output", "json").output)
     ev_all = next(m for m in status["models"] if m["model"] == "ev_all")
     assert (ev_all["changed_after_sending"], ev_all["delivered"], ev_all["unknown"]) == (1, 12, 0)
+    text = project.braze("status")  # for people: each model by its identifier, events too
+    assert text.exit_code == 0, text.output
+    assert "ev_all (external_id: user_id," in text.output and "12 delivered" in text.output
     assert emulator.stats()["duplicate_events"] == 0 and emulator.stats()["duplicate_purchases"] == 0
 
 
