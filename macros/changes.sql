@@ -15,6 +15,10 @@
                           on_removed (ignore | unset | delete) to them
     withheld_duplicate    an identifier shared by several rows (value_text = rows)
     withheld_null         rows whose identifier is null or '' (value_text = rows)
+    fingerprint           a user whose diff came out empty: its row's fingerprint
+                          (value_text), recorded by the hook (braze_fingerprints)
+    object_fingerprint    a user with upserts: the fingerprint of its row (value_text),
+                          which Braze holds once it accepts the user's object
     model_rows            one summary row: the model's row count (value_text);
                           it also dates an empty pending relation (built_at), and
                           names the key prefix the diff was computed for (attribute)
@@ -266,6 +270,13 @@ union all
 select 'fingerprint', c.braze_key, null, c.fingerprint, null, null, false, false, {{ built_at }}
 from candidates c
 where not exists (select 1 from compared d where d.braze_key = c.braze_key and d.differs = 1)
+union all
+{# the fingerprint of the row a user's object brings Braze to: its changes were computed
+   against the state this diff read, so once Braze accepts the object it holds the row
+   (braze_build_objects; the sync records it: braze_vouch_objects_sql) #}
+select 'object_fingerprint', c.braze_key, null, c.fingerprint, null, null, false, false, {{ built_at }}
+from candidates c
+where exists (select 1 from compared d where d.braze_key = c.braze_key and d.differs = 1)
 union all
 select 'removed', ls.braze_key, ls.attribute, null, null, null, false,
        (ls.attribute in ({{ attribute_names | join(', ') }})), {{ built_at }}
