@@ -258,13 +258,33 @@ select o.braze_key, o.is_new, o.data_points, o.attributes_json, o.ack_attributes
 from {{ dbt_braze.braze_objects_relation(model_name) }} o
 where not exists (
     select 1 from {{ dbt_braze.braze_state_relation() }} s
-    where s.model_name = {{ dbt_braze.braze_string_literal(model_name) }} and s.acked_at >= o.built_at and s.braze_key = o.braze_key)
+    where s.model_name = {{ dbt_braze.braze_string_literal(model_name) }}
+      and s.acked_at >= {{ dbt_braze.braze_objects_built_at_sql(model_name) }} and s.braze_key = o.braze_key)
   and not exists (
     select 1 from ({{ dbt_braze.braze_refused_users_sql(model_name) }}) refused
     where refused.braze_key = o.braze_key)
   {%- endset -%}
   {{ return(dbt_braze.braze_keyset_page(sql, page)) }}
 {% endmacro %}
+
+{#-
+  When the objects the read returns (`o`) were built: one time for the whole
+  relation. DuckDB: as an uncorrelated subquery, so that the state is
+  filtered before the anti-join; compared row by row it built its hash table
+  on the objects, payload included, which overran the sync's memory limit
+  (80 MB) once most users were acknowledged (a second sync at 200k users).
+-#}
+{% macro braze_objects_built_at_sql(model_name) %}
+  {{ return(adapter.dispatch('braze_objects_built_at_sql', 'dbt_braze')(model_name)) }}
+{% endmacro %}
+
+{% macro default__braze_objects_built_at_sql(model_name) -%}
+  o.built_at
+{%- endmacro %}
+
+{% macro duckdb__braze_objects_built_at_sql(model_name) -%}
+  (select max(built_at) from {{ dbt_braze.braze_objects_relation(model_name) }})
+{%- endmacro %}
 
 {#-
   One page of a read that returns one row per braze_key, for cursors that can
