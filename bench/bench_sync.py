@@ -168,7 +168,56 @@ def _http(url: str, body: dict[str, Any] | None = None) -> Any:
         return json.loads(response.read() or b"null")
 
 
-class Emulator:
+class _ServerProcess:
+    """A server in a process of its own, so that it shares no GIL with anything."""
+
+    proc: subprocess.Popen[str]
+
+    def cpu_seconds(self) -> float | None:
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def _listen(self, cmd: list[str], prefix: str) -> str:
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()  # its one line: `<prefix><url>`
+        if not line.startswith(prefix):
+            self.proc.kill()
+            raise RuntimeError(f"{cmd[1]} did not start: {line!r}")
+        return line[len(prefix) :].strip()
+
+
+class NullSink(_ServerProcess):
+    """bench/null_sink.py: answers every request 201 success without reading the body's JSON,
+    so a sync against it measures the client alone (its ceiling). It counts requests only:
+    objects are the sync's own count (`--output json`)."""
+
+    def __init__(self) -> None:
+        self.url = self._listen([sys.executable, str(BENCH_DIR / "null_sink.py")], "null sink listening on ")
+        self._base = 0
+
+    def _count(self) -> int:
+        return int(_http(self.url + "/_sink/stats")["requests"])
+
+    def reset(self) -> None:
+        self._base = self._count()
+
+    def stats(self) -> dict[str, Any]:
+        return {"track_requests": self._count() - self._base}
+
+
+class Emulator(_ServerProcess):
     """The bundled emulator in a process of its own, so that it shares no GIL with anything."""
 
     def __init__(self, *, latency_ms: float) -> None:
@@ -187,14 +236,7 @@ class Emulator:
             "--latency-ms",
             str(latency_ms),
         ]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()  # its one line: `braze emulator listening on <url>`
-        prefix = "braze emulator listening on "
-        if not line.startswith(prefix):
-            self.proc.kill()
-            raise RuntimeError(f"emulator did not start: {line!r}")
-        self.url = line[len(prefix) :].strip()
+        self.url = self._listen(cmd, "braze emulator listening on ")
         self.where = "separate process"
         # the request log is for debugging; keep it out of the way
         _http(self.url + "/_emulator/config", {"requests_log_size": 0})
@@ -204,21 +246,6 @@ class Emulator:
 
     def stats(self) -> dict[str, Any]:
         return _http(self.url + "/_emulator/stats")
-
-    def cpu_seconds(self) -> float | None:
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError):
-            return None
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 # -- the dbt project ---------------------------------------------------------------
@@ -380,7 +407,7 @@ class SyncRun:
 
 
 def measured_against(
-    emulator: Emulator, label: str, cmd: list[str], env: dict[str, str], cwd: Path
+    emulator: Emulator | NullSink, label: str, cmd: list[str], env: dict[str, str], cwd: Path
 ) -> tuple[SyncRun, Measured]:
     emulator.reset()
     cpu_before = emulator.cpu_seconds()
@@ -458,7 +485,9 @@ def sync_flags(concurrency: int | None, max_rps: float | None) -> list[str]:
     return flags
 
 
-def run_sync(emulator: Emulator, label: str, root: Path, env: dict[str, str], flags: list[str]) -> SyncRun:
+def run_sync(
+    emulator: Emulator | NullSink, label: str, root: Path, env: dict[str, str], flags: list[str]
+) -> SyncRun:
     cmd = [
         sys.executable,
         "-m",
@@ -474,6 +503,8 @@ def run_sync(emulator: Emulator, label: str, root: Path, env: dict[str, str], fl
     history = _run_history(root / "warehouse.duckdb")
     run, result = measured_against(emulator, label, cmd, sync_env, root)
     run.reported = parse_sync_report(result.stdout)
+    if isinstance(emulator, NullSink):  # it counts no objects: the sync's own count
+        run.objects = run.reported.get("created", 0) + run.reported.get("updated", 0)
     run.engine_seconds = engine_seconds(root / "warehouse.duckdb", history)
     if result.returncode != 0:
         log(f"  !! dbt-braze sync exited {result.returncode} after {result.seconds:.1f}s")
@@ -483,7 +514,9 @@ def run_sync(emulator: Emulator, label: str, root: Path, env: dict[str, str], fl
     return run
 
 
-def run_baseline(emulator: Emulator, root: Path, env: dict[str, str], limit: int | None) -> SyncRun:
+def run_baseline(
+    emulator: Emulator | NullSink, root: Path, env: dict[str, str], limit: int | None
+) -> SyncRun:
     cmd = [
         sys.executable,
         str(BENCH_DIR / "baseline_full_resend.py"),
@@ -500,6 +533,9 @@ def run_baseline(emulator: Emulator, root: Path, env: dict[str, str], limit: int
         cmd += ["--limit", str(limit)]
     base_env = {**env, "BRAZE_API_KEY": API_KEY, "BRAZE_REST_ENDPOINT": emulator.url}
     run, result = measured_against(emulator, "baseline full resend", cmd, base_env, root)
+    if isinstance(emulator, NullSink):  # it counts no objects: the baseline's own count
+        with contextlib.suppress(ValueError, IndexError, KeyError):
+            run.objects = int(json.loads(result.stdout.strip().splitlines()[-1])["objects_sent"])
     if result.returncode != 0:
         log(f"  !! baseline exited {result.returncode}: {result.stderr[-2000:]}")
         run.label += f" [exit {result.returncode}]"
@@ -755,6 +791,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the project directory")
     parser.add_argument(
+        "--no-ceiling",
+        action="store_true",
+        help="skip the ceiling: case (a) synced again against bench/null_sink.py, a sink that does no work",
+    )
+    parser.add_argument(
         "--identifier",
         choices=("external_id", "email"),
         default="external_id",
@@ -792,6 +833,8 @@ def main(argv: list[str] | None = None) -> int:
     emulators: dict[str, Emulator] = {}
     results: dict[str, list[tuple[str, DbtRun, DbtRun, SyncRun]]] = {m: [] for m in modes}
     baselines: dict[str, SyncRun] = {}
+    ceiling: dict[str, SyncRun] = {}  # "sync" and "baseline" against the null sink
+    null_sink: NullSink | None = None
     hook_logs: list[str] = []
     try:
         build_project(root, args.users, args.identifier, args.subscription_groups)
@@ -805,6 +848,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"emulator {mode}: {emulators[mode].url} ({emulators[mode].where}, sink, no rate limit, "
                 f"latency {latency[mode]:g} ms)"
             )
+        if not args.no_ceiling:
+            null_sink = NullSink()
+            log(f"null sink: {null_sink.url} (separate process, answers every request, does no work)")
         warm = run_measured(
             [dbt_executable(), "parse", "--project-dir", str(root), "--profiles-dir", str(root)],
             env=env,
@@ -814,7 +860,7 @@ def main(argv: list[str] | None = None) -> int:
 
         db = root / "warehouse.duckdb"
         snapshot = base / "snapshot.duckdb"
-        for _key, template, pct in CASES:
+        for key, template, pct in CASES:
             pct = args.change_pct if pct is None else pct
             label = template.format(pct=args.change_pct)
             without_pkg = dbt_run(root, env, {"dbt_braze_enabled": False, "bench_change_pct": pct})
@@ -829,16 +875,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"hook said: {with_pkg.hook_log or '?'}"
             )
             hook_logs.append(f"{label}: {with_pkg.hook_log or '?'}")
-            if len(modes) > 1:
+            ceiling_here = null_sink is not None and key == "a"
+            if len(modes) > 1 or ceiling_here:
                 for suffix in ("", ".wal"):
+                    Path(str(snapshot) + suffix).unlink(missing_ok=True)
                     if Path(str(db) + suffix).exists():
                         shutil.copyfile(str(db) + suffix, str(snapshot) + suffix)
             for index, mode in enumerate(modes):
                 if index > 0:  # every mode syncs from the same warehouse state
-                    for suffix in ("", ".wal"):
-                        Path(str(db) + suffix).unlink(missing_ok=True)
-                        if Path(str(snapshot) + suffix).exists():
-                            shutil.copyfile(str(snapshot) + suffix, str(db) + suffix)
+                    restore(snapshot, db)
                 sync = run_sync(emulators[mode], label, root, env, flags)
                 log(
                     f"{label}: sync [{mode}] {sync.seconds:.1f}s "
@@ -847,6 +892,14 @@ def main(argv: list[str] | None = None) -> int:
                     f"{sync.data_points:,} data points, peak RSS {fmt(sync.peak_rss_mb, '.0f')} MB"
                 )
                 results[mode].append((label, with_pkg, without_pkg, sync))
+            if ceiling_here and null_sink is not None:  # the same first sync, the client alone
+                restore(snapshot, db)
+                ceiling["sync"] = run_sync(null_sink, label + " vs null sink", root, env, flags)
+                c = ceiling["sync"]
+                log(
+                    f"{label}: sync [null sink] {c.seconds:.1f}s, {c.objects:,} objects, "
+                    f"{c.requests:,} requests, peak RSS {fmt(c.peak_rss_mb, '.0f')} MB"
+                )
         if not args.no_baseline:
             for mode in modes:
                 limit = args.baseline_rows_latency if mode == "latency" else None
@@ -857,9 +910,14 @@ def main(argv: list[str] | None = None) -> int:
                     f"baseline [{mode}] {b.seconds:.1f}s, {b.objects:,} objects, {b.requests:,} requests, "
                     f"{b.data_points:,} data points"
                 )
+            if null_sink is not None:
+                ceiling["baseline"] = run_baseline(null_sink, root, env, None)
+                log(f"baseline [null sink] {ceiling['baseline'].seconds:.1f}s")
     finally:
         for emulator in emulators.values():
             emulator.stop()
+        if null_sink is not None:
+            null_sink.stop()
         if not args.keep and args.workdir is None:
             shutil.rmtree(base, ignore_errors=True)
         elif args.keep:
@@ -905,7 +963,83 @@ def main(argv: list[str] | None = None) -> int:
             f"{'no latency' if latency[mode] == 0 else f'{latency[mode]:g} ms per request'} =="
         )
         print_mode_table(title, results[mode], baselines.get(mode), args.change_pct, args.users)
+    print_ceiling(ceiling)
+    print_summary(results, baselines, ceiling, args.users, (LOAD_AT_START, load))
     return 0
+
+
+def restore(snapshot: Path, db: Path) -> None:
+    """The warehouse file (and its WAL) as the snapshot holds it."""
+    for suffix in ("", ".wal"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+        if Path(str(snapshot) + suffix).exists():
+            shutil.copyfile(str(snapshot) + suffix, str(db) + suffix)
+
+
+def print_ceiling(ceiling: dict[str, SyncRun]) -> None:
+    if not ceiling:
+        return
+    print()
+    print(
+        "== ceiling: case (a) again, against bench/null_sink.py (answers 201, reads no JSON, does no work) =="
+    )
+    for name, run in (
+        ("dbt-braze sync", ceiling.get("sync")),
+        ("baseline full resend", ceiling.get("baseline")),
+    ):
+        if run is None:
+            continue
+        print(
+            f"{name}: {run.seconds:.2f}s, {fmt(run.objects)} objects, "
+            f"{fmt(run.objects_per_second)} objects/s, {fmt(run.requests)} requests, "
+            f"peak RSS {fmt(run.peak_rss_mb, '.0f')} MB, "
+            f"CPU {fmt(run.cpu_seconds, '.1f')}s, sink CPU {fmt(run.emulator_cpu_seconds, '.1f')}s"
+        )
+
+
+def print_summary(
+    results: dict[str, list[tuple[str, DbtRun, DbtRun, SyncRun]]],
+    baselines: dict[str, SyncRun],
+    ceiling: dict[str, SyncRun],
+    users: int,
+    load: tuple[str, str],
+) -> None:
+    """The figures of issue 16 (items 3 to 5) in one place, from the fast mode."""
+    rows = {label[:3]: (with_pkg, sync) for label, with_pkg, _, sync in results.get("fast", [])}
+    if not rows:
+        return
+    print()
+    print(f"== summary ({users:,} users, fast mode; load average at start {load[0]}, at end {load[1]}) ==")
+    a, b, c = rows.get("(a)"), rows.get("(b)"), rows.get("(c)")
+    baseline = baselines.get("fast")
+    if a is not None:
+        line = f"first full sync: dbt-braze {fmt(a[1].objects_per_second)} objects/s"
+        if baseline is not None and baseline.objects_per_second and a[1].objects_per_second:
+            line += (
+                f", baseline {fmt(baseline.objects_per_second)} objects/s in the same run "
+                f"(dbt-braze / baseline {a[1].objects_per_second / baseline.objects_per_second:.2f}x)"
+            )
+        print(line)
+    if ceiling.get("sync") is not None:
+        line = f"ceiling (sink doing no work): dbt-braze {fmt(ceiling['sync'].objects_per_second)} objects/s"
+        if ceiling.get("baseline") is not None:
+            line += f", baseline {fmt(ceiling['baseline'].objects_per_second)} objects/s"
+        print(line)
+    hooks = [f"{key} {fmt(run[0].hook_seconds, '.2f')}s" for key, run in rows.items()]
+    print("hook, as dbt records it: " + ", ".join(hooks))
+    if b is not None and c is not None:
+        print(
+            f"the run right after the first sync (b): dbt run {b[0].seconds:.2f}s (hook "
+            f"{fmt(b[0].hook_seconds, '.2f')}s) vs a 1% run (c): dbt run {c[0].seconds:.2f}s (hook "
+            f"{fmt(c[0].hook_seconds, '.2f')}s)"
+        )
+    if c is not None:
+        print(
+            f"1% cycle (c): dbt run {c[0].seconds:.2f}s + sync {c[1].seconds:.2f}s = "
+            f"{c[0].seconds + c[1].seconds:.2f}s"
+        )
+    peaks = [f"{key} {fmt(run[1].peak_rss_mb, '.0f')} MB" for key, run in rows.items()]
+    print("sync peak RSS: " + ", ".join(peaks))
 
 
 if __name__ == "__main__":

@@ -208,6 +208,11 @@ class DbtAccess:
         return str(self._adapter.type())
 
     @property
+    def transactional(self) -> bool:
+        """Whether `transaction` makes its statements one atomic write."""
+        return self.adapter_type not in NON_TRANSACTIONAL_ADAPTERS
+
+    @property
     def binary_text_order(self) -> bool:
         """Text compares by code point, as Python's str does (no locale collation): a
         range computed in Python bounds the same keys in the warehouse."""

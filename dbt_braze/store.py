@@ -31,6 +31,10 @@ from dbt_braze.rows import (
 logger = logging.getLogger(__name__)
 
 CHUNK_ROWS = 10_000  # users per statement of a checkpoint
+# users per acknowledgement from braze_objects__<model>: only their keys are handed, and a
+# checkpoint's users in one INSERT let DuckDB write whole row groups to the file (a
+# checkpoint of 20,000 users in two statements spent more on its commit than on them)
+OBJECT_CHUNK_USERS = 100_000
 # the columns of the rows a checkpoint hands its macros (braze_rows_sql)
 ACK_COLUMNS = ("braze_key", "attribute", "value_hash")
 REJECTION_COLUMNS = (*ACK_COLUMNS, "reason")
@@ -42,6 +46,7 @@ class Store:
 
     def __init__(self, dbt: DbtAccess) -> None:
         self.dbt = dbt
+        self._fingerprinted_builds: dict[tuple[str, str], bool] = {}
 
     def close(self) -> None:
         self.dbt.close()
@@ -180,23 +185,26 @@ class Store:
     ) -> None:
         """Record, in one transaction, what Braze rejected (with reasons) and what it
         accepted. `acked_objects`: users of braze_objects__<model>, by key (the
-        names and hashes are taken from there); `acked`: one
-        entry per other user (key, its attributes and their value hashes, each
-        ROW_SEPARATOR-joined; hashes None when the values were removed).
-        Rejections go first, then the acknowledged users' fingerprints are voided
-        (their state moves), then the acknowledgements: were a non-transactional
-        adapter to stop in between, those users would only be diffed or sent
-        again, never skipped.
+        names and hashes are taken from there, and the fingerprints of the rows
+        their objects bring Braze to); `acked`: one entry per other user (key, its
+        attributes and their value hashes, each ROW_SEPARATOR-joined; hashes None
+        when the values were removed), whose fingerprints are voided (their state
+        moved). Rejections go first, then the voiding, then the acknowledgements, then
+        the fingerprints that vouch for them: were a non-transactional adapter to stop
+        in between, those users would only be diffed or sent again, never skipped
+        (there the users of `acked_objects` are voided first too).
 
         A `dbt run` may have rebuilt braze_objects__<model> since the sync read
         it: then nothing there is the build read (`stamp`), and the users are
-        acknowledged from what the sync sent instead, so the state holds what
-        Braze holds either way. The check runs in the same transaction, after
-        the insert: on PostgreSQL the insert's lock on the relation keeps a
-        rebuild from swapping it in between; elsewhere a swap in between can
-        only make a user be acknowledged twice, with the same hashes."""
+        acknowledged from what the sync sent instead, their fingerprints voided,
+        so the state holds what Braze holds either way. The check runs in the same
+        transaction, after the insert: on PostgreSQL the insert's lock on the
+        relation keeps a rebuild from swapping it in between; elsewhere a swap in
+        between can only make a user be acknowledged twice, with the same hashes."""
         objects = acked_objects.users if acked_objects else []
-        acked_keys = [entry[0] for entry in acked] + [entry[0] for entry in objects]
+        voided = [entry[0] for entry in acked]
+        if not self.dbt.transactional:
+            voided += [entry[0] for entry in objects]
         statements = (
             [
                 self.dbt.macro(
@@ -206,12 +214,7 @@ class Store:
                 )
                 for chunk in _chunks(rejected)
             ]
-            + [
-                self.dbt.macro(
-                    "braze_forget_fingerprints_sql", model_name=model_name, keys_sql=self._keys_sql(keys)
-                )
-                for keys in _chunks(acked_keys)
-            ]
+            + [self._forget_fingerprints_sql(model_name, keys) for keys in _chunks(voided)]
             + [self._acknowledge_sql(model_name, run_id, chunk) for chunk in _chunks(acked)]
         )
 
@@ -219,7 +222,7 @@ class Store:
             for sql in statements:
                 self.dbt.run(sql)
             if acked_objects is not None:
-                for users in _chunks(objects):
+                for users in _chunks(objects, OBJECT_CHUNK_USERS):
                     self._acknowledge_objects(model_name, run_id, acked_objects.stamp, users)
 
         if statements or objects:
@@ -229,22 +232,35 @@ class Store:
         self, model_name: str, run_id: str, stamp: str, users: Sequence[UserAck]
     ) -> None:
         keys = [user[0] for user in users]
+        keys_sql = self._keys_sql(keys)
         key_range = (encode_cell(min(keys)), encode_cell(max(keys))) if self.dbt.binary_text_order else None
-        self.dbt.run(
-            self.dbt.macro(
-                "braze_acknowledge_objects_sql",
-                model_name=model_name,
-                keys_sql=self._keys_sql(keys),
-                stamp=stamp,
-                run_id=run_id,
-                key_range=key_range,
-            )
-        )
+        found = {"model_name": model_name, "keys_sql": keys_sql, "stamp": stamp, "key_range": key_range}
+        self.dbt.run(self.dbt.macro("braze_acknowledge_objects_sql", run_id=run_id, **found))
         if not self.dbt.fetch(self.dbt.macro("braze_objects_built_sql", model_name=model_name, stamp=stamp)):
             logger.debug(
                 "%s: objects rebuilt since the read: acknowledging %d users as sent", model_name, len(users)
             )
+            self.dbt.run(self._forget_fingerprints_sql(model_name, keys, keys_sql))
             self.dbt.run(self._acknowledge_sql(model_name, run_id, users))
+        elif self._has_fingerprints(model_name, stamp):
+            self.dbt.run(self.dbt.macro("braze_vouch_objects_sql", **found))
+        else:  # built by a package version that did not record them
+            self.dbt.run(self._forget_fingerprints_sql(model_name, keys, keys_sql))
+
+    def _has_fingerprints(self, model_name: str, stamp: str) -> bool:
+        """Whether braze_objects__<model> (the build `stamp`) has the fingerprint column."""
+        if (model_name, stamp) not in self._fingerprinted_builds:
+            relation = self.dbt.macro("braze_objects_relation", model_name=model_name)
+            columns = self.dbt.macro("braze_columns_in_relation", relation=relation)
+            names = {str(column.name).lower() for column in columns}
+            self._fingerprinted_builds[(model_name, stamp)] = "fingerprint" in names
+        return self._fingerprinted_builds[(model_name, stamp)]
+
+    def _forget_fingerprints_sql(
+        self, model_name: str, keys: Sequence[str], keys_sql: str | None = None
+    ) -> str:
+        keys_sql = keys_sql or self._keys_sql(keys)
+        return str(self.dbt.macro("braze_forget_fingerprints_sql", model_name=model_name, keys_sql=keys_sql))
 
     def _acknowledge_sql(self, model_name: str, run_id: str, entries: Sequence[Sequence[Any]]) -> str:
         return str(

@@ -230,12 +230,16 @@ from ({{ rows_sql }}) changed
     select braze_key, attribute, value_text, value_type, value_hash, is_new
     from {{ pending }} where change_kind = 'upsert'
   {%- endset -%}
-  {#- sorted by key: checkpoints look users up by key ranges (braze_acknowledge_objects_sql) -#}
+  {#- sorted by key: checkpoints look users up by key ranges (braze_acknowledge_objects_sql);
+      fingerprint: of the row Braze holds once it accepts the object (braze_vouch_objects_sql) -#}
   {%- set sql -%}
-    select objects.*, (select max(built_at) from {{ pending }}) as built_at
+    select objects.*, vouched.fingerprint, (select max(built_at) from {{ pending }}) as built_at
     from ({{ dbt_braze.braze_catalog_objects_sql(upserts) if kind == 'catalog'
              else dbt_braze.braze_user_objects_sql(upserts) }}) objects
-    order by braze_key
+    left join (
+        select braze_key, value_text as fingerprint from {{ pending }} where change_kind = 'object_fingerprint'
+    ) vouched on vouched.braze_key = objects.braze_key
+    order by objects.braze_key
   {%- endset -%}
   {%- do adapter.drop_relation(staging_relation) -%}
   {%- do run_query(get_create_table_as_sql(False, staging_relation, sql)) -%}
@@ -262,7 +266,8 @@ select o.braze_key, o.is_new, o.data_points, o.attributes_json, o.ack_attributes
 from {{ dbt_braze.braze_objects_relation(model_name) }} o
 where not exists (
     select 1 from {{ dbt_braze.braze_state_relation() }} s
-    where s.model_name = {{ dbt_braze.braze_string_literal(model_name) }} and s.acked_at >= o.built_at and s.braze_key = o.braze_key)
+    where s.model_name = {{ dbt_braze.braze_string_literal(model_name) }}
+      and s.acked_at >= {{ dbt_braze.braze_objects_built_at_sql(model_name) }} and s.braze_key = o.braze_key)
   and not exists (
     select 1 from ({{ dbt_braze.braze_refused_users_sql(model_name) }}) refused
     where refused.braze_key = o.braze_key)
@@ -272,6 +277,25 @@ where not exists (
   {%- endset -%}
   {{ return(dbt_braze.braze_keyset_page(sql, page)) }}
 {% endmacro %}
+
+{#-
+  When the objects the read returns (`o`) were built: one time for the whole
+  relation. DuckDB: as an uncorrelated subquery, so that the state is
+  filtered before the anti-join; compared row by row it built its hash table
+  on the objects, payload included, which overran the sync's memory limit
+  (80 MB) once most users were acknowledged (a second sync at 200k users).
+-#}
+{% macro braze_objects_built_at_sql(model_name) %}
+  {{ return(adapter.dispatch('braze_objects_built_at_sql', 'dbt_braze')(model_name)) }}
+{% endmacro %}
+
+{% macro default__braze_objects_built_at_sql(model_name) -%}
+  o.built_at
+{%- endmacro %}
+
+{% macro duckdb__braze_objects_built_at_sql(model_name) -%}
+  (select max(built_at) from {{ dbt_braze.braze_objects_relation(model_name) }})
+{%- endmacro %}
 
 {#-
   One page of a read that returns one row per braze_key, for cursors that can
@@ -323,8 +347,31 @@ group by braze_key
   table skip the blocks outside it.
 -#}
 {% macro braze_acknowledge_objects_sql(model_name, keys_sql, stamp, run_id, key_range=none) %}
-  {%- set accepted -%}
-    select o.braze_key, o.ack_attributes, o.ack_hashes
+  {%- set accepted = dbt_braze._braze_accepted_objects_sql(model_name, keys_sql, stamp, key_range,
+                                                           'o.braze_key, o.ack_attributes, o.ack_hashes') %}
+insert into {{ dbt_braze.braze_state_relation() }} (model_name, braze_key, attribute, value_hash, acked_at, run_id)
+select {{ dbt_braze.braze_string_literal(model_name) }}, braze_key, attribute, value_hash, {{ dbt_braze.braze_utc_now() }}, '{{ run_id }}'
+from ({{ dbt_braze.braze_unnest_acks_sql(accepted) }}) acked
+{% endmacro %}
+
+{#-
+  After braze_acknowledge_objects_sql, in the same transaction: the accepted
+  users' fingerprints, as braze_objects__<model> has them (the row each
+  object brings Braze to), so that the next `dbt run` skips them like any
+  user whose diff came out empty. A user rejected in full keeps the
+  fingerprint it had, which does not vouch for its current row (that made it
+  a candidate), so it is diffed again.
+-#}
+{% macro braze_vouch_objects_sql(model_name, keys_sql, stamp, key_range=none) %}
+insert into {{ dbt_braze.braze_fingerprints_relation() }} (model_name, braze_key, fingerprint, recorded_at)
+select {{ dbt_braze.braze_string_literal(model_name) }}, braze_key, fingerprint, {{ dbt_braze.braze_utc_now() }}
+from ({{ dbt_braze._braze_accepted_objects_sql(model_name, keys_sql, stamp, key_range, 'o.braze_key, o.fingerprint') }}) accepted
+{% endmacro %}
+
+{#- `columns` of the users of braze_objects__<model> built at `stamp` whose keys `keys_sql` hands. -#}
+{% macro _braze_accepted_objects_sql(model_name, keys_sql, stamp, key_range, columns) %}
+  {%- set sql -%}
+    select {{ columns }}
     from {{ dbt_braze.braze_objects_relation(model_name) }} o
     where cast(o.built_at as {{ dbt.type_string() }}) = {{ dbt_braze.braze_string_literal(stamp) }}
       {%- if key_range %}
@@ -332,10 +379,8 @@ group by braze_key
       and o.braze_key <= {{ dbt_braze.braze_decode_cell("'" ~ key_range[1] ~ "'") }}
       {%- endif %}
       and o.braze_key in (select braze_key from ({{ keys_sql }}) handed)
-  {%- endset %}
-insert into {{ dbt_braze.braze_state_relation() }} (model_name, braze_key, attribute, value_hash, acked_at, run_id)
-select {{ dbt_braze.braze_string_literal(model_name) }}, braze_key, attribute, value_hash, {{ dbt_braze.braze_utc_now() }}, '{{ run_id }}'
-from ({{ dbt_braze.braze_unnest_acks_sql(accepted) }}) acked
+  {%- endset -%}
+  {{ return(sql) }}
 {% endmacro %}
 
 {#- One row when braze_objects__<model> is still the build the sync read (`stamp`), none otherwise. -#}

@@ -31,9 +31,12 @@
 
 {#-
   braze_fingerprints: per user, a hash of the model row whose values Braze
-  holds (written by the hook when a user's diff comes out empty), and NULL
-  rows the sync appends when it acknowledges anything for a user (the state
-  moved: the fingerprint no longer vouches for it). The hook diffs
+  holds: written by the hook when a user's diff comes out empty, and by the
+  sync when Braze accepts a user's object from braze_objects__<model> (the
+  row the object brings Braze to, braze_vouch_objects_sql); NULL rows the
+  sync appends when it acknowledges anything else for a user (removed users,
+  --full-refresh, objects rebuilt mid-sync: the state moved, the fingerprint
+  no longer vouches for it). The hook diffs
   attribute by attribute only the users whose latest fingerprint differs
   from their row's: a run where 1% of a million users changed compares 10,000
   users' attributes, not ten million. Append-only, like braze_state.
