@@ -78,10 +78,19 @@ class WarehouseAccess(CompactionStore, RunStore, Protocol):
     def pending_users(self, model_name: str) -> dict[str, int]: ...
     def rows(self, read: Read, batch_rows: int) -> Iterator[list[Row]]: ...
     def checkpoint(
-        self, model_name: str, run_id: str, acked: Any, rejected: Any, acked_objects: ObjectAcks | None
+        self,
+        model_name: str,
+        run_id: str,
+        acked: Any,
+        rejected: Any,
+        acked_objects: ObjectAcks | None,
+        *,
+        kind: str,
     ) -> None: ...
     def background(self, name: str, work: Callable[[], None]) -> threading.Thread: ...
-    def record_events(self, model_name: str, run_id: str, records: list[EventRecord]) -> None: ...
+    def record_events(
+        self, model_name: str, run_id: str, records: list[EventRecord], *, kind: str
+    ) -> None: ...
     def move_events(
         self, model_name: str, run_id: str, from_status: str, to_status: str, reason: str
     ) -> None: ...
@@ -193,8 +202,8 @@ class _CheckpointWriter:
     checkpoint is written while the next fills; the one after waits for it, so
     at most two windows are ever unrecorded (what a crash makes us send again)."""
 
-    def __init__(self, warehouse: WarehouseAccess, model: str, run_id: str) -> None:
-        self._warehouse, self._model, self._run_id = warehouse, model, run_id
+    def __init__(self, warehouse: WarehouseAccess, model: str, run_id: str, kind: str) -> None:
+        self._warehouse, self._model, self._run_id, self._kind = warehouse, model, run_id, kind
         self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._idle = threading.Semaphore(1)  # held while a checkpoint is being written
         self._error: BaseException | None = None
@@ -211,12 +220,12 @@ class _CheckpointWriter:
                 self._idle.release()
 
     def submit(self, acked: list[Any], rejected: list[Any], acked_objects: ObjectAcks | None) -> None:
-        warehouse, model, run_id = self._warehouse, self._model, self._run_id
-        self._submit(lambda: warehouse.checkpoint(model, run_id, acked, rejected, acked_objects))
+        warehouse, model, run_id, kind = self._warehouse, self._model, self._run_id, self._kind
+        self._submit(lambda: warehouse.checkpoint(model, run_id, acked, rejected, acked_objects, kind=kind))
 
     def submit_events(self, records: list[EventRecord]) -> None:
-        warehouse, model, run_id = self._warehouse, self._model, self._run_id
-        self._submit(lambda: warehouse.record_events(model, run_id, records))
+        warehouse, model, run_id, kind = self._warehouse, self._model, self._run_id, self._kind
+        self._submit(lambda: warehouse.record_events(model, run_id, records, kind=kind))
 
     def wait(self) -> None:
         """Until everything submitted is written; raise what went wrong."""
@@ -373,7 +382,7 @@ class SyncEngine:
             self._start_at_most_once(model, report)
         writer = None
         if not self._mode.dry_run:
-            writer = _CheckpointWriter(self._warehouse, model.model_name, self._run_id)
+            writer = _CheckpointWriter(self._warehouse, model.model_name, self._run_id, model.kind)
         checkpoint = _Checkpoint(writer, self._settings, self._clock, self._heartbeat)
         pool = ThreadPoolExecutor(max_workers=self._settings.concurrency, thread_name_prefix="braze")
         in_flight: deque[_InFlight] = deque()
@@ -653,7 +662,7 @@ def sync_one(
         except SyncError as exc:  # e.g. a model paused for its duplicates: plan says so
             return report, str(exc)
         return report, None
-    run = RunLog(warehouse, model.model_name, lease_seconds=settings.lock_lease_seconds)
+    run = RunLog(warehouse, model.model_name, lease_seconds=settings.lock_lease_seconds, kind=model.kind)
     try:
         run.start()
     except LockedError as exc:  # this model only: the others still sync

@@ -45,6 +45,7 @@ class RunStore(Protocol):
         ended: bool = ...,
         counts: dict[str, int] | None = ...,
         error: str | None = ...,
+        kind: str | None = ...,
     ) -> None: ...
     def live_runs(self, model_name: str, lease_seconds: float) -> list[tuple[object, ...]]: ...
 
@@ -124,9 +125,11 @@ class RunLog:
         model_name: str,
         *,
         lease_seconds: float,
+        kind: str | None = None,  # the model's; None for a claim that is no model's run
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.run_id = uuid.uuid4().hex
+        self._kind = kind
         self.holder = this_holder()
         self._store, self._model, self._lease, self._clock = store, model_name, lease_seconds, clock
         # a heartbeat well inside the lease, so that a live sync never looks dead
@@ -134,7 +137,14 @@ class RunLog:
         self._last_beat = clock()
 
     def _record(self, status: str, **kwargs: object) -> None:
-        self._store.record_run(self.run_id, self._model, status, holder=self.holder, **kwargs)  # type: ignore[arg-type]
+        self._store.record_run(
+            self.run_id,
+            self._model,
+            status,
+            holder=self.holder,
+            kind=self._kind,
+            **kwargs,  # type: ignore[arg-type]
+        )
 
     def start(self) -> None:
         """Claim the model; raise LockedError when an older live sync holds it."""
@@ -150,6 +160,7 @@ class RunLog:
                     holder=str(holder),
                     ended=True,
                     error="its process was gone; lock taken over",
+                    kind=self._kind,
                 )
                 continue
             self._record("locked", ended=True, error=f"another sync ({run_id}) holds the lock")

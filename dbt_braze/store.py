@@ -182,6 +182,8 @@ class Store:
         acked: Sequence[UserAck],
         rejected: Sequence[tuple[str, str, str | None, str]],
         acked_objects: ObjectAcks | None = None,
+        *,
+        kind: str,
     ) -> None:
         """Record, in one transaction, what Braze rejected (with reasons) and what it
         accepted. `acked_objects`: users of braze_objects__<model>, by key (the
@@ -211,6 +213,7 @@ class Store:
                     "braze_record_rejected_sql",
                     model_name=model_name,
                     rows_sql=self._rows_sql(REJECTION_COLUMNS, unpack(chunk)),
+                    kind=kind,
                 )
                 for chunk in _chunks(rejected)
             ]
@@ -282,7 +285,9 @@ class Store:
         return str(self.dbt.macro("braze_rows_sql", columns=columns))
 
     # -- events and purchases ------------------------------------------------------------
-    def record_events(self, model_name: str, run_id: str, records: Sequence[EventRecord]) -> None:
+    def record_events(
+        self, model_name: str, run_id: str, records: Sequence[EventRecord], *, kind: str
+    ) -> None:
         """Append each id's new status to braze_events_log, and the rejected ones, with their
         reasons, to braze_rejected too, in one transaction."""
         rejected = [
@@ -295,6 +300,7 @@ class Store:
                 "braze_record_rejected_sql",
                 model_name=model_name,
                 rows_sql=self._rows_sql(REJECTION_COLUMNS, unpack(chunk)),
+                kind=kind,
             )
             for chunk in _chunks(rejected)
         ] + [
@@ -356,8 +362,10 @@ class Store:
         ended: bool = False,
         counts: dict[str, int] | None = None,
         error: str | None = None,
+        kind: str | None = None,
     ) -> None:
-        """Append one row to the run history."""
+        """Append one row to the run history (`kind`: the model's; None for a claim that
+        is no model's run)."""
         self.dbt.execute(
             self.dbt.macro(
                 "braze_record_run_sql",
@@ -368,6 +376,7 @@ class Store:
                 counts=counts or {},
                 error=error,
                 holder=holder,
+                kind=kind,
             )
         )
 

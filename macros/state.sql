@@ -7,13 +7,15 @@
                             (never updating) keeps every write a single atomic
                             INSERT on every adapter, Spark's parquet included.
     braze_rejected          objects Braze refused, per attribute, with the reason
+                            and the model's kind (users, events, purchases, catalog)
     braze_pending__<model>  the changes computed by the last `dbt run`
     braze_objects__<model>  its upserts rendered as one object per user (json.sql)
     braze_fingerprints      per user, a hash of the model row Braze holds (below)
     braze_events_log        kinds events and purchases: each event id's status (events.sql)
     braze_sync_runs         append-only run history: a `running` row at the start
                             of each sync (the lock claim), heartbeats, and a final
-                            row with the status and counts
+                            row with the status and counts, each naming the model's
+                            kind (null for the Spark compaction claim)
 -#}
 
 {% macro braze_schema() %}
@@ -197,6 +199,7 @@
     ('rows_rejected', dbt.type_bigint()), ('requests', dbt.type_bigint()),
     ('data_points', dbt.type_bigint()), ('error', dbt_braze.braze_type_string()),
     ('holder', dbt_braze.braze_type_string()), ('subscription_changes', dbt.type_bigint()),
+    ('kind', dbt_braze.braze_type_string()),
   ]) }}
 {% endmacro %}
 
@@ -205,6 +208,7 @@
     ('model_name', dbt_braze.braze_type_string()), ('braze_key', dbt_braze.braze_type_string()),
     ('attribute', dbt_braze.braze_type_string()), ('value_hash', dbt_braze.braze_type_string()),
     ('reason', dbt_braze.braze_type_string()), ('rejected_at', dbt.type_timestamp()),
+    ('kind', dbt_braze.braze_type_string()),
   ]) }}
 {% endmacro %}
 

@@ -212,9 +212,10 @@ select {{ dbt_braze.braze_string_literal(model_name) }}, braze_key, attribute, v
 from ({{ rows_sql }}) acked
 {% endmacro %}
 
-{% macro braze_record_rejected_sql(model_name, rows_sql) %}
-insert into {{ dbt_braze.braze_rejected_relation() }} (model_name, braze_key, attribute, value_hash, reason, rejected_at)
-select {{ dbt_braze.braze_string_literal(model_name) }}, braze_key, attribute, value_hash, reason, {{ dbt_braze.braze_utc_now() }}
+{% macro braze_record_rejected_sql(model_name, rows_sql, kind) %}
+insert into {{ dbt_braze.braze_rejected_relation() }} (model_name, braze_key, attribute, value_hash, reason, rejected_at, kind)
+select {{ dbt_braze.braze_string_literal(model_name) }}, braze_key, attribute, value_hash, reason, {{ dbt_braze.braze_utc_now() }},
+       {{ dbt_braze.braze_string_literal(kind) }}
 from ({{ rows_sql }}) rejected
 {% endmacro %}
 
@@ -285,10 +286,10 @@ select (
 
 {#- Run history: one row per event of a run (start, heartbeat, end). -#}
 {#- One row of the run history; the run's first row dates its start. -#}
-{% macro braze_record_run_sql(run_id, model_name, status, ended, counts, error, holder) %}
+{% macro braze_record_run_sql(run_id, model_name, status, ended, counts, error, holder, kind) %}
 insert into {{ dbt_braze.braze_runs_relation() }}
   (run_id, model_name, status, started_at, recorded_at, ended_at, users_created, users_updated,
-   attributes_unset, users_deleted, rows_rejected, requests, data_points, error, holder, subscription_changes)
+   attributes_unset, users_deleted, rows_rejected, requests, data_points, error, holder, subscription_changes, kind)
 select '{{ run_id }}', {{ dbt_braze.braze_string_literal(model_name) }}, '{{ status }}',
        coalesce({{ dbt_braze.braze_run_started_at_sql(run_id) }}, {{ dbt_braze.braze_utc_now() }}),
        {{ dbt_braze.braze_utc_now() }},
@@ -299,7 +300,8 @@ select '{{ run_id }}', {{ dbt_braze.braze_string_literal(model_name) }}, '{{ sta
        {{ counts.get('data_points', 0) }},
        {% if error %}{{ dbt_braze.braze_string_literal(error) }}{% else %}cast(null as {{ dbt.type_string() }}){% endif %},
        {{ dbt_braze.braze_string_literal(holder) }},
-       {{ counts.get('subscription_changes', 0) }}
+       {{ counts.get('subscription_changes', 0) }},
+       {% if kind %}{{ dbt_braze.braze_string_literal(kind) }}{% else %}cast(null as {{ dbt.type_string() }}){% endif %}
 {% endmacro %}
 
 {#-

@@ -390,7 +390,14 @@ class FakeStore:
         return thread
 
     def checkpoint(
-        self, model_name: str, run_id: str, acked: Any, rejected: Any, acked_objects: ObjectAcks | None
+        self,
+        model_name: str,
+        run_id: str,
+        acked: Any,
+        rejected: Any,
+        acked_objects: ObjectAcks | None,
+        *,
+        kind: str,
     ) -> None:
         """One transaction in the real warehouse: rejections first, then acknowledgements
         (by key: what braze_objects__<model> holds for those keys, which the users' entries
@@ -409,8 +416,8 @@ class FakeStore:
     def latest_events(self) -> dict[str, str]:
         return {event_id: status for event_id, _, status, _ in self.event_log}
 
-    def record_events(self, model_name: str, run_id: str, records: list[Any]) -> None:
-        assert model_name == MODEL_NAME
+    def record_events(self, model_name: str, run_id: str, records: list[Any], *, kind: str) -> None:
+        assert model_name == MODEL_NAME and kind in ("events", "purchases")
         self.event_writes.append(list(records))
         self.event_log += records
         self.events.append("record_events")

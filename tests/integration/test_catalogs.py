@@ -208,6 +208,9 @@ def test_catalog_lifecycle(project: DbtProject, emulator: BrazeEmulator) -> None
         "where status = 'success' order by recorded_at"
     )
     assert [tuple(run) for run in runs] == [(n, 0, 4), (0, 0, 0), (2, 1, 0), (0, 0, 0)]
+    # each row of the run history and of the rejections names its kind
+    assert project.query("select distinct kind from braze_sync_runs") == [("catalog",)]
+    assert project.query("select distinct kind from braze_rejected") == [("catalog",)]
 
 
 def _put_items(emulator: BrazeEmulator, items: list[dict[str, Any]]) -> None:

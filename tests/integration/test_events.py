@@ -165,6 +165,15 @@ def test_backfills_second_syncs_and_rows_changed_after_sending(
     assert text.exit_code == 0, text.output
     assert "ev_all (external_id: user_id," in text.output and "12 delivered" in text.output
     assert emulator.stats()["duplicate_events"] == 0 and emulator.stats()["duplicate_purchases"] == 0
+    # the run history names each model's kind (contract: "each row naming its kind")
+    kinds = dict(project.query("select model_name, min(kind) from braze_sync_runs group by 1"))
+    assert kinds == {
+        "ev_none": "events",
+        "ev_all": "events",
+        "ev_date": "events",
+        "pu_all": "purchases",
+        "ev_mail": "events",
+    }
 
 
 N = 600

@@ -113,6 +113,8 @@ def test_partial_errors_are_recorded_and_not_resent(project: DbtProject, emulato
     assert "3" not in emulator.profiles and len(emulator.profiles) == 9
     rejected = project.query("select braze_key, attribute, reason from braze_rejected")
     assert {r[0] for r in rejected} == {"3"}
+    assert project.query("select distinct kind from braze_rejected") == [("users",)]
+    assert project.query("select distinct kind from braze_sync_runs") == [("users",)]
     assert {r[1] for r in rejected} == set(ATTRIBUTES)
     assert all("email" in r[2] for r in rejected)
     requests = emulator.stats()["requests"]

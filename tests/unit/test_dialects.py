@@ -188,7 +188,7 @@ def package_sql(renderer: Renderer, dialect: str) -> dict[str, str]:
         "withheld": ("braze_withheld_sql", dict(model_name=m)),
         "rows": ("braze_rows_sql", dict(columns=rows_columns(ROWS))),
         "acknowledge": ("braze_acknowledge_sql", dict(model_name=m, rows_sql=rows_sql, run_id="r1")),
-        "record_rejected": ("braze_record_rejected_sql", dict(model_name=m, rows_sql=rows_sql)),
+        "record_rejected": ("braze_record_rejected_sql", dict(model_name=m, rows_sql=rows_sql, kind="users")),
         "built_at": ("braze_pending_built_at_sql", dict(model_name=m)),
         "is_stale": ("braze_pending_is_stale_sql", dict(model_name=m)),
         "record_run": (
@@ -201,6 +201,7 @@ def package_sql(renderer: Renderer, dialect: str) -> dict[str, str]:
                 counts={"requests": 3},
                 error="HTTP 500",
                 holder="host-1",
+                kind="catalog",
             ),
         ),
         "live_runs": ("braze_live_runs_sql", dict(model_name=m, lease_seconds=300)),
@@ -809,10 +810,11 @@ def test_the_lease_and_run_history_use_each_dialects_forms(renderer: Renderer) -
             counts={},
             error="Braze said: it's down \\ again",
             holder="host's pid",
+            kind="users",
         )
         texts = {literal.this for literal in parse(sql, dialect).find_all(exp.Literal) if literal.is_string}
         assert "Braze said: it's down \\ again" in texts, (dialect, sql)
-        assert "host's pid" in texts, (dialect, sql)
+        assert "host's pid" in texts and "users" in texts, (dialect, sql)
 
 
 def rejection_reads(renderer: Renderer, dialect: str, limit: int = 5) -> dict[str, str]:
