@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -38,6 +37,7 @@ from bench_sync import (
     LOAD_AT_START,
     REPO_ROOT,
     DbtRun,
+    bench_env,
     code_fingerprint,
     dbt_run,
     fmt,
@@ -163,9 +163,7 @@ def main(argv: list[str] | None = None) -> int:
 
     base = Path(tempfile.mkdtemp(prefix="dbt-braze-bench-catalog-"))
     root = base / "project"
-    env = {**os.environ, "DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    for name in ("BRAZE_API_KEY", "BRAZE_REST_ENDPOINT", "DBT_TARGET_PATH", "DBT_PROFILES_DIR"):
-        env.pop(name, None)
+    env = bench_env()
     info, fingerprint = machine_info(), code_fingerprint()
     rows: list[tuple[str, DbtRun, dict[str, Any]]] = []
     emulator = BrazeEmulator(api_keys={API_KEY: ALL_PERMISSIONS}).start()

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from bench_sync import (
     LOAD_AT_START,
     REPO_ROOT,
     Emulator,
+    bench_env,
     code_fingerprint,
     dbt_run,
     fmt,
@@ -127,9 +127,7 @@ def main(argv: list[str] | None = None) -> int:
 
     base = Path(tempfile.mkdtemp(prefix="dbt-braze-bench-history-"))
     root = base / "project"
-    env = {**os.environ, "DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    for name in ("BRAZE_API_KEY", "BRAZE_REST_ENDPOINT", "DBT_TARGET_PATH", "DBT_PROFILES_DIR"):
-        env.pop(name, None)
+    env = bench_env()
     env["DBT_BRAZE_COMPACTION_RATIO"] = "0" if args.before else env.get("DBT_BRAZE_COMPACTION_RATIO", "2")
     info, fingerprint = machine_info(), code_fingerprint()
     rows: list[list[str]] = []

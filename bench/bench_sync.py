@@ -743,6 +743,15 @@ def print_mode_table(
 # -- main ----------------------------------------------------------------------------
 
 
+def bench_env() -> dict[str, str]:
+    """The benchmark's commands' environment: no tracking, and none of the caller's Braze or
+    dbt settings (the project, its profile and the emulator are the benchmark's own)."""
+    env = {**os.environ, "DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    for name in ("BRAZE_API_KEY", "BRAZE_REST_ENDPOINT", "DBT_TARGET_PATH", "DBT_PROFILES_DIR"):
+        env.pop(name, None)
+    return env
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Benchmark dbt run + dbt-braze sync on DuckDB against the emulator."
@@ -823,9 +832,7 @@ def main(argv: list[str] | None = None) -> int:
     root = base / "project"
     if root.exists():
         parser.error(f"{root} already exists")
-    env = {**os.environ, "DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    for name in ("BRAZE_API_KEY", "BRAZE_REST_ENDPOINT", "DBT_TARGET_PATH", "DBT_PROFILES_DIR"):
-        env.pop(name, None)
+    env = bench_env()
 
     flags = sync_flags(args.concurrency, args.max_rps)
     info = machine_info()  # at the start: the code measured is the code as it was then
