@@ -537,19 +537,7 @@ def _check_mappings(draft: Draft) -> bool:
                 f"column `{col}` is the identifier column; "
                 "it is sent as the identifier and cannot also be an attribute",
             )
-        if real.lower() in seen_columns:
-            draft.problem(
-                path,
-                f"column `{col}` is already mapped at {seen_columns[real.lower()]}; map each column once",
-            )
-        if attr in seen_attributes:
-            draft.problem(
-                path,
-                f"Braze attribute `{attr}` is already mapped at {seen_attributes[attr]}; "
-                "map each attribute from one column",
-            )
-        seen_columns.setdefault(real.lower(), path)
-        seen_attributes.setdefault(attr, path)
+        _map_once(draft, path, (col, real), ("Braze attribute", attr), seen_columns, seen_attributes)
         mappings.append(AttributeMapping(column=real, attribute=attr))
 
     draft.mapped_columns.update(seen_columns)
@@ -766,19 +754,7 @@ def _check_catalog_fields(draft: Draft) -> bool:
             draft.problem(path, problem)
         if draft.id_column is not None and real.lower() == draft.id_column.lower():
             draft.problem(path, f"column `{col}` is the id column; it is sent as the item id")
-        if real.lower() in seen_columns:
-            draft.problem(
-                path,
-                f"column `{col}` is already mapped at {seen_columns[real.lower()]}; map each column once",
-            )
-        if name in seen_fields:
-            draft.problem(
-                path,
-                f"catalog field `{name}` is already mapped at {seen_fields[name]}; "
-                "map each field from one column",
-            )
-        seen_columns.setdefault(real.lower(), path)
-        seen_fields.setdefault(name, path)
+        _map_once(draft, path, (col, real), ("catalog field", name), seen_columns, seen_fields)
         mappings.append(AttributeMapping(column=real, attribute=name))
     draft.mappings = Mappings(attributes=tuple(sorted(mappings, key=lambda m: m.attribute)))
     return True
@@ -877,3 +853,29 @@ def _definition(block: Any) -> str:
 def raise_if_problems(problems: list[str]) -> None:
     if problems:
         raise MetaValidationError(problems)
+
+
+def _map_once(
+    draft: Draft,
+    path: str,
+    column: tuple[str, str],
+    target: tuple[str, str],
+    seen_columns: dict[str, str],
+    seen_targets: dict[str, str],
+) -> None:
+    """Each column mapped once, each Braze name (an attribute, a catalog field) from one
+    column: a second mapping of either is a problem at `path`. `column`: as meta names it
+    and as the model spells it; `target`: what the name is (`Braze attribute`) and the name."""
+    (col, real), (what, name) = column, target
+    if real.lower() in seen_columns:
+        draft.problem(
+            path, f"column `{col}` is already mapped at {seen_columns[real.lower()]}; map each column once"
+        )
+    if name in seen_targets:
+        draft.problem(
+            path,
+            f"{what} `{name}` is already mapped at {seen_targets[name]}; "
+            f"map each {what.split()[-1]} from one column",
+        )
+    seen_columns.setdefault(real.lower(), path)
+    seen_targets.setdefault(name, path)
