@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEMO = REPO_ROOT / "integration_tests"
 COMMANDS = [
     ("dbt ls", ["dbt", "ls"]),
     ("dbt-braze validate", ["dbt-braze", "validate"]),
@@ -93,12 +92,14 @@ class Checkout:
         return wall, cpu
 
 
-def prepare(repo: Path, workdir: Path) -> Checkout:
-    """A copy of the demo project with the dbt package of `repo`, built by `repo`'s dbt."""
+def prepare(repo: Path, workdir: Path, demo: Path) -> Checkout:
+    """A copy of the demo project `demo` with the dbt package of `repo`, built by `repo`'s dbt.
+    Every checkout runs the same demo, the first one's: an older checkout may not know the
+    kinds a newer demo declares."""
     if not (repo / ".venv" / "bin" / "dbt-braze").is_file():
         sys.exit(f"{repo}/.venv/bin/dbt-braze not found: run scripts/bootstrap in {repo}")
     project = workdir / f"demo-{len(list(workdir.iterdir()))}"
-    shutil.copytree(DEMO, project, ignore=shutil.ignore_patterns("target", "dbt_packages", "logs"))
+    shutil.copytree(demo, project, ignore=shutil.ignore_patterns("target", "dbt_packages", "logs"))
     (project / "packages.yml").write_text(f"packages:\n  - local: {repo}\n")
     (project / "dbt_packages").mkdir()
     (project / "dbt_packages" / "dbt_braze").symlink_to(repo)  # what `dbt deps` does for local:
@@ -181,7 +182,8 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-startup-"))
     try:
         # the other checkouts first: "before", then this one, "after"
-        checkouts = [prepare(repo.resolve(), workdir) for repo in [*options.repo, REPO_ROOT]]
+        repos = [repo.resolve() for repo in [*options.repo, REPO_ROOT]]
+        checkouts = [prepare(repo, workdir, repos[0] / "integration_tests") for repo in repos]
         print(f"timing {options.runs} round(s) ...", file=sys.stderr, flush=True)
         for _ in range(options.runs):
             for checkout in checkouts:
