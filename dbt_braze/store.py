@@ -406,6 +406,9 @@ class Store:
             for log in logs:
                 self.dbt.macro("braze_rewrite_log", log=log, model_name=model_name)
             return
+        # the DELETE ranks the model's whole log: under the sync's DuckDB memory cap it ran
+        # out of memory at 1M users x 3 attributes (6.6M rows); it runs once per doubling
+        self.dbt.release_memory_limit()
         statements = [
             str(self.dbt.macro("braze_compact_sql", log=log, model_name=model_name)) for log in logs
         ]

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from dbt_braze.emulator import BrazeEmulator
+from dbt_braze.errors import WarehouseError
 from dbt_braze.store import Store
 
 from harness import DbtProject, braze_model, users_sql
@@ -205,6 +206,19 @@ def test_compaction_keeps_every_latest_state_and_diff(
         Store, "log_sizes", lambda store, model: sized.append(model) or log_sizes(store, model)
     )
     assert sync(project, {"DBT_BRAZE_COMPACTION_RATIO": "1.5"})["data_points"] == 0 and sized == []
+
+    # a compaction that fails (DuckDB ran out of memory under the sync's cap) is upkeep, not
+    # the sync: the sync succeeds with what it sent recorded, and the logs stay as they were
+    def failing(store: Store, model_name: str, logs: list[str]) -> None:
+        raise WarehouseError("Out of Memory Error: failed to pin block")
+
+    monkeypatch.setattr(Store, "compact_logs", failing)
+    project.write_model(churned(13))
+    project.dbt("run")
+    grown = sizes(project)
+    report = sync(project, {"DBT_BRAZE_COMPACTION_RATIO": "1.01"})  # due at once
+    assert report["data_points"] > 0 and report["compacted"] == []
+    assert sizes(project)["state_rows"] > grown["state_rows"]
     monkeypatch.undo()
     project.dbt("run")
     assert diff(project) == set()
