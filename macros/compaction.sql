@@ -138,15 +138,18 @@ where not coalesce({{ dbt_braze._braze_compaction_drops_sql(log, model_name, '(r
   Spark (parquet tables: no DELETE, no transaction). The log is rewritten
   whole, while the sync holds the compaction claim (no other sync writes
   the package's logs meanwhile: dbt_braze/compaction.py):
-    1. `<log>__compacting`: a new table, the rows kept;
+    1. `<log>__compacting`: a new table like the log, then the rows kept;
     2. renamed `<log>__compacted`: the copy is complete;
     3. INSERT OVERWRITE of the log from it;
     4. the copy dropped.
-  A crash in 1 leaves a half-built `__compacting`, dropped by the next
-  run: the log was not touched. From 2 on, `__compacted` is a complete copy
-  of what the log must hold (nothing else wrote meanwhile), so the next run
-  (braze_finish_compaction: the sync, and the hook, before they read)
-  does 3 and 4 again, whatever a crash in 3 left of the log.
+  A crash in 1 leaves `__compacting` empty or half-filled, dropped by the
+  next finisher: the log was not touched. From 2 on, `__compacted` is a
+  complete copy of what the log must hold (nothing else wrote meanwhile), so
+  the next finisher does 3 and 4 again, whatever a crash in 3 left of the
+  log (INSERT OVERWRITE deletes the log's files before it writes: it may
+  leave it empty or partial). Finishers, each under the compaction claim:
+  a sync (compaction.prepare) and the hook (braze_hook_begin), before they
+  read the logs, and a compaction, before its own rewrite.
 -#}
 {% macro braze_compaction_copies(log) %}
   {%- set relation = dbt_braze.braze_compaction_log(log)['relation'] -%}
@@ -199,7 +202,13 @@ insert overwrite table {{ relation }} select * from {{ source }}
   {%- do dbt_braze.braze_finish_compaction(log) -%}
   {%- set relation = dbt_braze.braze_compaction_log(log)['relation'] -%}
   {%- set copies = dbt_braze.braze_compaction_copies(log) -%}
-  {%- do run_query(get_create_table_as_sql(False, copies.building, dbt_braze.braze_compacted_rows_sql(log, model_name))) -%}
+  {#- a registered table first, then its rows: a crash inside a CREATE TABLE AS
+      could leave files at the table's location with no table, and the next CREATE
+      of that name fail on them; a half-filled registered table is dropped whole -#}
+  {%- do run_query('create table ' ~ copies.building ~ ' like ' ~ relation) -%}
+  {%- set names = [] -%}
+  {%- for name, dtype in dbt_braze.braze_compaction_log(log)['columns'] -%}{%- do names.append(name) -%}{%- endfor -%}
+  {%- do run_query('insert into ' ~ copies.building ~ ' (' ~ names | join(', ') ~ ') ' ~ dbt_braze.braze_compacted_rows_sql(log, model_name)) -%}
   {%- if stop_after == 1 -%}{{ return(false) }}{%- endif -%}
   {%- if heartbeat is not none -%}{%- do heartbeat() -%}{%- endif -%}
   {%- do adapter.rename_relation(copies.building, copies.complete) -%}
