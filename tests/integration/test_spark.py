@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -442,7 +441,7 @@ def probe(project: SparkProject, label: str, **crash: str) -> Probe:
 
 
 def users_json(step: Step) -> dict[str, Any]:
-    """The models of a sync's `--output json` (stdout, among the JVM's lines on stderr)."""
+    """The models of a sync's or status's `--output json` (stdout, among the JVM's lines)."""
     start = step.output.index("\n{") + 1 if not step.output.startswith("{") else 0
     document, _ = json.JSONDecoder().raw_decode(step.output[start:])
     return {m["model"]: m for m in document["models"]}
@@ -464,17 +463,13 @@ def check_compaction(project: SparkProject, emulator: BrazeEmulator) -> None:
     report = users_json(step)
     assert report["braze_users"]["compacted"] == ["state", "fingerprints"], report["braze_users"]
     assert sum(m["data_points"] for m in report.values()) == 0
-    status = project.run("status", project._command(sys.executable, "-m", "dbt_braze", "status"))
+    argv = [sys.executable, "-m", "dbt_braze", "status", "--output", "json"]
+    status = project.run("status", project._command(*argv))
     assert status.exit_code == 0, status.output
-    # one `logs:` line per model; braze_users' has the most keys
-    sizes = max(
-        tuple(int(n.replace(",", "")) for n in re.findall(r"([\d,]+) (?:rows|keys|users)", line))
-        for line in status.output.splitlines()
-        if "logs: braze_state" in line
-    )
-    state_rows, state_keys, fingerprint_rows, fingerprint_users = sizes
-    assert state_keys >= N * ATTRIBUTES and fingerprint_users == N, sizes
-    assert state_rows <= state_keys < before.rows["state"] and fingerprint_rows <= fingerprint_users, sizes
+    sizes = users_json(status)["braze_users"]["logs"]
+    assert sizes["state_keys"] >= N * ATTRIBUTES and sizes["fingerprint_keys"] == N, sizes
+    assert sizes["state_rows"] <= sizes["state_keys"] < before.rows["state"], sizes
+    assert sizes["fingerprint_rows"] <= sizes["fingerprint_keys"], sizes
 
     # a crash inside step 3 of the state's rewrite, one inside step 1 of the fingerprints'
     compacted = probe(project, "probe (crash)", state="torn", fingerprints="built")
