@@ -16,9 +16,10 @@ tables have neither: the whole log is rewritten through a copy
 (macros/compaction.sql), which would lose rows another sync appended
 meanwhile. So there a compaction runs under a claim of its own in
 braze_sync_runs (the pseudo-model COMPACTION_CLAIM) and only when no other
-sync is live, and every sync takes that claim for a moment after its
-model's lock, waiting for a compaction in progress and finishing one a crash
-interrupted before it reads or writes anything (`prepare`).
+sync (or `dbt run` hook, recorded as HOOK_RUN) is live, and a sync, after
+taking its model's lock and before it reads or writes anything, waits for a
+compaction in progress and finishes one a crash interrupted, under that claim
+(`prepare`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from dbt_braze.runlog import RunLog, RunStore
 logger = logging.getLogger(__name__)
 
 COMPACTION_CLAIM = "__braze_compaction__"  # its claims' model_name in braze_sync_runs
+HOOK_RUN = "__braze_hook__"  # a `dbt run` hook reading the logs (macro braze_hook_begin)
 WAIT_SECONDS = 2.0  # between two attempts at the claim (Spark)
 
 
@@ -55,8 +57,11 @@ class CompactionStore(RunStore, Protocol):
     @property
     def compaction_rewrites(self) -> bool: ...
     def log_sizes(self, model_name: str) -> LogSizes: ...
-    def compact_logs(self, model_name: str, logs: list[str]) -> None: ...
+    def compact_logs(
+        self, model_name: str, logs: list[str], heartbeat: Callable[[], None] | None = None
+    ) -> None: ...
     def all_live_runs(self, lease_seconds: float) -> list[tuple[object, ...]]: ...
+    def compaction_leftover(self) -> bool: ...
     def finish_compaction(self) -> bool: ...
 
 
@@ -83,11 +88,13 @@ def compact(
                 if other not in (run_id, claim.run_id)
             ]
             if others:
-                # a sync writing now would lose its rows to the rewrite: next time
-                result.skipped = f"other syncs are running ({', '.join(sorted(set(others)))})"
+                # a sync writing now would lose its rows to the rewrite, a hook reading
+                # now would read a log half overwritten: next time
+                result.skipped = f"other syncs or dbt runs are running ({', '.join(sorted(set(others)))})"
                 status = "skipped"
                 return result
-            store.compact_logs(model_name, logs)
+            # the claim outlives a rewrite longer than the lease (a sync waits that long)
+            store.compact_logs(model_name, logs, claim.heartbeat)
             status = "success"
         finally:
             claim.finish(status, {}, result.skipped)
@@ -112,26 +119,29 @@ def prepare(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    """Where logs are rewritten (Spark): under the compaction claim, wait for a compaction
-    in progress to end, and finish a rewrite a crash interrupted, before the sync reads or
-    writes the logs. The caller holds its model's lock already, so a compaction starting
-    after this sees it live and stays away until it is done."""
+    """Where logs are rewritten (Spark): wait for a compaction in progress to end, and
+    finish a rewrite a crash interrupted under the compaction claim, before the sync reads
+    or writes the logs. The caller holds its model's lock already, so a compaction whose
+    claim is not live yet will see it live and stay away: with no live claim and no copy
+    left behind there is nothing to wait for, and no claim is taken (most syncs)."""
     if not store.compaction_rewrites:
         return
     deadline = clock() + lease_seconds
-    while True:
+    while store.live_runs(COMPACTION_CLAIM, lease_seconds) or store.compaction_leftover():
+        # a claim whose process is gone (same machine) is taken over at once by start()
         claim = RunLog(store, COMPACTION_CLAIM, lease_seconds=lease_seconds)
         try:
             claim.start()
-            break
         except LockedError:
             if clock() >= deadline:
                 raise
             sleep(WAIT_SECONDS)
-    status = "interrupted"
-    try:
-        if store.finish_compaction():
-            logger.info("finished a compaction a crash had interrupted")
-        status = "success"
-    finally:
-        claim.finish(status, {})
+            continue
+        status = "interrupted"
+        try:
+            if store.finish_compaction():
+                logger.info("finished a compaction a crash had interrupted")
+            status = "success"
+        finally:
+            claim.finish(status, {})
+        return

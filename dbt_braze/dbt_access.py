@@ -47,6 +47,7 @@ KEYSET_PAGE_ROWS = 25_000  # users (a row holds one rendered object)
 # no transactions: dbt-spark's commit() is a no-op that leaves the connection
 # marked as in a transaction, so begin() would then refuse to start one
 NON_TRANSACTIONAL_ADAPTERS = frozenset({"spark", "databricks"})
+PSYCOPG2_TRANSACTION_IDLE = 0  # psycopg2.extensions.TRANSACTION_STATUS_IDLE: the server is in no transaction
 # what a read macro takes for one keyset page: {"after": key or None, "rows": n}
 Page = dict[str, Any]
 # renders a read's query, whole (None) or one keyset page of it
@@ -248,6 +249,7 @@ class DbtAccess:
             if connections.get_thread_connection().transaction_open:
                 connections.commit()  # introspection (get_relation) may have left one open
             connections.begin()
+            self._begin_on_server()
             work()
             connections.commit()
         except Exception as exc:  # dbt's errors and driver errors dbt did not wrap
@@ -256,6 +258,17 @@ class DbtAccess:
                 f"the warehouse refused a write: {_first_line(exc)}",
                 hint="nothing of this checkpoint was recorded; rerun the sync",
             ) from exc
+
+    def _begin_on_server(self) -> None:
+        """dbt-postgres's begin sends nothing: it counts on psycopg2 opening a transaction
+        before the next statement. But dbt commits with a COMMIT statement, which psycopg2
+        does not see, so after the first commit it opens none, and each statement of a
+        `transaction` would commit on its own (a sync killed between two of them left the
+        first). Where the server says it is in no transaction, begin one."""
+        handle = self._adapter.connections.get_thread_connection().handle
+        status = getattr(handle, "get_transaction_status", None)  # psycopg2's connection
+        if status is not None and status() == PSYCOPG2_TRANSACTION_IDLE:
+            self.run("begin")
 
     def run(self, sql: str) -> Any:
         """What dbt's add_query does (the thread's connection, its handle's cursor), minus

@@ -9,7 +9,7 @@ The engine sees it through the `WarehouseAccess` protocol (engine.py).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from dbt_braze.config import ModelSync
@@ -399,12 +399,15 @@ class Store:
         (row,) = self.fetch_macro("braze_log_sizes_sql", model_name=model_name)
         return LogSizes(*(int(count or 0) for count in row))
 
-    def compact_logs(self, model_name: str, logs: list[str]) -> None:
+    def compact_logs(
+        self, model_name: str, logs: list[str], heartbeat: Callable[[], None] | None = None
+    ) -> None:
         """Compact the model's `logs`: one DELETE each, in one transaction; where the logs
-        are rewritten instead (Spark), one rewrite each (macro braze_rewrite_log)."""
+        are rewritten instead (Spark), one rewrite each (macro braze_rewrite_log), calling
+        `heartbeat` between its steps."""
         if self.compaction_rewrites:
             for log in logs:
-                self.dbt.macro("braze_rewrite_log", log=log, model_name=model_name)
+                self.dbt.macro("braze_rewrite_log", log=log, model_name=model_name, heartbeat=heartbeat)
             return
         # the DELETE ranks the model's whole log: under the sync's DuckDB memory cap it ran
         # out of memory at 1M users x 3 attributes (6.6M rows); it runs once per doubling
@@ -413,6 +416,10 @@ class Store:
             str(self.dbt.macro("braze_compact_sql", log=log, model_name=model_name)) for log in logs
         ]
         self.dbt.execute(*statements)
+
+    def compaction_leftover(self) -> bool:
+        """True when a rewrite left a copy of a log behind (Spark: a crash, or one running)."""
+        return any(bool(self.dbt.macro("braze_compaction_leftover", log=log)) for log in LOGS)
 
     def finish_compaction(self) -> bool:
         """Finish the rewrites a crash interrupted (Spark); True when there was one."""

@@ -138,15 +138,18 @@ where not coalesce({{ dbt_braze._braze_compaction_drops_sql(log, model_name, '(r
   Spark (parquet tables: no DELETE, no transaction). The log is rewritten
   whole, while the sync holds the compaction claim (no other sync writes
   the package's logs meanwhile: dbt_braze/compaction.py):
-    1. `<log>__compacting`: a new table, the rows kept;
+    1. `<log>__compacting`: a new table like the log, then the rows kept;
     2. renamed `<log>__compacted`: the copy is complete;
     3. INSERT OVERWRITE of the log from it;
     4. the copy dropped.
-  A crash in 1 leaves a half-built `__compacting`, dropped by the next
-  run: the log was not touched. From 2 on, `__compacted` is a complete copy
-  of what the log must hold (nothing else wrote meanwhile), so the next run
-  (braze_finish_compaction: the sync, and the hook, before they read)
-  does 3 and 4 again, whatever a crash in 3 left of the log.
+  A crash in 1 leaves `__compacting` empty or half-filled, dropped by the
+  next finisher: the log was not touched. From 2 on, `__compacted` is a
+  complete copy of what the log must hold (nothing else wrote meanwhile), so
+  the next finisher does 3 and 4 again, whatever a crash in 3 left of the
+  log (INSERT OVERWRITE deletes the log's files before it writes: it may
+  leave it empty or partial). Finishers, each under the compaction claim:
+  a sync (compaction.prepare) and the hook (braze_hook_begin), before they
+  read the logs, and a compaction, before its own rewrite.
 -#}
 {% macro braze_compaction_copies(log) %}
   {%- set relation = dbt_braze.braze_compaction_log(log)['relation'] -%}
@@ -154,7 +157,21 @@ where not coalesce({{ dbt_braze._braze_compaction_drops_sql(log, model_name, '(r
              'complete': dbt_braze.braze_relation(relation.identifier ~ '__compacted')}) }}
 {% endmacro %}
 
-{#- Finish (or discard) a rewrite a crash interrupted; true when one was found. -#}
+{#- Whether a rewrite of the log left a copy behind (a crash, or one in progress). -#}
+{% macro braze_compaction_leftover(log) %}
+  {%- for copy in dbt_braze.braze_compaction_copies(log).values() -%}
+    {%- if adapter.get_relation(copy.database, copy.schema, copy.identifier) is not none -%}
+      {{ return(true) }}
+    {%- endif -%}
+  {%- endfor -%}
+  {{ return(false) }}
+{% endmacro %}
+
+{#-
+  Finish (or discard) a rewrite a crash interrupted; true when one was found.
+  Only under the compaction claim: two processes finishing one copy at once
+  could drop it while the other overwrites the log from it.
+-#}
 {% macro braze_finish_compaction(log) %}
   {%- set relation = dbt_braze.braze_compaction_log(log)['relation'] -%}
   {%- set copies = dbt_braze.braze_compaction_copies(log) -%}
@@ -176,21 +193,71 @@ insert overwrite table {{ relation }} select * from {{ source }}
 {% endmacro %}
 
 {#-
-  The rewrite of one log for one model (Spark). `stop_after`: a step number
-  to stop after, as a crash would (tests only).
+  The rewrite of one log for one model (Spark), under the compaction claim.
+  `heartbeat`: called between the steps, so that the claim outlives a
+  rewrite longer than the lease (one step must still take less).
+  `stop_after`: a step number to stop after, as a crash would (tests only).
 -#}
-{% macro braze_rewrite_log(log, model_name, stop_after=none) %}
+{% macro braze_rewrite_log(log, model_name, stop_after=none, heartbeat=none) %}
   {%- do dbt_braze.braze_finish_compaction(log) -%}
   {%- set relation = dbt_braze.braze_compaction_log(log)['relation'] -%}
   {%- set copies = dbt_braze.braze_compaction_copies(log) -%}
-  {%- do run_query(get_create_table_as_sql(False, copies.building, dbt_braze.braze_compacted_rows_sql(log, model_name))) -%}
+  {#- a registered table first, then its rows: a crash inside a CREATE TABLE AS
+      could leave files at the table's location with no table, and the next CREATE
+      of that name fail on them; a half-filled registered table is dropped whole -#}
+  {%- do run_query('create table ' ~ copies.building ~ ' like ' ~ relation) -%}
+  {%- set names = [] -%}
+  {%- for name, dtype in dbt_braze.braze_compaction_log(log)['columns'] -%}{%- do names.append(name) -%}{%- endfor -%}
+  {%- do run_query('insert into ' ~ copies.building ~ ' (' ~ names | join(', ') ~ ') ' ~ dbt_braze.braze_compacted_rows_sql(log, model_name)) -%}
   {%- if stop_after == 1 -%}{{ return(false) }}{%- endif -%}
+  {%- if heartbeat is not none -%}{%- do heartbeat() -%}{%- endif -%}
   {%- do adapter.rename_relation(copies.building, copies.complete) -%}
   {%- if stop_after == 2 -%}{{ return(false) }}{%- endif -%}
   {%- do run_query(dbt_braze.braze_overwrite_sql(relation, copies.complete)) -%}
   {%- if stop_after == 3 -%}{{ return(false) }}{%- endif -%}
+  {%- if heartbeat is not none -%}{%- do heartbeat() -%}{%- endif -%}
   {%- do adapter.drop_relation(copies.complete) -%}
   {{ return(true) }}
+{% endmacro %}
+
+{#-
+  The on-run-end hook's part (Spark), before it reads the logs. The hook
+  records itself in braze_sync_runs as a run of `__braze_hook__` (a
+  compaction starting while it runs sees it and stays away, as from a sync),
+  then looks for a live compaction claim: a rewrite in progress, or a sync
+  finishing one, would change the logs under it, so the hook stops with an
+  error (its pending relations are left as they were; the next `dbt run`
+  builds them). With none, a rewrite a crash interrupted is finished under
+  a claim of the hook's own. Both rows are written before the claims are
+  read, and a compaction writes its claim before it reads the live runs: of
+  two starting together, at least one sees the other. Returns the hook's
+  run (for braze_hook_ended).
+-#}
+{% macro braze_hook_begin() %}
+  {%- set lease = env_var('DBT_BRAZE_LOCK_LEASE_SECONDS', var('dbt_braze_lock_lease_seconds', 600)) | int -%}
+  {%- set run = {'run_id': invocation_id, 'holder': 'dbt ' ~ invocation_id} -%}
+  {%- do run_query(dbt_braze.braze_record_run_sql(run.run_id, '__braze_hook__', 'running', false, {}, none, run.holder)) -%}
+  {%- set live = run_query(dbt_braze.braze_live_runs_sql('__braze_compaction__', lease)) -%}
+  {%- set leftover = dbt_braze.braze_compaction_leftover('state') or dbt_braze.braze_compaction_leftover('fingerprints') -%}
+  {%- if live.rows | length == 0 and not leftover -%}{{ return(run) }}{%- endif -%}
+  {%- set claim = invocation_id ~ '-compaction' -%}
+  {%- if live.rows | length == 0 -%}
+    {%- do run_query(dbt_braze.braze_record_run_sql(claim, '__braze_compaction__', 'running', false, {}, none, run.holder)) -%}
+    {%- set live = run_query(dbt_braze.braze_live_runs_sql('__braze_compaction__', lease)) -%}
+    {%- if live.rows | length > 0 and live.rows[0][0] == claim -%}
+      {%- for log in ['state', 'fingerprints'] -%}{%- do dbt_braze.braze_finish_compaction(log) -%}{%- endfor -%}
+      {%- do run_query(dbt_braze.braze_record_run_sql(claim, '__braze_compaction__', 'success', true, {}, none, run.holder)) -%}
+      {{ return(run) }}
+    {%- endif -%}
+    {%- do run_query(dbt_braze.braze_record_run_sql(claim, '__braze_compaction__', 'locked', true, {}, none, run.holder)) -%}
+  {%- endif -%}
+  {%- set why = 'a compaction of braze_state and braze_fingerprints is running (run ' ~ live.rows[0][0] ~ ' on ' ~ live.rows[0][3] ~ ')' -%}
+  {%- do run_query(dbt_braze.braze_record_run_sql(run.run_id, '__braze_hook__', 'locked', true, {}, why, run.holder)) -%}
+  {%- do exceptions.raise_compiler_error("dbt_braze: " ~ why ~ "; the pending changes were not rebuilt: run dbt again once it has ended (a few minutes at most)") -%}
+{% endmacro %}
+
+{% macro braze_hook_ended(run) %}
+  {%- do run_query(dbt_braze.braze_record_run_sql(run.run_id, '__braze_hook__', 'success', true, {}, none, run.holder)) -%}
 {% endmacro %}
 
 {#- Runs of any model that still hold a lock (braze_live_runs_sql, every model). -#}

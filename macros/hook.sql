@@ -22,14 +22,14 @@
   {%- endfor -%}
   {%- if specs | length > 0 -%}
     {%- do dbt_braze.braze_ensure_tables() -%}
-    {#- Spark: a rewrite of the logs a crash interrupted is finished before they are read (macros/compaction.sql) -#}
-    {%- if dbt_braze.braze_compaction_rewrites() -%}
-      {%- for log in ['state', 'fingerprints'] -%}{%- do dbt_braze.braze_finish_compaction(log) -%}{%- endfor -%}
-    {%- endif -%}
+    {#- Spark: no compaction rewrites the logs while the hook reads them, and one a crash
+        interrupted is finished first (macros/compaction.sql) -#}
+    {%- set hook_run = dbt_braze.braze_hook_begin() if dbt_braze.braze_compaction_rewrites() else none -%}
     {%- for spec in specs -%}
       {%- if spec.get('kind') in ('events', 'purchases') -%}{%- do dbt_braze.braze_build_event_pending(spec) -%}
       {%- else -%}{%- do dbt_braze.braze_build_pending(spec) -%}{%- endif -%}
     {%- endfor -%}
+    {%- if hook_run is not none -%}{%- do dbt_braze.braze_hook_ended(hook_run) -%}{%- endif -%}
   {%- endif -%}
   {#- warned after the builds: under --warn-error the first warning ends the run,
       and the valid models have their changes by then -#}

@@ -41,15 +41,20 @@ select
   {{ return(adapter.dispatch('braze_rejected_summary_sql', 'dbt_braze')(model_name, limit)) }}
 {% endmacro %}
 
+{#- ordered outside the aggregate: Spark cannot order by max(rejected_at) once
+    the output column is named rejected_at too -#}
 {% macro default__braze_rejected_summary_sql(model_name, limit) %}
-select braze_key, max(reason) as reason, max(rejected_at) as rejected_at
-from {{ dbt_braze.braze_rejected_relation() }} r
-where model_name = {{ dbt_braze.braze_string_literal(model_name) }}
-  and not exists (
-    select 1 from {{ dbt_braze.braze_state_relation() }} s
-    where s.model_name = {{ dbt_braze.braze_string_literal(model_name) }} and s.braze_key = r.braze_key and s.acked_at > r.rejected_at)
-group by braze_key
-order by max(rejected_at) desc, braze_key
+select braze_key, reason, rejected_at
+from (
+    select braze_key, max(reason) as reason, max(rejected_at) as rejected_at
+    from {{ dbt_braze.braze_rejected_relation() }} r
+    where model_name = {{ dbt_braze.braze_string_literal(model_name) }}
+      and not exists (
+        select 1 from {{ dbt_braze.braze_state_relation() }} s
+        where s.model_name = {{ dbt_braze.braze_string_literal(model_name) }} and s.braze_key = r.braze_key and s.acked_at > r.rejected_at)
+    group by braze_key
+) refused
+order by rejected_at desc, braze_key
 limit {{ limit | int }}
 {% endmacro %}
 

@@ -5,13 +5,17 @@ Churn grows the logs with compaction off; a compaction then leaves the latest st
 fingerprint per key exactly as they were (gone keys aside, which read as absent), the
 next `dbt run` computes the same diff, and a sync after it sends that diff and nothing
 twice. With compaction on, no sync leaves a log above the ratio. A compaction that fails
-between its DELETE and its commit changes nothing; a sync of another model checkpointing
-while a compaction's transaction is open (PostgreSQL: two processes) loses nothing.
+between its DELETE and its commit changes nothing, and so does a sync killed (SIGKILL)
+between them (PostgreSQL); a sync of another model checkpointing while a compaction's
+transaction is open (PostgreSQL: two processes) loses nothing.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 from typing import Any
 
 import pytest
@@ -278,3 +282,69 @@ def test_a_sync_beside_a_compaction_loses_nothing(project: DbtProject, emulator:
     assert emulator.stats()["users_created"] >= N
     second = json.loads(project.braze("sync", "--output", "json").output)
     assert sum(m["data_points"] for m in second["models"]) == 0
+    if project.kind == "postgres":
+        check_killed_in_compaction(project)
+
+
+def log_rows(project: DbtProject) -> tuple[int, int]:
+    """MODEL's rows in braze_state and braze_fingerprints."""
+    ((state, prints),) = project.query(
+        f"select (select count(*) from braze_state where model_name = '{MODEL}'), "
+        f"(select count(*) from braze_fingerprints where model_name = '{MODEL}')"
+    )
+    return int(state), int(prints)
+
+
+def check_killed_in_compaction(project: DbtProject) -> None:
+    """PostgreSQL: a sync killed (SIGKILL) inside its compaction's transaction, its DELETE of
+    braze_state run and its DELETE of braze_fingerprints waiting for a lock the test holds,
+    leaves both logs exactly as they were; the next sync compacts them and sends nothing."""
+    project.write_model(churned(5))  # one more cycle: both logs due at 1 row per key
+    project.dbt("run", "--select", MODEL)
+    assert project.braze("sync", "--select", MODEL, env=OFF).exit_code == 0
+    rows_before = log_rows(project)
+    state_before, prints_before = latest(project, "state"), latest(project, "fingerprints")
+    due = {"DBT_BRAZE_COMPACTION_RATIO": "1"}
+    conn, watch = connect(project), connect(project)  # watch: outside the transaction, whose
+    try:  # view of pg_stat_activity is a snapshot
+        cursor, watching = conn.cursor(), watch.cursor()
+        cursor.execute("begin")
+        # SHARE: reads go on (the sizes, the diff), a DELETE of the table waits
+        cursor.execute("lock table braze_fingerprints in share mode")
+        killed = project.spawn_braze("sync", "--select", MODEL, env=due)
+        waiting = (
+            "select pid from pg_stat_activity where wait_event_type = 'Lock' "
+            "and query ilike '%delete from%braze_fingerprints%'"  # after dbt's query comment
+        )
+        deadline = time.monotonic() + 120
+        while not (backend := _fetch(watching, waiting)):
+            assert killed.poll() is None, killed.communicate()[0]
+            if time.monotonic() > deadline:
+                killed.kill()
+                raise AssertionError(f"the sync never reached its compaction: {killed.communicate()[0]}")
+            time.sleep(0.05)
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.wait()
+        cursor.execute("rollback")  # the lock goes: the orphaned DELETE runs, then finds no client
+        deadline = time.monotonic() + 60
+        while _fetch(watching, f"select pid from pg_stat_activity where pid = {backend[0][0]}"):
+            assert time.monotonic() < deadline, "the killed sync's backend never ended"
+            time.sleep(0.05)
+    finally:
+        conn.close()
+        watch.close()
+    assert log_rows(project) == rows_before  # neither DELETE took effect, not even the first
+    assert latest(project, "state") == state_before and latest(project, "fingerprints") == prints_before
+    # the next sync (the dead one's lock taken over) compacts, and sends nothing
+    out = project.braze("sync", "--select", MODEL, "--output", "json", env=due)
+    assert out.exit_code == 0, out.output
+    (after,) = json.loads(out.output)["models"]
+    assert after["compacted"] == ["state", "fingerprints"] and after["data_points"] == 0
+    assert latest(project, "state") == state_before and latest(project, "fingerprints") == prints_before
+    second = json.loads(project.braze("sync", "--output", "json").output)
+    assert sum(m["data_points"] for m in second["models"]) == 0
+
+
+def _fetch(cursor: Any, sql: str) -> list[tuple[Any, ...]]:
+    cursor.execute(sql)
+    return list(cursor.fetchall())

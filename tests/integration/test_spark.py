@@ -21,6 +21,7 @@ before sending.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -294,6 +295,7 @@ def test_spark_lifecycle(tmp_path: Path, emulator: BrazeEmulator) -> None:
     )
     emulator.create_catalog("products", {"title": "string", "price": "number"})
     model: dict[int, dict[str, object]] = {i: expected(i) for i in range(1, N + 1)}
+    project.env["DBT_BRAZE_COMPACTION_RATIO"] = "0"  # compaction: in check_compaction only
 
     # 1. first sync: Braze equals the model, and has each event once, its time in UTC
     project.write_model(users_sql(N))
@@ -406,6 +408,8 @@ def test_spark_lifecycle(tmp_path: Path, emulator: BrazeEmulator) -> None:
     assert 0 <= resent <= 2 * window + 2 * 25 + 25
     assert emulator.stats()["subscription_subscribes"] == 0
 
+    check_compaction(project, emulator)
+
     total = time.monotonic() - started
     print(
         f"\nSpark scenario: {total:.0f} s; crash: {sent_before_kill} objects sent before the kill, "
@@ -413,3 +417,141 @@ def test_spark_lifecycle(tmp_path: Path, emulator: BrazeEmulator) -> None:
     )
     for label, seconds in project.timings:
         print(f"  {label:<22} {seconds:5.1f} s")
+
+
+# -- compaction (issue 16): the rewrite through a copy, its interruptions ---------------------
+
+# A run-operation of the test project: the latest row per key of both logs (model|key,
+# value or '-'), the logs' row counts, braze_users' diff and the rewrite's leftover tables,
+# printed as one `PROBE {json}` line; then `crash` ({log: point}) leaves each log as a
+# crash at that point of braze_rewrite_log would: `built` (after 1: `__compacting` built),
+# `renamed` (after 2: `__compacted`), `torn` (in 3: the log overwritten with 3 rows of the
+# copy only), `overwritten` (after 3, before the copy is dropped).
+PROBE_MACRO = """
+{% macro compaction_probe(crash={}) %}
+  {%- set result = {'latest': {}, 'rows': {}, 'leftovers': []} -%}
+  {%- for log, keys, time, value in [('state', 'braze_key, attribute', 'acked_at', 'value_hash'),
+                                     ('fingerprints', 'braze_key', 'recorded_at', 'fingerprint')] -%}
+    {%- set relation = dbt_braze.braze_compaction_log(log)['relation'] -%}
+    {%- set latest = run_query(
+          "select concat_ws('|', model_name, " ~ keys ~ "), coalesce(cast(" ~ value ~ " as string), '-') "
+          ~ "from (select *, max(" ~ time ~ ") over (partition by model_name, " ~ keys ~ ") as latest_at "
+          ~ "from " ~ relation ~ ") ranked where " ~ time ~ " = latest_at") -%}
+    {%- do result['latest'].update({log: latest.rows | map('list') | list}) -%}
+    {%- set count = run_query('select count(*) from ' ~ relation).columns[0].values()[0] -%}
+    {%- do result['rows'].update({log: count | int}) -%}
+    {%- for copy in dbt_braze.braze_compaction_copies(log).values() -%}
+      {%- if adapter.get_relation(copy.database, copy.schema, copy.identifier) is not none -%}
+        {%- do result['leftovers'].append(copy.identifier) -%}
+      {%- endif -%}
+    {%- endfor -%}
+  {%- endfor -%}
+  {%- set diff = run_query("select change_kind, braze_key, attribute from "
+        ~ dbt_braze.braze_pending_relation('braze_users') ~ " where change_kind in ('upsert', 'removed')") -%}
+  {%- do result.update({'diff': diff.rows | map('list') | list}) -%}
+  {%- do print('PROBE ' ~ tojson(result)) -%}
+  {%- for log, point in crash.items() -%}
+    {%- set stop = {'built': 1, 'renamed': 2, 'torn': 2, 'overwritten': 3}[point] -%}
+    {%- do dbt_braze.braze_rewrite_log(log, 'braze_users', stop) -%}
+    {%- if point == 'torn' -%}
+      {%- do run_query('insert overwrite table ' ~ dbt_braze.braze_compaction_log(log)['relation']
+            ~ ' select * from ' ~ dbt_braze.braze_compaction_copies(log)['complete'] ~ ' limit 3') -%}
+    {%- endif -%}
+  {%- endfor -%}
+{% endmacro %}
+"""
+
+
+@dataclass
+class Probe:
+    latest: dict[str, dict[str, frozenset[str]]]  # log -> key -> its latest values (gone keys left out)
+    rows: dict[str, int]
+    leftovers: list[str]
+    diff: list[list[str]]
+
+
+def probe(project: SparkProject, label: str, **crash: str) -> Probe:
+    argv = [sys.executable, "-m", "dbt.cli.main", "run-operation", "compaction_probe"]
+    step = project.run(label, project._command(*argv, "--args", json.dumps({"crash": crash})))
+    assert step.exit_code == 0, step.output[-4000:]
+    (line,) = [line for line in step.output.splitlines() if line.startswith("PROBE ")]
+    found = json.loads(line.removeprefix("PROBE "))
+    latest: dict[str, dict[str, frozenset[str]]] = {}
+    for log, rows in found["latest"].items():
+        by_key: dict[str, set[str]] = {}
+        for key, value in rows:
+            by_key.setdefault(key, set()).add(value)
+        # a key whose latest rows all hold nothing reads as absent, as a compacted one
+        latest[log] = {key: frozenset(held) for key, held in by_key.items() if held != {"-"}}
+    return Probe(latest, found["rows"], found["leftovers"], found["diff"])
+
+
+def users_json(step: Step) -> dict[str, Any]:
+    """The models of a sync's or status's `--output json` (stdout, among the JVM's lines)."""
+    start = step.output.index("\n{") + 1 if not step.output.startswith("{") else 0
+    document, _ = json.JSONDecoder().raw_decode(step.output[start:])
+    return {m["model"]: m for m in document["models"]}
+
+
+def check_compaction(project: SparkProject, emulator: BrazeEmulator) -> None:
+    """A compaction leaves the latest state and fingerprint of every key as they were, the
+    logs at about their keys and the next diff the same; a rewrite interrupted at any of
+    its steps is finished by the next `dbt run` (hook) or sync, losing nothing."""
+    (project.root / "macros").mkdir(exist_ok=True)
+    (project.root / "macros" / "compaction_probe.sql").write_text(PROBE_MACRO)
+    before = probe(project, "probe")
+    assert before.leftovers == []
+
+    # the churn of steps 1 to 4 is due at 1 row per key: the sync sends nothing, compacts
+    del project.env["DBT_BRAZE_COMPACTION_RATIO"]
+    step = project.sync("--compaction-ratio", "1", "--output", "json", label="sync (compacts)")
+    assert step.exit_code == 0, step.output
+    report = users_json(step)
+    assert report["braze_users"]["compacted"] == ["state", "fingerprints"], report["braze_users"]
+    assert sum(m.get("data_points", 0) for m in report.values()) == 0
+    argv = [sys.executable, "-m", "dbt_braze", "status", "--output", "json"]
+    status = project.run("status", project._command(*argv))
+    assert status.exit_code == 0, status.output
+    sizes = users_json(status)["braze_users"]["logs"]
+    assert sizes["state_keys"] >= N * ATTRIBUTES and sizes["fingerprint_keys"] == N, sizes
+    assert sizes["state_rows"] <= sizes["state_keys"] < before.rows["state"], sizes
+    assert sizes["fingerprint_rows"] <= sizes["fingerprint_keys"], sizes
+
+    # a crash inside step 3 of the state's rewrite, one inside step 1 of the fingerprints'
+    compacted = probe(project, "probe (crash)", state="torn", fingerprints="built")
+    assert compacted.latest == before.latest and compacted.leftovers == []
+    assert all(compacted.rows[log] < before.rows[log] for log in ("state", "fingerprints"))
+
+    # the next `dbt run`'s hook finishes both before it reads: the diff is the change only
+    plan = "case when i <= 20 then 'gold' else 'team' end"
+    project.write_model(users_sql(N, plan=plan))
+    project.dbt_run()
+    recovered = probe(project, "probe (crash)", state="overwritten", fingerprints="renamed")
+    assert recovered.leftovers == []
+    assert recovered.latest["state"] == before.latest["state"]
+    # the hook compared every user against the whole state: all but the 20 changed came
+    # out equal and have a fingerprint again (the syncs of step 4 had voided them all)
+    prints = recovered.latest["fingerprints"]
+    assert {k for k in prints if k.startswith("braze_users|")} == {
+        f"braze_users|{i}" for i in range(21, N + 1)
+    }
+    assert {k: v for k, v in prints.items() if not k.startswith("braze_users|")} == {
+        k: v for k, v in before.latest["fingerprints"].items() if not k.startswith("braze_users|")
+    }
+    assert sorted(recovered.diff) == sorted(["upsert", str(i), "plan"] for i in range(1, 21))
+
+    # the next sync finishes both rewrites before it reads, sends that change and no more
+    sent = emulator.stats()["data_points"]
+    step = project.sync("--output", "json", label="sync (after crash)")
+    assert step.exit_code == 0, step.output
+    assert emulator.stats()["data_points"] - sent == 20
+    assert_braze_holds(emulator, {i: expected(i, "gold" if i <= 20 else "team") for i in range(1, N + 1)})
+    after = probe(project, "probe")
+    assert after.leftovers == []
+    plans = {f"braze_users|{i}|plan" for i in range(1, 21)}
+    assert {k: v for k, v in after.latest["state"].items() if k not in plans} == {
+        k: v for k, v in before.latest["state"].items() if k not in plans
+    }
+    assert after.latest["state"].keys() == before.latest["state"].keys()
+    second = project.sync("--output", "json", label="sync (second)")
+    assert second.exit_code == 0 and sum(m.get("data_points", 0) for m in users_json(second).values()) == 0
