@@ -132,7 +132,6 @@ class ModelReport:
     unknown_rows: int = 0  # ids whose outcome is unknown once the run ended
     changed_after_sending: int = 0  # rows changed after they were sent: never sent again
     compacted: list[str] = field(default_factory=list)  # the logs compacted after the sync
-    logs_appended: bool = False  # a checkpoint was written: braze_state / braze_fingerprints may have grown
     # kind catalog (no data points): items by what Braze was asked to do with them
     items_created: int = 0  # POST
     items_updated: int = 0  # PATCH, of their changed fields
@@ -205,7 +204,6 @@ class _CheckpointWriter:
 
     def __init__(self, warehouse: WarehouseAccess, model: str, run_id: str, kind: str) -> None:
         self._warehouse, self._model, self._run_id, self._kind = warehouse, model, run_id, kind
-        self.wrote = False  # a checkpoint was handed over: the logs may have grown
         self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._idle = threading.Semaphore(1)  # held while a checkpoint is being written
         self._error: BaseException | None = None
@@ -223,7 +221,6 @@ class _CheckpointWriter:
 
     def submit(self, acked: list[Any], rejected: list[Any], acked_objects: ObjectAcks | None) -> None:
         warehouse, model, run_id, kind = self._warehouse, self._model, self._run_id, self._kind
-        self.wrote = True
         self._submit(lambda: warehouse.checkpoint(model, run_id, acked, rejected, acked_objects, kind=kind))
 
     def submit_events(self, records: list[EventRecord]) -> None:
@@ -399,7 +396,6 @@ class SyncEngine:
             self._drain_after_failure(in_flight, model, report, checkpoint)
             pool.shutdown(wait=True, cancel_futures=True)
             checkpoint.close()
-            report.logs_appended = writer is not None and writer.wrote
             report.seconds = self._clock() - started
         if kind.at_most_once:
             statuses = self._warehouse.event_statuses(model.model_name)
@@ -703,9 +699,9 @@ def sync_one(
             # a `dbt run` rebuilt the pending changes while we sent: its diff may
             # predate our acknowledgements, so recompute it now that we are done
             warehouse.rebuild_pending(model, relation)
-        if rediffs and report.logs_appended:
-            # after the last checkpoint and re-diff, still under the model's lock; a sync
-            # that wrote no checkpoint grew no log, and sizing a log scans it (~1.4 s at 1M users)
+        if rediffs:
+            # after the last checkpoint and re-diff, still under the model's lock (also when this
+            # sync wrote nothing: a compaction a crash or an error left undone is retried)
             try:
                 report.compacted = compaction.compact(
                     warehouse,

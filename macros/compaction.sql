@@ -234,7 +234,7 @@ insert overwrite table {{ relation }} select * from {{ source }}
   run (for braze_hook_ended).
 -#}
 {% macro braze_hook_begin() %}
-  {%- set lease = env_var('DBT_BRAZE_LOCK_LEASE_SECONDS', var('dbt_braze_lock_lease_seconds', 600)) | int -%}
+  {%- set lease = env_var('DBT_BRAZE_LOCK_LEASE_SECONDS', dbt_braze._braze_var('dbt_braze_lock_lease_seconds')) | int -%}
   {%- set run = {'run_id': invocation_id, 'holder': 'dbt ' ~ invocation_id} -%}
   {%- do run_query(dbt_braze.braze_record_run_sql(run.run_id, '__braze_hook__', 'running', false, {}, none, run.holder)) -%}
   {%- set live = run_query(dbt_braze.braze_live_runs_sql('__braze_compaction__', lease)) -%}
