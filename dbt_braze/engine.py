@@ -685,6 +685,7 @@ def sync_one(
         on_progress=lambda _model, objects: progress.advance(objects),
     )
     status, error = "interrupted", None
+    counted: dict[str, int] = {}  # the logs' sizes for the next sync's trigger (none: it counts)
     try:
         # Before the first model sends anything, pending or not (the client keeps the answer
         # for the others): a revoked key fails every scheduled sync, recorded as failed.
@@ -703,13 +704,15 @@ def sync_one(
             # after the last checkpoint and re-diff, still under the model's lock (also when this
             # sync wrote nothing: a compaction a crash or an error left undone is retried)
             try:
-                report.compacted = compaction.compact(
+                done = compaction.compact(
                     warehouse,
                     model.model_name,
                     run.run_id,
                     ratio=settings.compaction_ratio,
                     lease_seconds=settings.lock_lease_seconds,
-                ).logs
+                )
+                report.compacted = done.logs
+                counted = done.latest_count.as_run_columns() if done.latest_count else {}
             except WarehouseError as exc:
                 # upkeep, not the sync: what Braze accepted is recorded, and a failed compaction
                 # leaves the logs as they were (one transaction; a rewrite is finished next run)
@@ -728,7 +731,7 @@ def sync_one(
         return report, str(exc)  # with its hint: what to do about this model
     finally:
         progress.close()
-        run.finish(status, report.counts(), error)
+        run.finish(status, {**report.counts(), **counted}, error)
     return report, None
 
 

@@ -161,6 +161,31 @@ class LogSizes:
             due.append("fingerprints")
         return due
 
+    def due_now(self, state_rows: int, fingerprint_rows: int, ratio: float) -> list[str] | None:
+        """The logs due now, judged from their rows now against this count taken earlier,
+        without counting keys; None when the rows cannot tell (count the keys again).
+
+        Between compactions a log only grows, and each new key brings a row: so from a
+        count of `keys` and `rows`, the keys now lie between `keys` and `keys + (rows now
+        - rows)`. A log that lost rows since (compacted by other means) tells nothing."""
+        if ratio <= 0:
+            return []
+        logs = (
+            ("state", state_rows, self.state_rows, self.state_keys),
+            ("fingerprints", fingerprint_rows, self.fingerprint_rows, self.fingerprint_keys),
+        )
+        due = []
+        for log, rows_now, rows, keys in logs:
+            if rows_now < rows:
+                return None
+            if rows_now <= ratio * keys:
+                continue  # not due even with no new key
+            if rows_now > ratio * (keys + rows_now - rows):
+                due.append(log)  # due even if every new row brought a new key
+                continue
+            return None
+        return due
+
     def as_json(self) -> dict[str, int]:
         return {
             "state_rows": self.state_rows,
@@ -168,3 +193,7 @@ class LogSizes:
             "fingerprint_rows": self.fingerprint_rows,
             "fingerprint_keys": self.fingerprint_keys,
         }
+
+    def as_run_columns(self) -> dict[str, int]:
+        """As braze_sync_runs keeps it for the next sync's trigger (macros/sync.sql)."""
+        return {f"log_{name}": count for name, count in self.as_json().items()}

@@ -399,6 +399,18 @@ class Store:
         (row,) = self.fetch_macro("braze_log_sizes_sql", model_name=model_name)
         return LogSizes(*(int(count or 0) for count in row))
 
+    def log_rows(self, model_name: str) -> tuple[int, int]:
+        """The model's rows in braze_state and in braze_fingerprints (no keys counted)."""
+        ((state_rows, fingerprint_rows),) = self.fetch_macro("braze_log_rows_sql", model_name=model_name)
+        return int(state_rows or 0), int(fingerprint_rows or 0)
+
+    def counted_log_sizes(self, model_name: str, run_id: str) -> LogSizes | None:
+        """The log sizes the model's previous run kept in the run history, if it kept any."""
+        rows = self.fetch_macro("braze_counted_log_sizes_sql", model_name=model_name, run_id=run_id)
+        if not rows or any(count is None for count in rows[0]):
+            return None
+        return LogSizes(*(int(count) for count in rows[0]))
+
     def compact_logs(
         self, model_name: str, logs: list[str], heartbeat: Callable[[], None] | None = None
     ) -> None:

@@ -36,7 +36,9 @@
 {#-
   A model's rows and keys in each log: state_rows, state_keys (user and
   attribute), fingerprint_rows, fingerprint_keys (user). One aggregate per
-  log, no ranking: the sync reads it after every run to decide.
+  log, no ranking; still, counting the keys costs seconds at a million
+  users, so a sync's trigger counts them only when the rows alone cannot
+  tell (dbt_braze/compaction.py), and `dbt-braze status` always.
 -#}
 {% macro braze_log_sizes_sql(model_name) %}
 select
@@ -52,6 +54,30 @@ select
         select braze_key from {{ dbt_braze.braze_fingerprints_relation() }}
         where model_name = {{ dbt_braze.braze_string_literal(model_name) }}
         group by braze_key) fingerprint_keys) as fingerprint_keys
+{% endmacro %}
+
+{#- A model's rows in each log: state_rows, fingerprint_rows (what a sync's trigger reads). -#}
+{% macro braze_log_rows_sql(model_name) %}
+select
+    (select count(*) from {{ dbt_braze.braze_state_relation() }}
+     where model_name = {{ dbt_braze.braze_string_literal(model_name) }}) as state_rows,
+    (select count(*) from {{ dbt_braze.braze_fingerprints_relation() }}
+     where model_name = {{ dbt_braze.braze_string_literal(model_name) }}) as fingerprint_rows
+{% endmacro %}
+
+{#-
+  The log sizes (braze_log_sizes_sql) the latest row of the model's run
+  history keeps, other than run `run_id`'s: null when that row kept none (a
+  sync that failed, crashed or did not judge the logs), or no row.
+-#}
+{% macro braze_counted_log_sizes_sql(model_name, run_id) %}
+select log_state_rows, log_state_keys, log_fingerprint_rows, log_fingerprint_keys
+from {{ dbt_braze.braze_runs_relation() }}
+where model_name = {{ dbt_braze.braze_string_literal(model_name) }}
+  and run_id <> {{ dbt_braze.braze_string_literal(run_id) }}
+{#- of a heartbeat and a final row recorded at the same time, the final one -#}
+order by recorded_at desc, case when ended_at is null then 1 else 0 end
+limit 1
 {% endmacro %}
 
 {#- Per key of the model: its latest time, and the latest time of a row holding something. -#}

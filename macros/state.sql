@@ -15,7 +15,9 @@
     braze_sync_runs         append-only run history: a `running` row at the start
                             of each sync (the lock claim), heartbeats, and a final
                             row with the status and counts, each naming the model's
-                            kind (null for the Spark compaction claim)
+                            kind (null for the Spark compaction claim); a sync's
+                            final row also keeps the model's log sizes as last
+                            counted (log_*: dbt_braze/compaction.py)
 -#}
 
 {% macro braze_schema() %}
@@ -200,6 +202,8 @@
     ('data_points', dbt.type_bigint()), ('error', dbt_braze.braze_type_string()),
     ('holder', dbt_braze.braze_type_string()), ('subscription_changes', dbt.type_bigint()),
     ('kind', dbt_braze.braze_type_string()),
+    ('log_state_rows', dbt.type_bigint()), ('log_state_keys', dbt.type_bigint()),
+    ('log_fingerprint_rows', dbt.type_bigint()), ('log_fingerprint_keys', dbt.type_bigint()),
   ]) }}
 {% endmacro %}
 

@@ -289,7 +289,8 @@ select (
 {% macro braze_record_run_sql(run_id, model_name, status, ended, counts, error, holder, kind) %}
 insert into {{ dbt_braze.braze_runs_relation() }}
   (run_id, model_name, status, started_at, recorded_at, ended_at, users_created, users_updated,
-   attributes_unset, users_deleted, rows_rejected, requests, data_points, error, holder, subscription_changes, kind)
+   attributes_unset, users_deleted, rows_rejected, requests, data_points, error, holder, subscription_changes, kind,
+   log_state_rows, log_state_keys, log_fingerprint_rows, log_fingerprint_keys)
 select '{{ run_id }}', {{ dbt_braze.braze_string_literal(model_name) }}, '{{ status }}',
        coalesce({{ dbt_braze.braze_run_started_at_sql(run_id) }}, {{ dbt_braze.braze_utc_now() }}),
        {{ dbt_braze.braze_utc_now() }},
@@ -301,7 +302,10 @@ select '{{ run_id }}', {{ dbt_braze.braze_string_literal(model_name) }}, '{{ sta
        {% if error %}{{ dbt_braze.braze_string_literal(error) }}{% else %}cast(null as {{ dbt.type_string() }}){% endif %},
        {{ dbt_braze.braze_string_literal(holder) }},
        {{ counts.get('subscription_changes', 0) }},
-       {% if kind %}{{ dbt_braze.braze_string_literal(kind) }}{% else %}cast(null as {{ dbt.type_string() }}){% endif %}
+       {% if kind %}{{ dbt_braze.braze_string_literal(kind) }}{% else %}cast(null as {{ dbt.type_string() }}){% endif %},
+       {%- for name in ['log_state_rows', 'log_state_keys', 'log_fingerprint_rows', 'log_fingerprint_keys'] %}
+       {% if name in counts %}{{ counts[name] | int }}{% else %}cast(null as {{ dbt.type_bigint() }}){% endif %}{% if not loop.last %},{% endif %}
+       {%- endfor %}
 {% endmacro %}
 
 {#-

@@ -75,6 +75,20 @@ def sizes(project: DbtProject) -> dict[str, int]:
     return dict(model["logs"])
 
 
+COUNTED = ("log_state_rows", "log_state_keys", "log_fingerprint_rows", "log_fingerprint_keys")
+
+
+def counted(project: DbtProject) -> dict[str, int] | None:
+    """The log sizes the latest run of MODEL kept for the next sync's trigger."""
+    ((*counts,),) = project.query(
+        f"select {', '.join(COUNTED)} from braze_sync_runs where model_name = '{MODEL}' "
+        "and ended_at is not null order by recorded_at desc limit 1"
+    )
+    if None in counts:
+        return None
+    return {column.removeprefix("log_"): int(count) for column, count in zip(COUNTED, counts, strict=True)}
+
+
 def diff(project: DbtProject) -> set[tuple[Any, ...]]:
     return set(
         project.query(
@@ -192,8 +206,14 @@ def test_compaction_keeps_every_latest_state_and_diff(
     assert all(emulator.profiles[str(i)]["plan"] in ("free", "plan-6") for i in range(1, N - 10))
     assert sync(project)["data_points"] == 0
 
-    # compaction on (ratio 1.5): it triggers, and no sync leaves a log above the ratio
-    compactions = []
+    # compaction on (ratio 1.5): it triggers, and no sync leaves a log above the ratio. Each
+    # sync keeps the logs' sizes it counted in its run's row, or the previous count when the
+    # rows alone told (no key counted). The run history of an older version lacks the columns:
+    # the sync adds them.
+    for column in COUNTED:
+        project.query(f"alter table braze_sync_runs drop column {column}")
+    compactions: list[str] = []
+    kept: list[dict[str, int] | None] = [None]  # the columns' values went with them
     for cycle in range(7, 13):
         project.write_model(churned(cycle))
         project.dbt("run")
@@ -202,8 +222,16 @@ def test_compaction_keeps_every_latest_state_and_diff(
         now = sizes(project)
         assert now["state_rows"] <= 1.5 * now["state_keys"], (cycle, now)
         assert now["fingerprint_rows"] <= 1.5 * now["fingerprint_keys"], (cycle, now)
+        kept.append(counted(project))
+        assert kept[-1] in (now, kept[-2]), (cycle, now, kept)
     assert "state" in compactions and "fingerprints" in compactions
+    assert None not in kept[1:]
     assert sync(project)["data_points"] == 0
+    # a small change (one user leaves): the rows alone tell, the count is kept as it was
+    project.write_model(churned(12, drop_from=N))
+    project.dbt("run")
+    assert sync(project)["attributes_unset"] > 0
+    assert counted(project) == kept[-1] and sizes(project) != kept[-1]
 
     # a compaction that fails (DuckDB ran out of memory under the sync's cap) is upkeep, not
     # the sync: the sync succeeds with what it sent recorded, and the logs stay as they were
