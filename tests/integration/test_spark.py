@@ -11,7 +11,9 @@ Paris skips when it moves to summer time).
 Runtime is dominated by JVM start-ups (~20 s per process on 2 cores), so the
 scenario keeps to four `dbt run`s and six syncs, with small data (the shape of
 the work, not its volume, is what differs on Spark): removed rows and the
-failure and retry share one `dbt run`. The model maps two subscription groups
+failure and retry share one `dbt run`. Compaction's rewrite and its interruptions are a
+second test with a project of its own (test_spark_compaction), which pytest-xdist runs on
+the other worker meanwhile. The model maps two subscription groups
 too (under the default `unsubscribe_only`), which ride along every step: they
 cost no data point, a subscribe is never sent, and removed users' groups are
 not unset. A second model, keyed by e-mail, rides along: its state keys carry
@@ -295,7 +297,7 @@ def test_spark_lifecycle(tmp_path: Path, emulator: BrazeEmulator) -> None:
     )
     emulator.create_catalog("products", {"title": "string", "price": "number"})
     model: dict[int, dict[str, object]] = {i: expected(i) for i in range(1, N + 1)}
-    project.env["DBT_BRAZE_COMPACTION_RATIO"] = "0"  # compaction: in check_compaction only
+    project.env["DBT_BRAZE_COMPACTION_RATIO"] = "0"  # compaction: test_spark_compaction
 
     # 1. first sync: Braze equals the model, and has each event once, its time in UTC
     project.write_model(users_sql(N))
@@ -408,8 +410,6 @@ def test_spark_lifecycle(tmp_path: Path, emulator: BrazeEmulator) -> None:
     assert 0 <= resent <= 2 * window + 2 * 25 + 25
     assert emulator.stats()["subscription_subscribes"] == 0
 
-    check_compaction(project, emulator)
-
     total = time.monotonic() - started
     print(
         f"\nSpark scenario: {total:.0f} s; crash: {sent_before_kill} objects sent before the kill, "
@@ -420,6 +420,27 @@ def test_spark_lifecycle(tmp_path: Path, emulator: BrazeEmulator) -> None:
 
 
 # -- compaction (issue 16): the rewrite through a copy, its interruptions ---------------------
+
+
+def test_spark_compaction(tmp_path: Path, emulator: BrazeEmulator) -> None:
+    """A test of its own, beside the lifecycle on the other worker (each is a JVM a step):
+    a first sync and a change of every user's plan leave both logs due at one row per key."""
+    assert spark_available(), "Spark is not usable here: see test_spark_lifecycle"
+    project = SparkProject(tmp_path / "project", emulator)
+    block = braze_model(on_removed="unset")
+    block["config"]["meta"]["braze"]["attributes"].update({"seen_at": "seen_at", "props": "props"})
+    project.write_schema([block])
+    project.env["DBT_BRAZE_COMPACTION_RATIO"] = "0"  # compaction: in check_compaction only
+    for plan in ("'free'", "'team'"):
+        project.write_model(users_sql(N, plan=plan))
+        project.dbt_run()
+        step = project.sync()
+        assert step.exit_code == 0, step.output
+    assert_braze_holds(emulator, {i: expected(i, "team") for i in range(1, N + 1)})
+    check_compaction(project, emulator)
+    for label, seconds in project.timings:
+        print(f"  {label:<22} {seconds:5.1f} s")
+
 
 # A run-operation of the test project: the latest row per key of both logs (model|key,
 # value or '-'), the logs' row counts, braze_users' diff and the rewrite's leftover tables,
@@ -502,7 +523,7 @@ def check_compaction(project: SparkProject, emulator: BrazeEmulator) -> None:
     before = probe(project, "probe")
     assert before.leftovers == []
 
-    # the churn of steps 1 to 4 is due at 1 row per key: the sync sends nothing, compacts
+    # the churn so far is due at 1 row per key: the sync sends nothing, compacts
     del project.env["DBT_BRAZE_COMPACTION_RATIO"]
     step = project.sync("--compaction-ratio", "1", "--output", "json", label="sync (compacts)")
     assert step.exit_code == 0, step.output
@@ -529,7 +550,7 @@ def check_compaction(project: SparkProject, emulator: BrazeEmulator) -> None:
     recovered = probe(project, "probe (crash)", state="overwritten", fingerprints="renamed")
     assert recovered.leftovers == []
     assert recovered.latest["state"] == before.latest["state"]
-    # every unchanged user is vouched for by a fingerprint (recorded by the syncs of step 4 for
+    # every unchanged user is vouched for by a fingerprint (recorded by the last sync for
     # what Braze accepted, or by the hook for rows that came out equal)
     prints = recovered.latest["fingerprints"]
     assert {f"braze_users|{i}" for i in range(21, N + 1)} <= {
