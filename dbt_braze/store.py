@@ -92,10 +92,9 @@ class Store:
         return self.fetch_macro("braze_withheld_sql", model_name=model_name)
 
     def pending_users(self, model_name: str) -> dict[str, int]:
-        """Distinct users of the pending relation per kind (new, changed, removed, ...)."""
-        relation = self.dbt.macro("braze_pending_relation", model_name=model_name)
-        rows = self.fetch_macro("braze_pending_summary_sql", relation=relation)
-        return {str(kind): int(users) for kind, _, users, _ in rows}
+        """The users the pending changes send (new, changed) and remove (removed)."""
+        rows = self.fetch_macro("braze_pending_users_sql", model_name=model_name)
+        return {str(kind): int(users) for kind, users in rows if users}
 
     def pending_built_at(self, model_name: str) -> Any:
         rows = self.fetch_macro("braze_pending_built_at_sql", model_name=model_name)
@@ -395,8 +394,10 @@ class Store:
         """True where a compaction rewrites the logs (Spark: no DELETE)."""
         return bool(self.dbt.macro("braze_compaction_rewrites"))
 
-    def log_sizes(self, model_name: str) -> LogSizes:
-        (row,) = self.fetch_macro("braze_log_sizes_sql", model_name=model_name)
+    def log_sizes(self, model_name: str, *, exact: bool = True) -> LogSizes:
+        """The model's rows and keys in each log; `exact` False: the keys may be estimated
+        (braze_estimate_keys_sql: DuckDB's exact count does not fit the sync's memory cap)."""
+        (row,) = self.fetch_macro("braze_log_sizes_sql", model_name=model_name, exact=exact)
         return LogSizes(*(int(count or 0) for count in row))
 
     def log_rows(self, model_name: str) -> tuple[int, int]:

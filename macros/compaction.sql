@@ -26,10 +26,10 @@
 {#- The log's relation and the names of its key, time and value columns. -#}
 {% macro braze_compaction_log(log) %}
   {%- if log == 'state' -%}
-    {{ return({'relation': dbt_braze.braze_state_relation(), 'keys': ['braze_key', 'attribute'],
+    {{ return({'log': 'state', 'relation': dbt_braze.braze_state_relation(), 'keys': ['braze_key', 'attribute'],
                'time': 'acked_at', 'value': 'value_hash', 'columns': dbt_braze.braze_state_columns()}) }}
   {%- endif -%}
-  {{ return({'relation': dbt_braze.braze_fingerprints_relation(), 'keys': ['braze_key'],
+  {{ return({'log': 'fingerprints', 'relation': dbt_braze.braze_fingerprints_relation(), 'keys': ['braze_key'],
              'time': 'recorded_at', 'value': 'fingerprint', 'columns': dbt_braze.braze_fingerprints_columns()}) }}
 {% endmacro %}
 
@@ -39,21 +39,16 @@
   log, no ranking; still, counting the keys costs seconds at a million
   users, so a sync's trigger counts them only when the rows alone cannot
   tell (dbt_braze/compaction.py), and `dbt-braze status` always.
+  `exact`: false for the trigger, where a warehouse may estimate the keys
+  (braze_estimate_keys_sql).
 -#}
-{% macro braze_log_sizes_sql(model_name) %}
-select
-    (select count(*) from {{ dbt_braze.braze_state_relation() }}
-     where model_name = {{ dbt_braze.braze_string_literal(model_name) }}) as state_rows,
-    (select count(*) from (
-        select braze_key, attribute from {{ dbt_braze.braze_state_relation() }}
-        where model_name = {{ dbt_braze.braze_string_literal(model_name) }}
-        group by braze_key, attribute) state_keys) as state_keys,
-    (select count(*) from {{ dbt_braze.braze_fingerprints_relation() }}
-     where model_name = {{ dbt_braze.braze_string_literal(model_name) }}) as fingerprint_rows,
-    (select count(*) from (
-        select braze_key from {{ dbt_braze.braze_fingerprints_relation() }}
-        where model_name = {{ dbt_braze.braze_string_literal(model_name) }}
-        group by braze_key) fingerprint_keys) as fingerprint_keys
+{% macro braze_log_sizes_sql(model_name, exact=true) %}
+{%- set rows = dbt_braze.braze_log_rows_sql(model_name) | trim -%}
+select sized.state_rows,
+    {{ dbt_braze._braze_log_keys_sql('state', model_name, exact) }} as state_keys,
+    sized.fingerprint_rows,
+    {{ dbt_braze._braze_log_keys_sql('fingerprints', model_name, exact) }} as fingerprint_keys
+from ({{ rows }}) sized
 {% endmacro %}
 
 {#- A model's rows in each log: state_rows, fingerprint_rows (what a sync's trigger reads). -#}
@@ -64,6 +59,37 @@ select
     (select count(*) from {{ dbt_braze.braze_fingerprints_relation() }}
      where model_name = {{ dbt_braze.braze_string_literal(model_name) }}) as fingerprint_rows
 {% endmacro %}
+
+{#- The number of keys of the model in `log`, as a scalar subquery; estimated where `exact` is false and the warehouse can. -#}
+{% macro _braze_log_keys_sql(log, model_name, exact) %}
+  {%- set spec = dbt_braze.braze_compaction_log(log) -%}
+  {%- if not exact -%}{{ return(dbt_braze.braze_estimate_keys_sql(spec, model_name)) }}{%- endif -%}
+    (select count(*) from (
+        select {{ spec['keys'] | join(', ') }} from {{ spec['relation'] }}
+        where model_name = {{ dbt_braze.braze_string_literal(model_name) }}
+        group by {{ spec['keys'] | join(', ') }}) counted_keys)
+{% endmacro %}
+
+{#-
+  An estimate of the number of keys of the model in the log `spec`
+  (braze_compaction_log), good enough for the trigger's rule of thumb.
+  DuckDB: a HyperLogLog sketch, a few percent off, in constant memory; an
+  exact count groups every key, and under the sync's memory cap (80 MB) it
+  ran out of memory at 3M users of ten attributes (30M state rows). The
+  others count exactly: PostgreSQL and Spark spill a large grouping to disk.
+-#}
+{% macro braze_estimate_keys_sql(spec, model_name) %}
+  {{ return(adapter.dispatch('braze_estimate_keys_sql', 'dbt_braze')(spec, model_name)) }}
+{% endmacro %}
+
+{% macro default__braze_estimate_keys_sql(spec, model_name) %}
+  {{ return(dbt_braze._braze_log_keys_sql(spec['log'], model_name, true)) }}
+{% endmacro %}
+
+{% macro duckdb__braze_estimate_keys_sql(spec, model_name) -%}
+    (select approx_count_distinct(hash({{ spec['keys'] | join(', ') }})) from {{ spec['relation'] }}
+     where model_name = {{ dbt_braze.braze_string_literal(model_name) }})
+{%- endmacro %}
 
 {#-
   The log sizes (braze_log_sizes_sql) the latest row of the model's run

@@ -368,7 +368,25 @@
   {%- do log(message ~ ". Run `dbt-braze sync` to send.", info=True) -%}
 {% endmacro %}
 
-{#- kind, pending rows, distinct users, withheld rows — also read by the sync. -#}
+{#-
+  The users a sync would send (new, changed) and remove (removed), as the
+  sync reads them (dbt_braze/store.py, pending_users). The users come from
+  braze_objects__<model>, one row per user, so no distinct count: under the
+  sync's DuckDB memory cap a distinct count of the pending relation's keys
+  ran out of memory at 10M users. The removed users are few but for a mass
+  removal, which the sync's removal guard stops.
+-#}
+{% macro braze_pending_users_sql(model_name) %}
+    select case when is_new then 'new' else 'changed' end as kind, count(*) as users
+    from {{ dbt_braze.braze_objects_relation(model_name) }}
+    group by 1
+    union all
+    select 'removed' as kind, count(distinct braze_key) as users
+    from {{ dbt_braze.braze_pending_relation(model_name) }}
+    where change_kind = 'removed'
+{% endmacro %}
+
+{#- kind, pending rows, distinct users, withheld rows: what the hook logs and `dbt-braze status` shows. -#}
 {% macro braze_pending_summary_sql(relation) %}
     select case when change_kind = 'upsert' and is_new then 'new'
                 when change_kind = 'upsert' then 'changed'

@@ -45,13 +45,15 @@ class FakeStore:
         self.runs: list[tuple[str, str, str]] = []
         self.sizes = LogSizes(500, 100, 90, 100)
         self.kept: LogSizes | None = None  # what the model's previous run kept of the sizes
-        self.counts = 0  # exact counts of the keys
+        self.counts = 0  # counts of the keys
+        self.exact: list[bool] = []  # each count's `exact`
         self.leftover = False
         self.finished = 0
         self.held: list[str] = []  # run ids of other processes' live compaction claims
 
-    def log_sizes(self, model_name: str) -> LogSizes:
+    def log_sizes(self, model_name: str, *, exact: bool = True) -> LogSizes:
         self.counts += 1
+        self.exact.append(exact)
         return self.sizes
 
     def log_rows(self, model_name: str) -> tuple[int, int]:
@@ -186,3 +188,12 @@ def test_a_compaction_skipped_is_due_again_without_a_count() -> None:
     store.kept, store.others = skipped.latest_count, []
     assert compact(store, "braze_users", "sync-1", ratio=2, lease_seconds=600).logs == ["state"]
     assert store.compacted == [["state"]] and store.counts == 2  # the second: after the compaction
+
+
+def test_the_trigger_may_estimate_the_keys_and_the_result_is_counted() -> None:
+    """The trigger's count may be an estimate (an exact one does not fit the sync's DuckDB
+    memory cap at 10M users); what a compaction leaves is counted exactly (the compaction
+    itself lifted the cap)."""
+    store = FakeStore(rewrites=False, others=[])
+    assert compact(store, "braze_users", "sync-1", ratio=2, lease_seconds=600).logs == ["state"]
+    assert store.exact == [False, True]

@@ -183,6 +183,7 @@ def package_sql(renderer: Renderer, dialect: str) -> dict[str, str]:
             ),
         ),
         "summary": ("braze_pending_summary_sql", dict(relation=renderer.relation("braze_pending__x"))),
+        "pending_users": ("braze_pending_users_sql", dict(model_name=m)),
         "read_upserts": ("braze_read_upserts_sql", dict(model_name=m)),
         "read_removed": ("braze_read_removed_sql", dict(model_name=m, mapped_only=True)),
         "withheld": ("braze_withheld_sql", dict(model_name=m)),
@@ -962,3 +963,53 @@ def test_public_macros_are_documented_with_their_arguments() -> None:
         assert m["description"].strip(), m["name"]
         assert [a["name"] for a in m["arguments"]] == signatures[m["name"]], m["name"]
         assert all(is_valid_type(a["type"]) and a["description"].strip() for a in m["arguments"]), m["name"]
+
+
+def test_the_triggers_key_estimate_fits_the_syncs_memory_cap(renderer: Renderer) -> None:
+    """DuckDB: the trigger's estimate of the keys (braze_log_sizes_sql, exact false) runs in
+    constant memory where the exact count runs out (at 10M users, 100M state rows, under the
+    sync's 80 MB; here 3M rows under 20 MB), and is within a few percent of it."""
+    tables = (
+        "create schema analytics;"
+        " create table analytics.braze_state as select 'm' as model_name,"
+        "   'user-' || (i // 3) as braze_key, 'a' || (i % 3) as attribute from range(3000000) t (i);"
+        " create table analytics.braze_fingerprints as select 'm' as model_name,"
+        "   'user-' || (i % 1000000) as braze_key from range(1500000) t (i)"
+    )
+    estimate = str(renderer.warehouse.macro("braze_log_sizes_sql", model_name="m", exact=False))
+    exact = str(renderer.warehouse.macro("braze_log_sizes_sql", model_name="m"))
+    with duckdb.connect() as conn:
+        conn.execute(tables)
+        conn.execute("set memory_limit = '20MB'")
+        state_rows, state_keys, fingerprint_rows, fingerprint_keys = conn.execute(estimate).fetchone()
+        assert (state_rows, fingerprint_rows) == (3_000_000, 1_500_000)
+        assert abs(state_keys / 3_000_000 - 1) < 0.1 and abs(fingerprint_keys / 1_000_000 - 1) < 0.1
+        with pytest.raises(duckdb.OutOfMemoryException):
+            conn.execute(exact).fetchone()
+        conn.execute("reset memory_limit")
+        assert conn.execute(exact).fetchone() == (3_000_000, 3_000_000, 1_500_000, 1_000_000)
+
+
+def test_the_syncs_count_of_pending_users_fits_its_memory_cap(renderer: Renderer) -> None:
+    """The users a sync sends are counted from braze_objects__<model> (one row per user), not
+    by a distinct count of the pending relation's keys, which ran out of the sync's memory at
+    10M users (here 1M users of three attributes under 20 MB); the counts are the same."""
+    tables = (
+        "create schema analytics;"
+        " create table analytics.braze_pending__m as select 'user-' || (i // 3) as braze_key,"
+        "   case when i < 2400000 then 'upsert' else 'removed' end as change_kind,"
+        "   (i // 3) % 4 = 0 as is_new, null::varchar as value_text from range(3000000) t (i);"
+        " insert into analytics.braze_pending__m values ('user-x', 'model_rows', false, '3');"
+        " create table analytics.braze_objects__m as select braze_key, bool_or(is_new) as is_new"
+        "   from analytics.braze_pending__m where change_kind = 'upsert' group by braze_key"
+    )
+    users = str(renderer.warehouse.macro("braze_pending_users_sql", model_name="m"))
+    pending = renderer.warehouse.macro("braze_pending_relation", model_name="m")
+    summary = str(renderer.warehouse.macro("braze_pending_summary_sql", relation=pending))
+    with duckdb.connect() as conn:
+        conn.execute(tables)
+        conn.execute("set memory_limit = '20MB'")
+        counted = dict(conn.execute(users).fetchall())
+        assert counted == {"new": 200_000, "changed": 600_000, "removed": 200_000}
+        with pytest.raises(duckdb.OutOfMemoryException):
+            conn.execute(summary).fetchall()
