@@ -74,7 +74,7 @@ select
   An estimate of the number of keys of the model in the log `spec`
   (braze_compaction_log), good enough for the trigger's rule of thumb.
   DuckDB: a HyperLogLog sketch, a few percent off, in constant memory; an
-  exact count groups every key, and under the sync's memory cap (80 MB) it
+  exact count groups every key, and under the sync's memory cap it
   ran out of memory at 3M users of ten attributes (30M state rows). The
   others count exactly: PostgreSQL and Spark spill a large grouping to disk.
 -#}

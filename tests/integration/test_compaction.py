@@ -98,9 +98,9 @@ def diff(project: DbtProject) -> set[tuple[Any, ...]]:
     )
 
 
-# The in-process CLI's DuckDB cap (80MB) outlives it in the test process and served the
-# next in-process `dbt run`, whose hook then ran out of memory on removed users (a
-# `dbt run` of its own process has the profile's memory: it passed there).
+# The in-process CLI's DuckDB cap (dbt_access.DUCKDB_MEMORY_LIMIT) outlives it in the test
+# process and served the next in-process `dbt run`, whose hook then ran out of memory on
+# removed users (a `dbt run` of its own process has the profile's memory: it passed there).
 UNCAPPED = {"DBT_BRAZE_DUCKDB_MEMORY_LIMIT": "2GB"}
 
 

@@ -968,7 +968,7 @@ def test_public_macros_are_documented_with_their_arguments() -> None:
 def test_the_triggers_key_estimate_fits_the_syncs_memory_cap(renderer: Renderer) -> None:
     """DuckDB: the trigger's estimate of the keys (braze_log_sizes_sql, exact false) runs in
     constant memory where the exact count runs out (at 10M users, 100M state rows, under the
-    sync's 80 MB; here 3M rows under 20 MB), and is within a few percent of it."""
+    sync's cap; here 3M rows under 20 MB), and is within a few percent of it."""
     tables = (
         "create schema analytics;"
         " create table analytics.braze_state as select 'm' as model_name,"
