@@ -373,8 +373,9 @@
   sync reads them (dbt_braze/store.py, pending_users). The users come from
   braze_objects__<model>, one row per user, so no distinct count: under the
   sync's DuckDB memory cap a distinct count of the pending relation's keys
-  ran out of memory at 10M users. The removed users are few but for a mass
-  removal, which the sync's removal guard stops.
+  ran out of memory at 10M users. The removed users are still a distinct
+  count of their rows: small, but for a mass removal of millions of users,
+  where it may need more than that cap before the removal guard can pause it.
 -#}
 {% macro braze_pending_users_sql(model_name) %}
     select case when is_new then 'new' else 'changed' end as kind, count(*) as users
@@ -386,7 +387,7 @@
     where change_kind = 'removed'
 {% endmacro %}
 
-{#- kind, pending rows, distinct users, withheld rows: what the hook logs and `dbt-braze status` shows. -#}
+{#- kind, pending rows, distinct users, withheld rows: what the hook logs (_braze_log_pending). -#}
 {% macro braze_pending_summary_sql(relation) %}
     select case when change_kind = 'upsert' and is_new then 'new'
                 when change_kind = 'upsert' then 'changed'
