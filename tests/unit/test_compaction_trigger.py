@@ -45,14 +45,16 @@ class FakeStore:
         self.runs: list[tuple[str, str, str]] = []
         self.sizes = LogSizes(500, 100, 90, 100)
         self.kept: LogSizes | None = None  # what the model's previous run kept of the sizes
-        self.counts = 0  # counts of the keys
-        self.exact: list[bool] = []  # each count's `exact`
+        self.exact: list[bool] = []  # each count of the keys: its `exact`
         self.leftover = False
         self.finished = 0
         self.held: list[str] = []  # run ids of other processes' live compaction claims
 
+    @property
+    def counts(self) -> int:
+        return len(self.exact)
+
     def log_sizes(self, model_name: str, *, exact: bool = True) -> LogSizes:
-        self.counts += 1
         self.exact.append(exact)
         return self.sizes
 
