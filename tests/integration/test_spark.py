@@ -1,35 +1,39 @@
 """The lifecycle on Spark (dbt-spark's local `session` method), one scenario.
 
-A local Spark session starts a JVM (~12 s) and its embedded Derby metastore
-admits one JVM at a time, so every step is a process of its own run one after
-another, as a user runs them: `dbt run` and `python -m dbt_braze sync`. The
-Braze emulator lives in the pytest process (it is only HTTP). Spark's session
-time zone is set to Europe/Paris, so that the timestamps Braze receives prove
-to be UTC whatever the session zone (including values that fall in the hour
-Paris skips when it moves to summer time).
+A local Spark session starts a JVM, and its embedded Derby metastore admits one JVM at a
+time, so the steps run one after another, as a user runs them: `dbt run` and `dbt-braze
+sync`. Each runs in-process in a step runner (spark_steps.py) whose JVM starts once, as
+the DuckDB and PostgreSQL tests run theirs in the pytest process: a JVM a step cost 20 to
+60 s on two busy cores. The crash kills the runner's process group, JVM and all,
+mid-sync; a new runner does the rerun. The Braze emulator lives in the pytest process
+(it is only HTTP). Spark's session time zone is set to Europe/Paris, so that the
+timestamps Braze receives prove to be UTC whatever the session zone (including values
+that fall in the hour Paris skips when it moves to summer time).
 
-Runtime is dominated by JVM start-ups (~20 s per process on 2 cores), so the
-scenario keeps to four `dbt run`s and six syncs, with small data (the shape of
-the work, not its volume, is what differs on Spark): removed rows and the
-failure and retry share one `dbt run`. Compaction's rewrite and its interruptions are a
-second test with a project of its own (test_spark_compaction), which pytest-xdist runs on
-the other worker meanwhile. The model maps two subscription groups
-too (under the default `unsubscribe_only`), which ride along every step: they
-cost no data point, a subscribe is never sent, and removed users' groups are
-not unset. A second model, keyed by e-mail, rides along: its state keys carry
-their prefix, its duplicated address is withheld and its malformed one refused
-before sending.
+Every Spark query is slow beside DuckDB's, so the scenario keeps to four `dbt run`s and
+six syncs, with small data (the shape of the work, not its volume, is what differs on
+Spark): removed rows and the failure and retry share one `dbt run`. Compaction's rewrite
+and its interruptions are a second test with a project of its own
+(test_spark_compaction), which pytest-xdist runs on the other worker meanwhile. The
+model maps two subscription groups too (under the default `unsubscribe_only`), which
+ride along every step: they cost no data point, a subscribe is never sent, and removed
+users' groups are not unset. A second model, keyed by e-mail, rides along: its state
+keys carry their prefix, its duplicated address is withheld and its malformed one
+refused before sending.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -51,6 +55,7 @@ SESSION_TIME_ZONE = "Europe/Paris"
 # 02:00-03:00 UTC, wall-clock times Paris skips that night
 SEEN_EPOCH = int(datetime(2026, 3, 29, 1, 0, tzinfo=timezone.utc).timestamp())
 STEP_TIMEOUT = 300
+STEP_RUNNER = Path(__file__).with_name("spark_steps.py")
 NEWS, SMS = "5b0fd0e8-0c9c-4d6d-9a1f-1d0f7b8e2a11", "0a3c7f52-3b1e-45a2-8f7e-7c9d2b6e4f90"
 NEWSLETTER = "(i % 2 = 0)"  # subscribed: even users (a boolean column)
 SMS_STATE = "case when i % 3 = 0 then 'unsubscribed' else 'subscribed' end"  # a text column
@@ -183,11 +188,13 @@ class Step:
 
 
 class SparkProject:
-    """A dbt project on a local Spark session; every command is a subprocess."""
+    """A dbt project on a local Spark session; its commands run in a step runner."""
 
     def __init__(self, root: Path, emulator: BrazeEmulator) -> None:
         self.root = root
         self.timings: list[tuple[str, float]] = []
+        self._steps: subprocess.Popen[str] | None = None
+        self._started = 0.0
         (root / "models").mkdir(parents=True)
         write_dbt_project(root)
         profile = yaml.safe_load(profile_yaml("spark", root, "braze_spark"))
@@ -221,42 +228,95 @@ class SparkProject:
     def _command(self, *args: str) -> list[str]:
         return [*args, "--project-dir", str(self.root), "--profiles-dir", str(self.root)]
 
-    def run(self, label: str, argv: list[str]) -> Step:
-        started = time.monotonic()
-        proc = subprocess.run(
-            argv,
-            cwd=self.root,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            timeout=STEP_TIMEOUT,
-        )
-        seconds = time.monotonic() - started
+    def _runner(self) -> subprocess.Popen[str]:
+        """The step runner (spark_steps.py), started on first use and after a kill; in a
+        process group of its own: killing the group kills its JVM too."""
+        if self._steps is None:
+            started = time.monotonic()
+            self._steps = subprocess.Popen(
+                [sys.executable, str(STEP_RUNNER), str(self.root / "jvm.log")],
+                cwd=self.root,
+                env=self.env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+            )
+            assert json.loads(self._answer(STEP_TIMEOUT)) == {"ready": True}
+            self.timings.append(("(step runner start)", time.monotonic() - started))
+        return self._steps
+
+    def _answer(self, timeout: float) -> str:
+        assert self._steps is not None and self._steps.stdout is not None
+        readable, _, _ = select.select([self._steps.stdout], [], [], timeout)
+        line = self._steps.stdout.readline() if readable else ""
+        if not line:
+            self.kill()
+            log = (self.root / "jvm.log").read_text(errors="replace")[-4000:]
+            raise AssertionError(f"the step runner died or hung ({timeout:.0f} s):\n{log}")
+        return line
+
+    def start(self, tool: str, *args: str) -> None:
+        """Send a step to the runner without waiting for it (`finish` reads its answer)."""
+        runner = self._runner()
+        assert runner.stdin is not None
+        request = {"tool": tool, "args": self._command(*args), "env": self.env}
+        runner.stdin.write(json.dumps(request) + "\n")
+        runner.stdin.flush()
+        self._started = time.monotonic()
+
+    def running(self) -> bool:
+        """Whether the step started last is still running."""
+        assert self._steps is not None and self._steps.stdout is not None
+        return not select.select([self._steps.stdout], [], [], 0)[0]
+
+    def finish(self, label: str) -> Step:
+        answer = json.loads(self._answer(STEP_TIMEOUT))
+        seconds = time.monotonic() - self._started
         self.timings.append((label, seconds))
-        return Step(proc.returncode, _without_jvm_noise(proc.stdout), seconds)
+        return Step(answer["exit_code"], _without_jvm_noise(answer["output"]), seconds)
+
+    def run(self, label: str, tool: str, *args: str) -> Step:
+        self.start(tool, *args)
+        return self.finish(label)
 
     def dbt_run(self) -> Step:
-        step = self.run("dbt run", self._command(sys.executable, "-m", "dbt.cli.main", "run"))
+        step = self.run("dbt run", "dbt", "run")
         assert step.exit_code == 0, f"dbt run failed:\n{step.output[-4000:]}"
         return step
 
     def sync(self, *options: str, label: str = "sync") -> Step:
-        return self.run(label, self._command(sys.executable, "-m", "dbt_braze", "sync", *options))
+        return self.run(label, "braze", "sync", *options)
 
-    def spawn_sync(self, *options: str) -> subprocess.Popen[str]:
-        """A sync in a process group of its own: killing the group kills its JVM too."""
-        return subprocess.Popen(
-            self._command(sys.executable, "-m", "dbt_braze", "sync", *options),
-            cwd=self.root,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-        )
+    def kill(self) -> None:
+        """SIGKILL the runner's group (a step in flight dies with its JVM); the next step
+        starts another runner once the JVM has let go of the Derby metastore."""
+        if self._steps is None:
+            return
+        process, self._steps = self._steps, None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        """End the runner: its stdin closes, it returns, its JVM goes with it."""
+        if self._steps is None:
+            return
+        process, self._steps = self._steps, None
+        assert process.stdin is not None
+        process.stdin.close()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self._steps = process
+            self.kill()
 
 
 def _without_jvm_noise(output: str) -> str:
@@ -265,25 +325,22 @@ def _without_jvm_noise(output: str) -> str:
     return "\n".join(line for line in output.splitlines() if not any(n in line for n in noise))
 
 
-def _kill_group(process: subprocess.Popen[str]) -> None:
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:  # the JVM holds the Derby metastore until it is gone
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-
-
-def test_spark_lifecycle(tmp_path: Path, emulator: BrazeEmulator) -> None:
+@pytest.fixture
+def spark_project(tmp_path: Path, emulator: BrazeEmulator) -> Iterator[SparkProject]:
     assert spark_available(), (
         "Spark is not usable here: install the `spark` extra (pip install -e '.[spark]', "
         "scripts/bootstrap does) and a Java 17+ runtime on PATH or in JAVA_HOME"
     )
-    started = time.monotonic()
     project = SparkProject(tmp_path / "project", emulator)
+    try:
+        yield project
+    finally:
+        project.close()
+
+
+def test_spark_lifecycle(spark_project: SparkProject, emulator: BrazeEmulator) -> None:
+    started = time.monotonic()
+    project = spark_project
     block = braze_model(on_removed="unset")
     block["config"]["meta"]["braze"]["attributes"].update({"seen_at": "seen_at", "props": "props"})
     block["config"]["meta"]["braze"]["subscription_groups"] = {"newsletter": NEWS, "sms": SMS}
@@ -390,16 +447,15 @@ def test_spark_lifecycle(tmp_path: Path, emulator: BrazeEmulator) -> None:
     emulator.configure(latency_ms=250)
     received = emulator.stats()["objects_received"]
     window = 50
-    process = project.spawn_sync(
-        "--batch-size", "25", "--concurrency", "1", "--checkpoint-objects", str(window)
-    )
+    options = ("--batch-size", "25", "--concurrency", "1", "--checkpoint-objects", str(window))
+    project.start("braze", "sync", *options)
     kill_after = emulator.stats()["track_requests"] + 5
     deadline = time.monotonic() + STEP_TIMEOUT
     while emulator.stats()["track_requests"] < kill_after:
-        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        assert project.running(), project.finish("sync (to be killed)").output
         assert time.monotonic() < deadline, "the sync sent nothing"
         time.sleep(0.02)
-    _kill_group(process)
+    project.kill()
     emulator.configure(latency_ms=0)
     sent_before_kill = emulator.stats()["objects_received"] - received
     assert 0 < sent_before_kill < N
@@ -422,11 +478,10 @@ def test_spark_lifecycle(tmp_path: Path, emulator: BrazeEmulator) -> None:
 # -- compaction (issue 16): the rewrite through a copy, its interruptions ---------------------
 
 
-def test_spark_compaction(tmp_path: Path, emulator: BrazeEmulator) -> None:
-    """A test of its own, beside the lifecycle on the other worker (each is a JVM a step):
-    a first sync and a change of every user's plan leave both logs due at one row per key."""
-    assert spark_available(), "Spark is not usable here: see test_spark_lifecycle"
-    project = SparkProject(tmp_path / "project", emulator)
+def test_spark_compaction(spark_project: SparkProject, emulator: BrazeEmulator) -> None:
+    """A test of its own, beside the lifecycle on the other worker: a first sync and a
+    change of every user's plan leave both logs due at one row per key."""
+    project = spark_project
     block = braze_model(on_removed="unset")
     block["config"]["meta"]["braze"]["attributes"].update({"seen_at": "seen_at", "props": "props"})
     project.write_schema([block])
@@ -492,8 +547,8 @@ class Probe:
 
 
 def probe(project: SparkProject, label: str, **crash: str) -> Probe:
-    argv = [sys.executable, "-m", "dbt.cli.main", "run-operation", "compaction_probe"]
-    step = project.run(label, project._command(*argv, "--args", json.dumps({"crash": crash})))
+    crash_args = json.dumps({"crash": crash})
+    step = project.run(label, "dbt", "run-operation", "compaction_probe", "--args", crash_args)
     assert step.exit_code == 0, step.output[-4000:]
     (line,) = [line for line in step.output.splitlines() if line.startswith("PROBE ")]
     found = json.loads(line.removeprefix("PROBE "))
@@ -530,8 +585,7 @@ def check_compaction(project: SparkProject, emulator: BrazeEmulator) -> None:
     report = users_json(step)
     assert report["braze_users"]["compacted"] == ["state", "fingerprints"], report["braze_users"]
     assert sum(m.get("data_points", 0) for m in report.values()) == 0
-    argv = [sys.executable, "-m", "dbt_braze", "status", "--output", "json"]
-    status = project.run("status", project._command(*argv))
+    status = project.run("status", "braze", "status", "--output", "json")
     assert status.exit_code == 0, status.output
     sizes = users_json(status)["braze_users"]["logs"]
     assert sizes["state_keys"] >= N * ATTRIBUTES and sizes["fingerprint_keys"] == N, sizes
