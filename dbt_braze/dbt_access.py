@@ -77,6 +77,7 @@ class DbtAccess:
         self._base_macros_only = base_macros_only
         self._adapter: Any = None
         self._capped_duckdb_memory = False
+        self._duckdb_memory_limit = DUCKDB_MEMORY_LIMIT
         self._macro_context: Callable[[], Any] = dict
         self._thread = threading.local()  # each thread's macro namespace (_package_namespace)
         self.keyset_page_rows = KEYSET_PAGE_ROWS
@@ -195,9 +196,9 @@ class DbtAccess:
         settings = getattr(config.credentials, "settings", None) or {}
         if "memory_limit" in settings:
             return
-        limit = os.environ.get("DBT_BRAZE_DUCKDB_MEMORY_LIMIT", DUCKDB_MEMORY_LIMIT)
-        self._adapter.execute(f"set memory_limit = '{limit.replace(chr(39), '')}'")
-        self._capped_duckdb_memory = True
+        limit = os.environ.get("DBT_BRAZE_DUCKDB_MEMORY_LIMIT", DUCKDB_MEMORY_LIMIT).replace("'", "")
+        self._adapter.execute(f"set memory_limit = '{limit}'")
+        self._capped_duckdb_memory, self._duckdb_memory_limit = True, limit
 
     def close(self) -> None:
         if self._adapter is not None:
@@ -298,11 +299,28 @@ class DbtAccess:
             logger.debug("rollback failed", exc_info=True)
 
     def fetch_all(self, sql: str) -> list[Row]:
+        """The rows of a one-shot read (a count, a summary; not the streamed changes)."""
         try:
-            _, table = self._adapter.execute(sql, fetch=True)
+            try:
+                _, table = self._adapter.execute(sql, fetch=True)
+            except self._dbt_error as exc:
+                if not (self._capped_duckdb_memory and "Out of Memory" in str(exc)):
+                    raise
+                # our cap keeps the streamed read flat, but some operators cannot spill (a
+                # distinct count of 1M users' keys, in `status` or `plan`): the cap must not
+                # fail a read the warehouse can do, so this one runs without it
+                logger.debug("a read ran out of the capped memory; it runs again uncapped")
+                table = self._uncapped(lambda: self._adapter.execute(sql, fetch=True)[1])
         except self._dbt_error as exc:
             raise WarehouseError(f"the warehouse refused a read: {_first_line(exc)}") from exc
         return [tuple(row.values()) for row in table.rows]
+
+    def _uncapped(self, read: Callable[[], Any]) -> Any:
+        self._adapter.execute("reset memory_limit")
+        try:
+            return read()
+        finally:
+            self._adapter.execute(f"set memory_limit = '{self._duckdb_memory_limit}'")
 
     def background(self, name: str, work: Callable[[], None]) -> threading.Thread:
         """Run `work` on a thread of its own, with a dbt connection of its own

@@ -131,6 +131,7 @@ class Store:
                 "braze_pending_identifier_change_sql",
                 model_name=model.model_name,
                 key_prefix=model.key_prefix,
+                kind=model.kind,
             )
         elif self.dbt.exists(self.dbt.macro("braze_state_relation")):
             rows = self.fetch_macro(

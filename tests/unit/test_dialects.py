@@ -23,12 +23,14 @@ import json
 import random
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
 import duckdb
 import pytest
 import sqlglot
+from dbt_common.exceptions import DbtRuntimeError
 from sqlglot import exp
 
 from dbt_braze.store import encode_cell
@@ -1013,3 +1015,69 @@ def test_the_syncs_count_of_pending_users_fits_its_memory_cap(renderer: Renderer
         assert counted == {"new": 200_000, "changed": 600_000, "removed": 200_000}
         with pytest.raises(duckdb.OutOfMemoryException):
             conn.execute(summary).fetchall()
+
+
+def test_status_and_plan_count_what_is_pending_within_the_syncs_memory_cap(
+    renderer: Renderer, tmp_path: Path
+) -> None:
+    """`status`'s pending counts and `plan`'s users sent whole come from
+    braze_objects__<model> (one row per user, acknowledged users left out by key). Counted
+    from the pending rows, each acknowledged row was matched against the state: right
+    after a first sync (every row acknowledged), 1M users ran out of the CLI's DuckDB cap
+    and took 34 s and 6 GB without it; here 500k users of three attributes under 20 MB.
+    The counts are those of the pending rows, before the sync and after it."""
+    tables = (
+        REJECTION_TABLES + ";"
+        " create table analytics.braze_pending__m as select 'user-' || (i // 3) as braze_key,"
+        "   'a' || (i % 3) as attribute, 'upsert' as change_kind, (i // 3) % 4 = 0 as is_new,"
+        "   'v' as value_text, 'string' as value_type, 'h' || i as value_hash, true as is_mapped,"
+        "   timestamp '2026-12-01' as built_at from range(1500000) t (i);"
+        " create table analytics.braze_objects__m as select braze_key, bool_or(is_new) as is_new,"
+        "   count(*) as data_points, '' as attributes_json, '' as ack_attributes, '' as ack_hashes,"
+        "   null::varchar as invalid_attribute, false as needs_check, 0 as subscription_changes,"
+        "   0 as subscribes_withheld, max(built_at) as built_at"
+        "   from analytics.braze_pending__m group by braze_key"
+    )
+    acknowledged = (
+        "insert into analytics.braze_state select 'm', braze_key, attribute, value_hash,"
+        " timestamp '2026-12-01 01:00', 'r' from analytics.braze_pending__m"
+    )
+
+    def rendered(macro: str, **kwargs: str) -> str:  # in the file's catalog, not in "memory"
+        return str(renderer.warehouse.macro(macro, model_name="m", **kwargs)).replace('"memory".', "")
+
+    counts = rendered("braze_pending_counts_sql", on_removed="unset")
+    plan = rendered("braze_pending_identifier_change_sql", key_prefix="")
+    upserts = rendered("braze_read_upserts_sql")
+    by_rows = f"""select count(distinct case when is_new then braze_key end),
+                         count(distinct case when not is_new then braze_key end), count(*)
+                  from ({upserts}) upserts"""
+    # a file, as a warehouse is: DuckDB keeps an in-memory database's tables within the cap
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as conn:
+        conn.execute(tables)
+        assert conn.execute(by_rows).fetchone() == (125_000, 375_000, 1_500_000)
+        conn.execute("set memory_limit = '20MB'")
+        assert conn.execute(counts).fetchone() == (125_000, 375_000, 1_500_000, 0, 0)
+        assert conn.execute(plan).fetchone() == (0, 125_000)
+        conn.execute("reset memory_limit")
+        conn.execute(acknowledged)
+        conn.execute("set memory_limit = '20MB'")
+        assert conn.execute(counts).fetchone() == (0, 0, 0, 0, 0)
+        with pytest.raises(duckdb.OutOfMemoryException):
+            conn.execute(by_rows).fetchone()
+
+
+def test_a_read_out_of_the_clis_duckdb_memory_cap_runs_again_without_it(renderer: Renderer) -> None:
+    """The CLI caps DuckDB's memory so that the sync's streamed read stays flat, but some
+    operators cannot spill (here a 60 MB string_agg; in `validate`, its scan of the latest
+    state of 1M users): a one-shot read the cap fails runs again without it, and the cap is
+    back for what follows."""
+    warehouse = renderer.warehouse
+    big = "select length(string_agg('user-' || i, ',')) from range(5000000) t (i)"
+    expected = sum(len(f"user-{i}") for i in range(5_000_000)) + 4_999_999
+    ((cap,),) = warehouse.fetch_all("select current_setting('memory_limit')")
+    assert cap.replace(" ", "") in ("76.2MiB", "80.0MB"), cap  # dbt_access.DUCKDB_MEMORY_LIMIT
+    with pytest.raises(DbtRuntimeError, match="Out of Memory"):
+        warehouse._adapter.execute(big, fetch=True)  # the cap is what fails it
+    assert warehouse.fetch_all(big) == [(expected,)]
+    assert warehouse.fetch_all("select current_setting('memory_limit')") == [(cap,)]
