@@ -28,9 +28,11 @@ select sent.new_users, sent.changed_users, sent.attributes, sent.subscription_gr
 from (
     select count(case when is_new then 1 end) as new_users,
            count(case when not is_new then 1 end) as changed_users,
-           coalesce(sum(data_points), 0) as attributes,
+           {#- cast: PostgreSQL's sum of a bigint is a numeric #}
+           cast(coalesce(sum(data_points), 0) as {{ dbt.type_bigint() }}) as attributes,
            {#- group states sent, and subscribes withheld under unsubscribe_only: no attributes #}
-           coalesce(sum(subscription_changes + subscribes_withheld), 0) as subscription_groups
+           cast(coalesce(sum(subscription_changes + subscribes_withheld), 0) as {{ dbt.type_bigint() }})
+               as subscription_groups
     from ({{ dbt_braze.braze_read_objects_sql(model_name) }}) objects
 ) sent
 cross join (
