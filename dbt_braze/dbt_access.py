@@ -306,9 +306,9 @@ class DbtAccess:
             except self._dbt_error as exc:
                 if not (self._capped_duckdb_memory and "Out of Memory" in str(exc)):
                     raise
-                # our cap keeps the streamed read flat, but some operators cannot spill (a
-                # distinct count of 1M users' keys, in `status` or `plan`): the cap must not
-                # fail a read the warehouse can do, so this one runs without it
+                # our cap keeps the streamed read flat, but some operators cannot spill
+                # (`validate`'s scan of the latest state of 1M users): the cap must not fail
+                # a read the warehouse can do, so this one runs without it
                 logger.debug("a read ran out of the capped memory; it runs again uncapped")
                 table = self._uncapped(lambda: self._adapter.execute(sql, fetch=True)[1])
         except self._dbt_error as exc:
