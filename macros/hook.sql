@@ -375,7 +375,8 @@
   sync's DuckDB memory cap a distinct count of the pending relation's keys
   ran out of memory at 10M users. The removed users are still a distinct
   count of their rows: small, but for a mass removal of millions of users,
-  where it may need more than that cap before the removal guard can pause it.
+  where it may need more than that cap; it then runs without it
+  (DbtAccess.fetch_all), so the removal guard can still pause the model.
 -#}
 {% macro braze_pending_users_sql(model_name) %}
     select case when is_new then 'new' else 'changed' end as kind, count(*) as users
