@@ -76,8 +76,7 @@ class DbtAccess:
         self._target = target
         self._base_macros_only = base_macros_only
         self._adapter: Any = None
-        self._capped_duckdb_memory = False
-        self._duckdb_memory_limit = DUCKDB_MEMORY_LIMIT
+        self._duckdb_memory_cap: str | None = None  # the limit we set on DuckDB, if any
         self._macro_context: Callable[[], Any] = dict
         self._thread = threading.local()  # each thread's macro namespace (_package_namespace)
         self.keyset_page_rows = KEYSET_PAGE_ROWS
@@ -182,9 +181,9 @@ class DbtAccess:
         """Give DuckDB back its default memory (80% of RAM) for a read that groups a whole
         model (a full refresh) rather than fail for want of memory; other warehouses
         have no limit of ours."""
-        if self._capped_duckdb_memory:
+        if self._duckdb_memory_cap is not None:
             self._adapter.execute("reset memory_limit")
-            self._capped_duckdb_memory = False
+            self._duckdb_memory_cap = None
 
     def _limit_duckdb_memory(self, config: Any) -> None:
         """DuckDB takes up to 80% of RAM by default; the sync's sorted read of the
@@ -198,7 +197,7 @@ class DbtAccess:
             return
         limit = os.environ.get("DBT_BRAZE_DUCKDB_MEMORY_LIMIT", DUCKDB_MEMORY_LIMIT).replace("'", "")
         self._adapter.execute(f"set memory_limit = '{limit}'")
-        self._capped_duckdb_memory, self._duckdb_memory_limit = True, limit
+        self._duckdb_memory_cap = limit
 
     def close(self) -> None:
         if self._adapter is not None:
@@ -304,7 +303,7 @@ class DbtAccess:
             try:
                 _, table = self._adapter.execute(sql, fetch=True)
             except self._dbt_error as exc:
-                if not (self._capped_duckdb_memory and "Out of Memory" in str(exc)):
+                if not (self._duckdb_memory_cap is not None and "Out of Memory" in str(exc)):
                     raise
                 # our cap keeps the streamed read flat, but some operators cannot spill
                 # (`validate`'s scan of the latest state of 1M users): the cap must not fail
@@ -320,7 +319,7 @@ class DbtAccess:
         try:
             return read()
         finally:
-            self._adapter.execute(f"set memory_limit = '{self._duckdb_memory_limit}'")
+            self._adapter.execute(f"set memory_limit = '{self._duckdb_memory_cap}'")
 
     def background(self, name: str, work: Callable[[], None]) -> threading.Thread:
         """Run `work` on a thread of its own, with a dbt connection of its own
